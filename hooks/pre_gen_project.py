@@ -1,0 +1,85 @@
+"""Refuse answers that kairos-init or AuroraBoot would refuse, before any file exists.
+
+The answers reach this script as JSON data (never pasted into code), and the
+rules are the generated repo's own: the hook renders release.yaml from the
+answers and validates it with kairos_distro.config, so a refused answer and a
+refused release.yaml can never disagree.
+"""
+
+import json
+import re
+import sys
+from pathlib import Path
+
+ANSWERS = json.loads(r"""{{ cookiecutter | tojson }}""")
+
+# release.yaml field -> the prompt that feeds it
+FIELD_ANSWER = {
+    "name": "project",
+    "source": "publisher",
+    "description": "description",
+    "version": "version",
+    "base_image": "base_image",
+    "kairos_init": "kairos_init_version",
+    "auroraboot": "auroraboot_version",
+    "registry": "registry",
+    "namespace": "registry",
+    "repository": "registry",
+    "cells": "architectures",
+    "arch": "architectures",
+    "model": "model",
+    "provider": "provider",
+    "provider_version": "provider_versions",
+    "trusted_boot": "trusted_boot",
+    "fips": "fips",
+}
+PUBLISHER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
+
+
+def template_dir() -> Path:
+    repo = Path(ANSWERS["_repo_dir"])
+    return next(p for p in repo.iterdir() if "cookiecutter.project" in p.name)
+
+
+def refuse(answer: str, message: str) -> None:
+    print(f"ERROR: answer {answer!r}: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def check_answers() -> None:
+    if not PUBLISHER.match(ANSWERS["publisher"]):
+        refuse("publisher", f"{ANSWERS['publisher']!r} is not an organisation or user name")
+    custom = ANSWERS["custom_base_image"].strip()
+    if ANSWERS["base_image"] == "custom" and not custom:
+        refuse("custom_base_image", "is required when base_image is 'custom'")
+    if ANSWERS["base_image"] != "custom" and custom:
+        refuse("custom_base_image", "is set but base_image is not 'custom'")
+    if "\n" in ANSWERS["description"]:
+        refuse("description", "must be one line")
+
+
+def check_release() -> None:
+    """Render release.yaml exactly as it will be written and validate it."""
+    import yaml
+    from cookiecutter.environment import StrictEnvironment
+
+    source = template_dir()
+    sys.path.insert(0, str(source))
+    from kairos_distro import config
+
+    env = StrictEnvironment(context={"cookiecutter": ANSWERS}, keep_trailing_newline=True)
+    text = env.from_string((source / "release.yaml").read_text()).render(cookiecutter=ANSWERS)
+    try:
+        config.parse(yaml.safe_load(text))
+    except config.ConfigError as err:
+        found = re.match(r"^[^:]+: (?:cells\[\d+\]\.)?(\w+)(?:\[\d+\])?: (.*)$", str(err))
+        if not found:
+            refuse("architectures", str(err))
+        field, message = found.groups()
+        if field == "base_image" and ANSWERS["base_image"] == "custom":
+            refuse("custom_base_image", message)
+        refuse(FIELD_ANSWER.get(field, field), message)
+
+
+check_answers()
+check_release()

@@ -1,0 +1,203 @@
+"""Build stage: convert the base image into a Kairos image, one cell at a time.
+
+The Dockerfile bind-mounts kairos-init from its image (`RUN --mount`), which
+needs BuildKit; docker-py only speaks the classic builder, so the build runs
+the docker CLI with an argv list. Everything else talks to the engine API.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import naming
+from .config import Cell, Release
+from .naming import Identity
+from .runner import Runner, StepError
+
+KAIROS_RELEASE = "/etc/kairos-release"
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    cell: Cell
+    tag: str
+    build_args: dict[str, str]
+    labels: dict[str, str]
+    argv: list[str]
+    env: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Built:
+    cell: Cell
+    image_id: str
+    ref: str
+    identity: Identity
+
+
+def build_args(release: Release, cell: Cell, base_image: str) -> dict[str, str]:
+    """The build args of upstream's canonical Dockerfile, from one cell."""
+    return {
+        "BASE_IMAGE": base_image,
+        "KAIROS_INIT_IMAGE": release.kairos_init,
+        "MODEL": cell.model,
+        "TRUSTED_BOOT": "true" if cell.trusted_boot else "false",
+        "KUBERNETES_DISTRO": cell.provider or "",
+        "KUBERNETES_VERSION": cell.provider_version or "",
+        "VERSION": release.version,
+        "FIPS": "fips" if cell.fips else "no-fips",
+    }
+
+
+def labels(release: Release, cell: Cell, base_digest: str, revision: str) -> dict[str, str]:
+    oci = "org.opencontainers.image"
+    return {
+        f"{oci}.source": release.source,
+        f"{oci}.description": release.description,
+        f"{oci}.revision": revision,
+        f"{oci}.version": release.version,
+        f"{oci}.base.name": release.base_image.split("@", 1)[0],
+        f"{oci}.base.digest": base_digest,
+        "io.kairos.init.image": release.kairos_init,
+        "io.kairos.cell": cell.id,
+    }
+
+
+def plan(
+    release: Release,
+    cell: Cell,
+    *,
+    builder: list[str],
+    base_image: str,
+    base_digest: str,
+    revision: str = "",
+    network: str = "",
+    context: Path = Path("."),
+    iidfile: Path = Path("/dev/null"),
+) -> BuildPlan:
+    """The exact build command for a cell; no effects."""
+    tag = naming.local_tag(release, cell)
+    args = build_args(release, cell, base_image)
+    labs = labels(release, cell, base_digest, revision)
+    argv = [*builder, "--progress", "plain", "--platform", f"linux/{cell.arch}"]
+    argv += ["--file", str(context / "Dockerfile"), "--tag", tag, "--iidfile", str(iidfile)]
+    if network:
+        argv += ["--network", network]
+    for key, value in args.items():
+        argv += ["--build-arg", f"{key}={value}"]
+    for key, value in labs.items():
+        argv += ["--label", f"{key}={value}"]
+    argv.append(str(context))
+    env = {"DOCKER_BUILDKIT": "1"} if "buildx" not in builder else {}
+    return BuildPlan(cell, tag, args, labs, argv, env)
+
+
+def builder(docker_cli: str) -> list[str]:
+    """`docker buildx build --load` when buildx exists, else BuildKit via the env."""
+    probe = subprocess.run([docker_cli, "buildx", "version"], capture_output=True, check=False)
+    if probe.returncode == 0:
+        return [docker_cli, "buildx", "build", "--load"]
+    return [docker_cli, "build"]
+
+
+def resolve_base(runner: Runner, ref: str) -> tuple[str, str]:
+    """(reference to build from, digest for the label), pinned when possible."""
+    if "@sha256:" in ref:
+        return ref, ref.split("@", 1)[1]
+    if runner.dry:
+        return ref, "<resolved at build time>"
+    import docker
+
+    client = runner.docker()
+    repo = ref.rsplit(":", 1)[0] if ":" in ref.split("/")[-1] else ref
+    try:
+        image = client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        try:
+            digest = client.images.get_registry_data(ref).id
+        except docker.errors.APIError as err:
+            raise StepError("base", "resolve", f"cannot resolve {ref}: {err.explanation}") from None
+        return f"{ref}@{digest}", digest
+    for entry in image.attrs.get("RepoDigests") or []:
+        name, _, digest = entry.partition("@")
+        if name.split("/")[-1] == repo.split("/")[-1]:
+            return f"{ref}@{digest}", digest
+    # A local-only image (e.g. imported) has no registry digest: label its ID.
+    return ref, image.id
+
+
+def git_revision(root: Path = Path(".")) -> str:
+    probe = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return probe.stdout.strip() if probe.returncode == 0 else ""
+
+
+def read_identity(runner: Runner, image: str) -> Identity:
+    """Read /etc/kairos-release out of an image without running it."""
+    client = runner.docker()
+    container = client.containers.create(image, command=["/bin/true"], entrypoint=[])
+    try:
+        stream, _ = container.get_archive(KAIROS_RELEASE)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.extractfile(tar.getmembers()[0])
+            text = member.read().decode() if member else ""
+    except Exception as err:  # docker.errors.NotFound and tar errors alike
+        raise StepError(image, "identity", f"cannot read {KAIROS_RELEASE}: {err}") from None
+    finally:
+        container.remove(force=True)
+    return Identity.from_kairos_release(naming.parse_release_file(text))
+
+
+def identify(runner: Runner, release: Release, cell: Cell, image: str) -> Built:
+    """Name a built image from what it says it is, checking it is the cell asked for."""
+    ident = read_identity(runner, image)
+    wrong = ident.mismatches(cell)
+    if wrong:
+        raise StepError(cell.id, "identity", f"image disagrees with cell: {wrong[0]}")
+    ref = naming.image_ref(release, ident)
+    image_id = runner.docker().images.get(image).id
+    return Built(cell, image_id, ref, ident)
+
+
+def run(
+    runner: Runner,
+    release: Release,
+    cell: Cell,
+    *,
+    network: str = "",
+    context: Path = Path("."),
+) -> Built | None:
+    """Build one cell and tag it with its published name; None when dry."""
+    base, digest = resolve_base(runner, release.base_image)
+    with tempfile.TemporaryDirectory() as tmp:
+        iidfile = Path(tmp) / "iid"
+        build_plan = plan(
+            release,
+            cell,
+            builder=[runner.docker_cli, "build"] if runner.dry else builder(runner.docker_cli),
+            base_image=base,
+            base_digest=digest,
+            revision=git_revision(context),
+            network=network,
+            context=context,
+            iidfile=iidfile,
+        )
+        runner.run(cell.id, "build", build_plan.argv, build_plan.env)
+    if runner.dry:
+        ident = Identity.expected(release, cell)
+        runner.would(cell.id, f"tag {build_plan.tag} as {naming.image_ref(release, ident)}")
+        return None
+    built = identify(runner, release, cell, build_plan.tag)
+    repo, _, tag = built.ref.rpartition(":")
+    runner.docker().images.get(built.image_id).tag(repo, tag)
+    runner.say(cell.id, f"built {built.ref}")
+    return built

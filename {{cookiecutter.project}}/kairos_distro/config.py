@@ -1,0 +1,273 @@
+"""Load and validate release.yaml, the one file that says what to build.
+
+Every rule kairos-init or AuroraBoot would enforce late (after minutes of
+building) is checked here first, so a bad cell fails in milliseconds with the
+file and field path in the message. The template's pre-generation hook calls
+the same rules, so a refused answer and a refused config read alike.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import naming
+
+ARCHES = ("amd64", "arm64", "riscv64")
+MODELS = (
+    "generic",
+    "rpi3",
+    "rpi4",
+    "nvidia-jetson-agx-orin",
+    "nvidia-jetson-orin-nx",
+    "nvidia-jetson-thor",
+    "nvidia-dgx-spark",
+)
+# Jetson Orin board support packages exist for Ubuntu 22.04 only.
+JETSON_ORIN = ("nvidia-jetson-agx-orin", "nvidia-jetson-orin-nx")
+JETSON_BASE = "ubuntu:22.04"
+# kairos-init downloads the provider by its full upstream tag; a bare
+# "v1.34.3" fails to download, so the suffix is required.
+PROVIDER_VERSION = {
+    "k3s": re.compile(r"^v\d+\.\d+\.\d+\+k3s\d+$"),
+    "k0s": re.compile(r"^v\d+\.\d+\.\d+\+k0s\.\d+$"),
+}
+PROVIDER_EXAMPLE = {"k3s": "v1.35.1+k3s1", "k0s": "v1.35.1+k0s.0"}
+SEMVER = re.compile(
+    r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$"
+)
+# The distribution reference grammar (docker/distribution reference.go).
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_HOST = rf"{_LABEL}(?:\.{_LABEL})*(?::[0-9]+)?"
+_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+HOST = re.compile(rf"^{_HOST}$")
+NAMESPACE = re.compile(rf"^{_PATH}(?:/{_PATH})*$")
+IMAGE_REF = re.compile(
+    rf"^(?:{_HOST}/)?{_PATH}(?:/{_PATH})*"
+    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,98}[a-z0-9])?$")
+
+CELL_FIELDS = ("arch", "model", "provider", "provider_version", "trusted_boot", "fips")
+TOP_FIELDS = (
+    "name",
+    "source",
+    "description",
+    "version",
+    "base_image",
+    "kairos_init",
+    "auroraboot",
+    "registry",
+    "namespace",
+    "repository",
+    "cells",
+)
+
+
+class ConfigError(ValueError):
+    """A release.yaml problem; str() is one line naming the file and field."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One image to build: a point of the release matrix."""
+
+    arch: str
+    model: str = "generic"
+    provider: str | None = None
+    provider_version: str | None = None
+    trusted_boot: bool = False
+    fips: bool = False
+
+    @property
+    def id(self) -> str:
+        return naming.cell_id(self)
+
+    @property
+    def variant(self) -> str:
+        """kairos-init makes any image with a provider `standard`."""
+        return "standard" if self.provider else "core"
+
+
+@dataclass(frozen=True)
+class Release:
+    """The validated content of release.yaml."""
+
+    name: str
+    source: str
+    description: str
+    version: str
+    base_image: str
+    kairos_init: str
+    auroraboot: str
+    registry: str
+    namespace: str
+    repository: str
+    cells: tuple[Cell, ...]
+    path: Path = Path("release.yaml")
+
+    def select(self, ids: list[str] | tuple[str, ...] = ()) -> list[Cell]:
+        """The cells named by `ids` (all cells when empty), in file order."""
+        if not ids:
+            return list(self.cells)
+        known = {c.id: c for c in self.cells}
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise ConfigError(f"{self.path}: no cell {unknown[0]!r}; cells are: {', '.join(known)}")
+        return [c for c in self.cells if c.id in ids]
+
+
+def cell_problems(cell: Cell, base_image: str) -> list[tuple[str, str]]:
+    """(field, message) for each rule `cell` breaks; empty when it is buildable."""
+    problems: list[tuple[str, str]] = []
+    if cell.arch not in ARCHES:
+        problems.append(("arch", f"{cell.arch!r} is not one of {', '.join(ARCHES)}"))
+    if cell.model not in MODELS:
+        problems.append(("model", f"{cell.model!r} is not one of {', '.join(MODELS)}"))
+    elif cell.model != "generic" and cell.arch != "arm64":
+        problems.append(("model", f"{cell.model} needs arch arm64 (got {cell.arch})"))
+    if cell.model in JETSON_ORIN and base_name(base_image) != JETSON_BASE:
+        problems.append(
+            ("model", f"{cell.model} needs base image {JETSON_BASE} (got {base_image})")
+        )
+    if cell.fips and cell.arch == "riscv64":
+        problems.append(("fips", "FIPS is not available on riscv64"))
+    problems += _provider_problems(cell)
+    return problems
+
+
+def _provider_problems(cell: Cell) -> list[tuple[str, str]]:
+    if cell.provider is None:
+        if cell.provider_version:
+            return [("provider_version", "is set but provider is none")]
+        return []
+    if cell.provider not in PROVIDER_VERSION:
+        names = ", ".join(["none", *PROVIDER_VERSION])
+        return [("provider", f"{cell.provider!r} is not one of {names}")]
+    pattern = PROVIDER_VERSION[cell.provider]
+    if not cell.provider_version or not pattern.match(cell.provider_version):
+        example = PROVIDER_EXAMPLE[cell.provider]
+        return [
+            (
+                "provider_version",
+                f"{cell.provider_version!r} is not a full {cell.provider} tag such as {example}",
+            )
+        ]
+    return []
+
+
+def base_name(ref: str) -> str:
+    """`ubuntu:22.04@sha256:...` -> `ubuntu:22.04`, docker.io spelling folded."""
+    name = ref.split("@", 1)[0]
+    for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/"):
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
+def load(path: str | Path = "release.yaml") -> Release:
+    """Read and validate `path`; raise ConfigError naming the field on any problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}{where}: {problem}") from None
+    return parse(data, path)
+
+
+def parse(data: Any, path: Path = Path("release.yaml")) -> Release:
+    """Validate an already-loaded mapping (the hook uses this on its answers)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    _no_unknown(data, TOP_FIELDS, "", path)
+    optional = ("description", "repository")
+    top = {k: _text(data, k, path) for k in TOP_FIELDS if k not in ("cells", *optional)}
+    top.update({k: _text(data, k, path, required=False) for k in optional})
+    _check_top(top, path)
+    cells = _cells(data.get("cells"), top["base_image"], path)
+    return Release(cells=cells, path=path, **top)
+
+
+def _check_top(top: dict[str, str], path: Path) -> None:
+    checks = {
+        "name": (SLUG, "a lowercase slug such as my-distro"),
+        "version": (SEMVER, "semver with a leading v, such as v1.2.3"),
+        "base_image": (IMAGE_REF, "an image reference such as ubuntu:24.04"),
+        "kairos_init": (IMAGE_REF, "an image reference"),
+        "auroraboot": (IMAGE_REF, "an image reference"),
+        "registry": (HOST, "a registry host such as ghcr.io or 127.0.0.1:5000"),
+        "namespace": (NAMESPACE, "a lowercase path such as my-org"),
+    }
+    for key, (pattern, want) in checks.items():
+        if not pattern.match(top[key]):
+            raise ConfigError(f"{path}: {key}: {top[key]!r} is not {want}")
+    repo = top["repository"]
+    if repo and not NAMESPACE.match(repo):
+        raise ConfigError(f"{path}: repository: {repo!r} is not a lowercase path")
+
+
+def _cells(raw: Any, base_image: str, path: Path) -> tuple[Cell, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{path}: cells: expected a non-empty list of cells")
+    cells: list[Cell] = []
+    for i, item in enumerate(raw):
+        where = f"cells[{i}]"
+        cell = _cell(item, where, path)
+        for field, message in cell_problems(cell, base_image):
+            raise ConfigError(f"{path}: {where}.{field}: {message}")
+        if cell.id in {c.id for c in cells}:
+            raise ConfigError(f"{path}: {where}: duplicate of cell {cell.id}")
+        cells.append(cell)
+    return tuple(cells)
+
+
+def _cell(item: Any, where: str, path: Path) -> Cell:
+    if not isinstance(item, dict):
+        raise ConfigError(f"{path}: {where}: expected a mapping")
+    _no_unknown(item, CELL_FIELDS, f"{where}.", path)
+    provider = _text(item, "provider", path, where, required=False) or "none"
+    return Cell(
+        arch=_text(item, "arch", path, where),
+        model=_text(item, "model", path, where, required=False) or "generic",
+        provider=None if provider == "none" else provider,
+        provider_version=_text(item, "provider_version", path, where, required=False) or None,
+        trusted_boot=_flag(item, "trusted_boot", path, where),
+        fips=_flag(item, "fips", path, where),
+    )
+
+
+def _no_unknown(data: dict, known: tuple[str, ...], prefix: str, path: Path) -> None:
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{path}: {prefix}{key}: unknown field")
+
+
+def _text(data: dict, key: str, path: Path, where: str = "", *, required: bool = True) -> str:
+    value = data.get(key)
+    name = f"{where}.{key}" if where else key
+    if value is None or value == "":
+        if required:
+            raise ConfigError(f"{path}: {name}: is required")
+        return ""
+    if not isinstance(value, str):
+        raise ConfigError(f"{path}: {name}: expected text, got {value!r}")
+    return value
+
+
+def _flag(data: dict, key: str, path: Path, where: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}: {where}.{key}: expected true or false, got {value!r}")
+    return value

@@ -1,0 +1,131 @@
+"""Publish stage: push a built image by digest, then point its tags at it.
+
+Blobs go first, then the manifest under its digest; tags are written only
+after that succeeded, so a dead registry or a refused blob never leaves a tag
+pointing at a partial image. Credentials come from the environment or the
+docker config and are never printed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import naming
+from .build import Built
+from .config import Cell, Release
+from .registry import OCI_MANIFEST, Registry, RegistryError, manifest_bytes
+from .runner import Runner, StepError
+
+CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
+LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+@dataclass(frozen=True)
+class Published:
+    cell: Cell
+    repository: str
+    digest: str
+    tags: tuple[str, ...]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repository}@{self.digest}"
+
+
+def split_repository(repository: str) -> tuple[str, str]:
+    """`host/ns/name` -> (`host`, `ns/name`)."""
+    host, _, path = repository.partition("/")
+    return host, path
+
+
+def oci_manifest(
+    config: dict[str, Any], layers: list[dict[str, Any]], labels: dict[str, str]
+) -> dict[str, Any]:
+    manifest: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config,
+        "layers": layers,
+    }
+    keep = (
+        "org.opencontainers.image.source",
+        "org.opencontainers.image.revision",
+        "org.opencontainers.image.version",
+    )
+    annotations = {k: v for k, v in labels.items() if k in keep and v}
+    if annotations:
+        manifest["annotations"] = annotations
+    return manifest
+
+
+def _gzip(src: Any, dest: Path) -> None:
+    # mtime=0 and a fixed level keep the compressed digest stable across runs.
+    with (
+        dest.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
+    ):
+        shutil.copyfileobj(src, gz, 1 << 20)
+
+
+def push_image(runner: Runner, registry: Registry, repo: str, built: Built) -> str:
+    """Upload the image's blobs and manifest by digest; return the digest."""
+    image = runner.docker().images.get(built.image_id)
+    with tempfile.TemporaryDirectory(prefix="kairos-push-") as tmp:
+        saved = Path(tmp) / "image.tar"
+        with saved.open("wb") as f:
+            for chunk in image.save(named=False):
+                f.write(chunk)
+        with tarfile.open(saved) as tar:
+            entry = json.load(tar.extractfile("manifest.json"))[0]  # type: ignore[arg-type]
+            config = tar.extractfile(entry["Config"]).read()  # type: ignore[union-attr]
+            layers = []
+            for i, name in enumerate(entry["Layers"]):
+                runner.say(built.cell.id, f"pushing layer {i + 1}/{len(entry['Layers'])}")
+                packed = Path(tmp) / f"layer{i}.tar.gz"
+                _gzip(tar.extractfile(name), packed)
+                layers.append(registry.push_file(repo, packed, LAYER_TYPE).as_json())
+                packed.unlink()
+    config_desc = registry.push_bytes(repo, config, CONFIG_TYPE).as_json()
+    labels = json.loads(config).get("config", {}).get("Labels") or {}
+    body = manifest_bytes(oci_manifest(config_desc, layers, labels))
+    digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
+    registry.put_manifest(repo, digest, body, OCI_MANIFEST)
+    return digest
+
+
+def move_tags(registry: Registry, repo: str, digest: str, tags: list[str]) -> None:
+    """Point each tag at an already-pushed manifest, re-using its exact bytes."""
+    found = registry.get_manifest(repo, digest)
+    if found is None:
+        raise RegistryError(f"registry {registry.host} has no manifest {digest} to tag")
+    body, media_type, _ = found
+    for tag in tags:
+        registry.put_manifest(repo, tag, body, media_type)
+
+
+def publish(runner: Runner, release: Release, cell: Cell, built: Built | None) -> Published | None:
+    ident = built.identity if built else naming.Identity.expected(release, cell)
+    repository = naming.repository(release, ident)
+    tags = [naming.image_tag(ident)]
+    if built is None:
+        runner.would(cell.id, f"push {naming.local_tag(release, cell)} to {repository} by digest")
+        runner.would(cell.id, f"then tag it {', '.join(tags)}")
+        return None
+    host, repo = split_repository(repository)
+    registry = Registry(host)
+    try:
+        digest = push_image(runner, registry, repo, built)
+        runner.say(cell.id, f"pushed {repository}@{digest}")
+        move_tags(registry, repo, digest, tags)
+    except RegistryError as err:
+        raise StepError(cell.id, "publish", str(err)) from None
+    runner.say(cell.id, f"tagged {repository}:{tags[0]}")
+    return Published(cell, repository, digest, tuple(tags))

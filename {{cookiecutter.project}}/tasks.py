@@ -1,0 +1,135 @@
+"""Build and publish this Kairos distro: `invoke --list` shows every task.
+
+Each task reads release.yaml, then hands one pipeline stage to the
+kairos_distro package. `invoke --dry TASK` prints what would run and touches
+nothing. Settings that belong to a machine rather than to the release go in
+invoke's own config (invoke.yaml or INVOKE_KAIROS_* variables):
+  kairos.network     build/run network for containers (e.g. host); default: engine's
+  kairos.docker_cli  docker client used for BuildKit builds; default: docker
+  kairos.artifacts   where ISOs and checksums land; default: artifacts
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke import Collection, Context, Exit, task
+
+from kairos_distro import artifacts, build, config, naming, publish, release
+from kairos_distro.runner import Runner, StepError, summary
+
+CELL_HELP = {"cell": "Cell id to act on (repeatable); default: every cell of release.yaml."}
+FILE_HELP = "Release file to read (default: release.yaml)."
+
+
+def _setup(c: Context, release_file: str) -> tuple[Runner, config.Release]:
+    settings = c.config.kairos
+    try:
+        rel = config.load(release_file or settings.release_file)
+    except config.ConfigError as err:
+        raise Exit(str(err), code=2) from None
+    runner = Runner(dry=bool(c.config.run.dry), docker_cli=settings.docker_cli)
+    return runner, rel
+
+
+def _cells(rel: config.Release, cell: list[str]) -> list[config.Cell]:
+    try:
+        return rel.select(cell)
+    except config.ConfigError as err:
+        raise Exit(str(err), code=2) from None
+
+
+def _finish(stage: str, outcomes: list[release.Outcome]) -> None:
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        first = failed[0].detail
+        raise Exit(
+            f"{stage}: {len(failed)} of {len(outcomes)} cells failed; first: {first}", code=1
+        )
+
+
+def _local(runner: Runner, rel: config.Release, cell: config.Cell) -> build.Built | None:
+    """The cell's last local build, named from its own /etc/kairos-release."""
+    if runner.dry:
+        return None
+    import docker
+
+    tag = naming.local_tag(rel, cell)
+    try:
+        runner.docker().images.get(tag)
+    except docker.errors.ImageNotFound:
+        raise StepError(
+            cell.id, "find build", f"no local image {tag}; run `invoke build --cell {cell.id}`"
+        ) from None
+    return build.identify(runner, rel, cell, tag)
+
+
+@task(help={"format": "table (default), json, github or gitlab.", "release-file": FILE_HELP})
+def matrix(c, format="table", release_file=""):
+    """List the release matrix's cells and image names; CI reads --format github/gitlab."""
+    _, rel = _setup(c, release_file)
+    if format == "table":
+        summary("cells", [release.cell_row(rel, cell) for cell in rel.cells])
+        return
+    printers = {
+        "json": release.matrix_json,
+        "github": release.github_matrix,
+        "gitlab": release.gitlab_pipeline,
+    }
+    if format not in printers:
+        raise Exit(
+            f"matrix: --format must be table, json, github or gitlab (got {format!r})", code=2
+        )
+    print(printers[format](rel))
+
+
+@task(name="build", iterable=["cell"], help={**CELL_HELP, "release-file": FILE_HELP})
+def build_(c, cell=None, release_file=""):
+    """Convert the base image with kairos-init into one Kairos image per cell."""
+    runner, rel = _setup(c, release_file)
+
+    def act(one: config.Cell) -> str:
+        built = build.run(runner, rel, one, network=c.config.kairos.network)
+        return built.ref if built else "dry run"
+
+    _finish("build", release.for_each_cell(runner, _cells(rel, cell), "build", act))
+
+
+@task(iterable=["cell"], help={**CELL_HELP, "release-file": FILE_HELP})
+def iso(c, cell=None, release_file=""):
+    """Make a bootable ISO and its .sha256 per built cell with AuroraBoot."""
+    runner, rel = _setup(c, release_file)
+    out = Path(c.config.kairos.artifacts)
+
+    def act(one: config.Cell) -> str:
+        made = artifacts.build_iso(
+            runner, rel, _local(runner, rel, one), one, out, c.config.kairos.network
+        )
+        return str(made.files[0]) if made else "dry run"
+
+    _finish("iso", release.for_each_cell(runner, _cells(rel, cell), "iso", act))
+
+
+@task(name="publish", iterable=["cell"], help={**CELL_HELP, "release-file": FILE_HELP})
+def publish_(c, cell=None, release_file=""):
+    """Push each built cell to the registry by digest, then move its tag."""
+    runner, rel = _setup(c, release_file)
+
+    def act(one: config.Cell) -> str:
+        done = publish.publish(runner, rel, one, _local(runner, rel, one))
+        return done.ref if done else "dry run"
+
+    _finish("publish", release.for_each_cell(runner, _cells(rel, cell), "publish", act))
+
+
+ns = Collection(matrix, build_, iso, publish_)
+ns.configure(
+    {
+        "kairos": {
+            "release_file": "release.yaml",
+            "artifacts": "artifacts",
+            "network": "",
+            "docker_cli": "docker",
+        }
+    }
+)
