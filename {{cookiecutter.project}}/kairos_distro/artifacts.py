@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
+
 from . import naming
 from .build import Built
 from .config import Cell, Release
@@ -94,13 +96,17 @@ def _run_auroraboot(runner: Runner, iso_plan: IsoPlan, staging: Path, network: s
         sock: {"bind": "/var/run/docker.sock", "mode": "rw"},
         str(staging.resolve()): {"bind": "/output", "mode": "rw"},
     }
-    container = client.containers.run(
-        iso_plan.image,
-        iso_plan.command,
-        volumes=volumes,
-        detach=True,
-        network_mode=network or None,
-    )
+    try:
+        container = client.containers.run(
+            iso_plan.image,
+            iso_plan.command,
+            volumes=volumes,
+            detach=True,
+            network_mode=network or None,
+        )
+    except docker.errors.APIError as err:
+        reason = " ".join(str(err.explanation).split())
+        raise StepError(iso_plan.cell.id, "iso", f"AuroraBoot did not start: {reason}") from None
     try:
         for chunk in container.logs(stream=True, follow=True):
             for line in chunk.decode(errors="replace").splitlines():

@@ -202,13 +202,14 @@ def parse(data: Any, path: Path = Path("release.yaml")) -> Release:
 
 def _check_top(top: dict[str, str], path: Path) -> None:
     checks = {
-        "name": (SLUG, "a lowercase slug such as my-distro"),
         "version": (SEMVER, "semver with a leading v, such as v1.2.3"),
         "base_image": (IMAGE_REF, "an image reference such as ubuntu:24.04"),
         "kairos_init": (IMAGE_REF, "an image reference"),
         "auroraboot": (IMAGE_REF, "an image reference"),
         "registry": (HOST, "a registry host such as ghcr.io or 127.0.0.1:5000"),
         "namespace": (NAMESPACE, "a lowercase path such as my-org"),
+        # Last: the default project name derives from the base image.
+        "name": (SLUG, "a lowercase slug such as my-distro"),
     }
     for key, (pattern, want) in checks.items():
         if not pattern.match(top[key]):

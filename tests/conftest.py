@@ -1,0 +1,61 @@
+"""Shared fixtures: baking, the Docker engine, stand-ins, a local registry."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.support.bake import bake  # noqa: E402
+from tests.support.registry import LocalRegistry  # noqa: E402
+
+
+def run(repo: Path, *argv: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    """Run a command in a baked repo; output captured as text."""
+    proc = subprocess.run(
+        list(argv),
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(argv)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
+    return proc
+
+
+@pytest.fixture
+def baked(tmp_path: Path):
+    """A factory: baked(**answers) -> path of a freshly generated repo."""
+    return lambda **answers: bake(tmp_path / "out", **answers)
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    import docker
+
+    client = docker.from_env(timeout=600)
+    client.ping()  # a missing engine is a failure, not a skip: CI starts one
+    return client
+
+
+@pytest.fixture(scope="session")
+def standins(docker_client) -> dict[str, str]:
+    from tests.support.standins import all_standins
+
+    return all_standins(docker_client)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Iterator[LocalRegistry]:
+    with LocalRegistry(tmp_path / "registry") as reg:
+        yield reg

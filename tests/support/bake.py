@@ -1,0 +1,40 @@
+"""Bake the template and point a baked repo at local stand-ins."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cookiecutter.main import cookiecutter
+
+TEMPLATE = Path(__file__).resolve().parents[2]
+
+
+def bake(output: Path, **answers: Any) -> Path:
+    """Bake with --no-input semantics and return the generated repo."""
+    return Path(
+        cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output))
+    )
+
+
+def retarget(repo: Path, **fields: str) -> None:
+    """Set top-level scalars of release.yaml in place, keeping its comments."""
+    path = repo / "release.yaml"
+    text = path.read_text()
+    for key, value in fields.items():
+        text, count = re.subn(
+            rf"^{key}: .*$", f"{key}: {json.dumps(value)}", text, count=1, flags=re.M
+        )
+        if count != 1:
+            raise KeyError(f"release.yaml has no top-level {key}")
+    path.write_text(text)
+
+
+def set_cells(repo: Path, cells: list[dict[str, Any]]) -> None:
+    """Replace the cells list (the last block of release.yaml)."""
+    path = repo / "release.yaml"
+    head = path.read_text().split("\ncells:", 1)[0]
+    path.write_text(head + "\n" + yaml.safe_dump({"cells": cells}, sort_keys=False))

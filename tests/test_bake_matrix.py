@@ -1,0 +1,82 @@
+"""Every cell of kairos-init's distro matrix bakes into a repo that plans its build."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run
+from tests.matrix import BASES, CELLS, HADRON, SAMPLE, MatrixCell
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+LEFTOVER = re.compile(r"\{\{\s*cookiecutter|\{%|cookiecutter\.project")
+
+
+def build_argv(output: str) -> list[str]:
+    """The docker build argv from `invoke --dry build` output."""
+    for line in output.splitlines():
+        if "would run: " in line and " build " in line:
+            return shlex.split(line.split("would run: ", 1)[1])
+    raise AssertionError(f"no planned build in:\n{output}")
+
+
+def build_args(argv: list[str]) -> dict[str, str]:
+    pairs = [argv[i + 1] for i, a in enumerate(argv) if a == "--build-arg"]
+    return dict(p.split("=", 1) for p in pairs)
+
+
+def test_base_image_choices_are_the_matrix_bases() -> None:
+    choices = json.loads((TEMPLATE / "cookiecutter.json").read_text())["base_image"]
+    matrix_bases = {c.base for c in CELLS} | set(BASES) | set(HADRON)
+    assert set(choices) - {"custom"} == matrix_bases
+    assert choices[-1] == "custom"
+
+
+@pytest.mark.parametrize("cell", CELLS, ids=lambda c: c.id)
+def test_cell_bakes_and_plans(cell: MatrixCell, baked) -> None:
+    repo = baked(**cell.answers())
+    for path in repo.rglob("*"):
+        if path.is_file():
+            assert not LEFTOVER.search(path.read_text(errors="replace")), path
+
+    listed = run(repo, "invoke", "--list").stdout
+    for task in ("build", "iso", "matrix", "publish"):
+        assert re.search(rf"^\s+{task}\s+\S", listed, re.M), listed
+
+    (planned,) = json.loads(run(repo, "invoke", "matrix", "--format", "json").stdout)
+    assert planned["arch"] == cell.arch
+    assert planned["model"] == cell.model
+    assert planned["provider"] == cell.provider
+    assert planned["provider_version"] == cell.provider_version
+    assert planned["trusted_boot"] is cell.trusted_boot
+    assert planned["fips"] is cell.fips
+
+    argv = build_argv(run(repo, "invoke", "--dry", "build").stdout)
+    assert argv[argv.index("--platform") + 1] == f"linux/{cell.arch}"
+    assert build_args(argv) == {
+        "BASE_IMAGE": cell.base,
+        "KAIROS_INIT_IMAGE": "quay.io/kairos/kairos-init:v0.17.3",
+        "MODEL": cell.model,
+        "TRUSTED_BOOT": "true" if cell.trusted_boot else "false",
+        "KUBERNETES_DISTRO": "" if cell.provider == "none" else cell.provider,
+        "KUBERNETES_VERSION": cell.provider_version,
+        "VERSION": "v0.1.0",
+        "FIPS": "fips" if cell.fips else "no-fips",
+    }
+
+    workflow = repo / ".github" / "workflows" / "build.yml"
+    assert workflow.exists()
+    run(repo, "actionlint", str(workflow))
+
+
+@pytest.mark.parametrize("cell", SAMPLE, ids=lambda c: c.id)
+def test_sample_repo_passes_its_own_tests_and_lint(cell: MatrixCell, baked) -> None:
+    repo = baked(**cell.answers())
+    tests = run(repo, "python", "-m", "pytest", "-q", "-p", "no:cacheprovider")
+    assert re.search(r"\d+ passed", tests.stdout), tests.stdout
+    run(repo, "ruff", "check", "--no-cache", ".")
+    run(repo, "ruff", "format", "--check", "--no-cache", ".")

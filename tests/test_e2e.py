@@ -1,0 +1,140 @@
+"""End to end, offline, on the real engine: bake debian:12, build, ISO, publish.
+
+Stand-ins replace the upstream kairos-init and AuroraBoot images (which cannot
+be pulled here); everything else is real: BuildKit, the registry on
+127.0.0.1, the pull back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run
+from tests.support.bake import bake, retarget
+from tests.support.registry import LocalRegistry
+from tests.support.standins import docker_cli
+
+TAG = "12-core-amd64-generic-v0.1.0"
+ISO = "kairos-debian-12-core-amd64-generic-v0.1.0.iso"
+CELL = "amd64-generic"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory) -> LocalRegistry:
+    with LocalRegistry(tmp_path_factory.mktemp("registry")) as reg:
+        yield reg
+
+
+@pytest.fixture(scope="module")
+def env() -> dict[str, str]:
+    return {"INVOKE_KAIROS_NETWORK": "host", "INVOKE_KAIROS_DOCKER_CLI": docker_cli()}
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, standins, registry, env) -> Path:
+    """A debian:12 repo pointed at the stand-ins and the local registry, built once."""
+    path = bake(tmp_path_factory.mktemp("bake"), base_image="debian:12",
+                registry=f"{registry.host}/kdt")
+    retarget(path, **standins)
+    out = run(path, "invoke", "build", **env).stdout
+    assert f"built {registry.host}/kdt/debian:{TAG}" in out
+    return path
+
+
+def layer_paths(docker_client, ref: str) -> set[str]:
+    """Every path in every layer of an image."""
+    blob = b"".join(docker_client.images.get(ref).save(named=False))
+    names: set[str] = set()
+    with tarfile.open(fileobj=io.BytesIO(blob)) as outer:
+        manifest = json.load(outer.extractfile("manifest.json"))[0]
+        for layer in manifest["Layers"]:
+            with tarfile.open(fileobj=outer.extractfile(layer)) as inner:
+                names.update(m.name.lstrip("./") for m in inner.getmembers())
+    return names
+
+
+def test_build_names_the_image_from_its_kairos_release(repo, docker_client, registry) -> None:
+    image = docker_client.images.get(f"{registry.host}/kdt/debian:{TAG}")
+    labels = image.labels
+    assert labels["org.opencontainers.image.version"] == "v0.1.0"
+    assert labels["org.opencontainers.image.base.name"] == "kdt-standin/debian:12"
+    assert labels["org.opencontainers.image.base.digest"].startswith("sha256:")
+    assert labels["io.kairos.init.image"].startswith("kdt-standin/kairos-init:")
+    assert labels["org.opencontainers.image.source"].endswith("/my-org-kairos-debian")
+
+
+def test_no_kairos_init_in_any_layer(repo, docker_client, registry) -> None:
+    paths = layer_paths(docker_client, f"{registry.host}/kdt/debian:{TAG}")
+    assert "boot/vmlinuz" in paths and "etc/kairos-release" in paths
+    assert not [p for p in paths if p.endswith("kairos-init")]
+
+
+def test_iso_matches_its_checksum(repo, env) -> None:
+    run(repo, "invoke", "iso", **env)
+    cell_dir = repo / "artifacts" / CELL
+    assert sorted(p.name for p in cell_dir.iterdir()) == [ISO, f"{ISO}.sha256"]
+    digest, name = (cell_dir / f"{ISO}.sha256").read_text().split()
+    assert name == ISO
+    assert hashlib.sha256((cell_dir / ISO).read_bytes()).hexdigest() == digest
+    assert (cell_dir / ISO).read_bytes()[0x8001:0x8006] == b"CD001"  # ISO 9660
+    assert not [p for p in (repo / "artifacts").iterdir() if p.name.startswith(".")]
+
+
+def test_failed_iso_keeps_the_previous_artifacts(repo, env, standins) -> None:
+    before = (repo / "artifacts" / CELL / f"{ISO}.sha256").read_text()
+    retarget(repo, auroraboot=standins["base_image"])  # no AuroraBoot in it: fails
+    try:
+        proc = run(repo, "invoke", "iso", check=False, **env)
+    finally:
+        retarget(repo, auroraboot=standins["auroraboot"])
+    assert proc.returncode == 1
+    assert "amd64-generic: iso: AuroraBoot did not start" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert (repo / "artifacts" / CELL / f"{ISO}.sha256").read_text() == before
+    assert not [p for p in (repo / "artifacts").iterdir() if p.name.startswith(".")]
+
+
+def test_publish_then_pull_back(repo, env, registry, docker_client) -> None:
+    out = run(repo, "invoke", "publish", **env).stdout
+    assert f"pushed {registry.host}/kdt/debian@sha256:" in out
+    assert registry.tags("kdt/debian") == [TAG]
+    ref = f"{registry.host}/kdt/debian:{TAG}"
+    docker_client.images.remove(ref)
+    pulled = docker_client.images.pull(ref)
+    release = docker_client.containers.run(
+        pulled.id, ["cat", "/etc/kairos-release"], remove=True, network_mode="none"
+    ).decode()
+    assert 'KAIROS_FLAVOR="debian"' in release
+    assert 'KAIROS_FLAVOR_RELEASE="12"' in release
+    assert 'KAIROS_VERSION="v0.1.0"' in release
+    assert pulled.labels["org.opencontainers.image.version"] == "v0.1.0"
+
+
+def test_dead_registry_leaves_no_tag(repo, env, tmp_path) -> None:
+    dead = LocalRegistry(tmp_path / "dead")  # never started: connection refused
+    retarget(repo, registry=dead.host)
+    proc = run(repo, "invoke", "publish", check=False, **env)
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert f"amd64-generic: publish: registry {dead.host} unreachable" in line
+    with dead:
+        assert dead.tags("kdt/debian") == []
+
+
+def test_registry_stopping_mid_run_keeps_the_old_tag(repo, env, registry) -> None:
+    """A publish that fails after an earlier success leaves the old tag as it was."""
+    retarget(repo, registry=registry.host)
+    old = registry.tags("kdt/debian")
+    registry.stop()
+    try:
+        proc = run(repo, "invoke", "publish", check=False, **env)
+    finally:
+        registry.start()
+    assert proc.returncode == 1 and "unreachable" in proc.stderr
+    assert registry.tags("kdt/debian") == old

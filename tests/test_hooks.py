@@ -1,0 +1,130 @@
+"""The hooks refuse what kairos-init or AuroraBoot would refuse, and keep answers as data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from cookiecutter.exceptions import FailedHookException
+
+from tests.conftest import run
+from tests.support.bake import TEMPLATE, bake
+
+REFUSED = [
+    ({"model": "rpi4"}, "model", "needs arch arm64"),
+    ({"architectures": "riscv64", "fips": "yes"}, "fips", "riscv64"),
+    (
+        {"architectures": "arm64", "model": "nvidia-jetson-agx-orin"},
+        "model",
+        "needs base image ubuntu:22.04",
+    ),
+    (
+        {"architectures": "arm64", "model": "nvidia-jetson-orin-nx", "base_image": "debian:12"},
+        "model",
+        "needs base image ubuntu:22.04",
+    ),
+    ({"provider": "k3s", "provider_versions": "v1.34.3"}, "provider_versions", "v1.35.1+k3s1"),
+    ({"provider": "k0s", "provider_versions": "v1.32.1+k3s1"}, "provider_versions", "k0s tag"),
+    ({"provider_versions": "v1.32.1+k3s1"}, "provider_versions", "provider is none"),
+    ({"architectures": "amd64,x86"}, "architectures", "'x86' is not one of"),
+    ({"architectures": "amd64,amd64"}, "architectures", "duplicate"),
+    ({"project": "Bad Slug!"}, "project", "lowercase slug"),
+    ({"publisher": "bad org"}, "publisher", "organisation"),
+    ({"registry": "ghcr.io"}, "registry", "is required"),
+    ({"registry": "ghcr.io/My-Org"}, "registry", "lowercase path"),
+    ({"registry": "bad host!/org"}, "registry", "registry host"),
+    ({"version": "1.0.0"}, "version", "leading v"),
+    ({"base_image": "custom"}, "custom_base_image", "is required"),
+    ({"base_image": "custom", "custom_base_image": "Not A Ref"}, "custom_base_image", "image"),
+    ({"custom_base_image": "debian:12"}, "custom_base_image", "not 'custom'"),
+    ({"kairos_init_version": "v0.17.3 latest"}, "kairos_init_version", "image reference"),
+    ({"description": "two\nlines"}, "description", "one line"),
+]
+
+
+@pytest.mark.parametrize(("answers", "answer", "message"), REFUSED, ids=lambda v: str(v)[:40])
+def test_refused_bake_names_the_answer_and_leaves_nothing(
+    tmp_path: Path, capfd, answers: dict, answer: str, message: str
+) -> None:
+    with pytest.raises(FailedHookException):
+        bake(tmp_path, **answers)
+    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR: answer")]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"ERROR: answer {answer!r}: ")
+    assert message in errors[0]
+    assert list(tmp_path.iterdir()) == []
+
+
+TRICKY = "it's \"quoted\" $(touch /tmp/kdt-pwned) `touch /tmp/kdt-pwned` \\ {{ 7*7 }} {% raw %}"
+
+
+def assert_literal(repo: Path, text: str) -> None:
+    assert yaml.safe_load((repo / "release.yaml").read_text())["description"] == text
+    assert text in (repo / "README.md").read_text()
+    answers = json.loads((repo / ".cookiecutter.json").read_text())["cookiecutter"]
+    assert answers["description"] == text
+    assert _label(run(repo, "invoke", "--dry", "build").stdout) == text
+    assert not Path("/tmp/kdt-pwned").exists()
+
+
+def _label(planned: str) -> str:
+    import shlex
+
+    line = next(x for x in planned.splitlines() if "would run: " in x)
+    argv = shlex.split(line.split("would run: ", 1)[1])
+    labels = [argv[i + 1] for i, a in enumerate(argv) if a == "--label"]
+    return next(v.split("=", 1)[1] for v in labels if v.startswith("org.opencontainers.image.description="))
+
+
+def test_typed_answers_stay_literal_jinja_included(tmp_path: Path) -> None:
+    """Typed at the prompt, even Jinja stays literal in every generated file."""
+    answers = "\n" + TRICKY + "\n" + "\n" * 16
+    subprocess.run(
+        ["cookiecutter", "-o", str(tmp_path), str(TEMPLATE)],
+        input=answers,
+        text=True,
+        capture_output=True,
+        check=True,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    (repo,) = tmp_path.iterdir()
+    assert_literal(repo, TRICKY)
+
+
+def test_no_input_answers_stay_literal_without_jinja(baked) -> None:
+    """With --no-input cookiecutter renders answers as Jinja itself; the rest stays data."""
+    text = TRICKY.split(" {{")[0]
+    assert_literal(baked(description=text), text)
+
+
+def test_answers_are_recorded_for_regeneration(baked, tmp_path: Path) -> None:
+    repo = baked(provider="k3s", ci="gitlab")
+    replay = repo / ".cookiecutter.json"
+    answers = json.loads(replay.read_text())["cookiecutter"]
+    assert answers["provider"] == "k3s"
+    assert "_output_dir" not in answers and "_repo_dir" not in answers
+    again = tmp_path / "again"
+    subprocess.run(
+        ["cookiecutter", "--replay-file", str(replay), "-o", str(again), str(TEMPLATE)],
+        check=True,
+        capture_output=True,
+    )
+    assert (again / repo.name / "release.yaml").read_text() == (repo / "release.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("ci", "kept", "gone"),
+    [
+        ("github", [".github"], [".gitlab-ci.yml", ".gitlab"]),
+        ("gitlab", [".gitlab-ci.yml", ".gitlab"], [".github"]),
+        ("none", [], [".github", ".gitlab-ci.yml", ".gitlab"]),
+    ],
+)
+def test_unused_ci_files_are_removed(baked, ci: str, kept: list[str], gone: list[str]) -> None:
+    repo = baked(ci=ci)
+    assert all((repo / k).exists() for k in kept)
+    assert not any((repo / g).exists() for g in gone)
