@@ -64,6 +64,7 @@ def check_release() -> None:
     from cookiecutter.environment import StrictEnvironment
 
     source = template_dir()
+    sys.dont_write_bytecode = True  # a .pyc in the template would be baked too
     sys.path.insert(0, str(source))
     from kairos_distro import config
 

@@ -12,8 +12,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.bake import bake  # noqa: E402
-from tests.support.registry import LocalRegistry  # noqa: E402
+from tests.support.bake import bake
+from tests.support.registry import LocalRegistry
 
 
 def run(repo: Path, *argv: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:

@@ -39,8 +39,9 @@ def env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory, standins, registry, env) -> Path:
     """A debian:12 repo pointed at the stand-ins and the local registry, built once."""
-    path = bake(tmp_path_factory.mktemp("bake"), base_image="debian:12",
-                registry=f"{registry.host}/kdt")
+    path = bake(
+        tmp_path_factory.mktemp("bake"), base_image="debian:12", registry=f"{registry.host}/kdt"
+    )
     retarget(path, **standins)
     out = run(path, "invoke", "build", **env).stdout
     assert f"built {registry.host}/kdt/debian:{TAG}" in out

@@ -52,14 +52,16 @@ def test_refused_bake_names_the_answer_and_leaves_nothing(
 ) -> None:
     with pytest.raises(FailedHookException):
         bake(tmp_path, **answers)
-    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR: answer")]
+    errors = [
+        line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR: answer")
+    ]
     assert len(errors) == 1, errors
     assert errors[0].startswith(f"ERROR: answer {answer!r}: ")
     assert message in errors[0]
     assert list(tmp_path.iterdir()) == []
 
 
-TRICKY = "it's \"quoted\" $(touch /tmp/kdt-pwned) `touch /tmp/kdt-pwned` \\ {{ 7*7 }} {% raw %}"
+TRICKY = 'it\'s "quoted" $(touch /tmp/kdt-pwned) `touch /tmp/kdt-pwned` \\ {{ 7*7 }} {% raw %}'
 
 
 def assert_literal(repo: Path, text: str) -> None:
@@ -77,7 +79,9 @@ def _label(planned: str) -> str:
     line = next(x for x in planned.splitlines() if "would run: " in x)
     argv = shlex.split(line.split("would run: ", 1)[1])
     labels = [argv[i + 1] for i, a in enumerate(argv) if a == "--label"]
-    return next(v.split("=", 1)[1] for v in labels if v.startswith("org.opencontainers.image.description="))
+    return next(
+        v.split("=", 1)[1] for v in labels if v.startswith("org.opencontainers.image.description=")
+    )
 
 
 def test_typed_answers_stay_literal_jinja_included(tmp_path: Path) -> None:

@@ -80,7 +80,7 @@ def matrix(c, format="table", release_file=""):
         raise Exit(
             f"matrix: --format must be table, json, github or gitlab (got {format!r})", code=2
         )
-    print(printers[format](rel))
+    print(printers[format](rel).rstrip("\n"))
 
 
 @task(name="build", iterable=["cell"], help={**CELL_HELP, "release-file": FILE_HELP})

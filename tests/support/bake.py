@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import re
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,16 @@ from cookiecutter.main import cookiecutter
 TEMPLATE = Path(__file__).resolve().parents[2]
 
 
+# Tool caches a local ruff or pytest run may leave in the template dir; they
+# are git-ignored (so never in a clone) but cookiecutter would try to render them.
+CACHES = (".ruff_cache", ".pytest_cache", "__pycache__")
+
+
 def bake(output: Path, **answers: Any) -> Path:
     """Bake with --no-input semantics and return the generated repo."""
+    for name in CACHES:
+        for junk in (TEMPLATE / "{{cookiecutter.project}}").rglob(name):
+            shutil.rmtree(junk, ignore_errors=True)
     return Path(
         cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output))
     )

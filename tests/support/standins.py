@@ -53,8 +53,9 @@ def debian_base(client: docker.DockerClient) -> str:
             stdout=subprocess.DEVNULL,
         )
         tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "import", "-", ref], stdin=tar.stdout, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["docker", "import", "-", ref], stdin=tar.stdout, check=True, stdout=subprocess.DEVNULL
+        )
         if tar.wait() != 0:
             raise RuntimeError("tar of the debootstrap tree failed")
     return ref
