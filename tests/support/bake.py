@@ -22,7 +22,7 @@ CACHES = (".ruff_cache", ".pytest_cache", "__pycache__")
 def bake(output: Path, **answers: Any) -> Path:
     """Bake with --no-input semantics and return the generated repo."""
     for name in CACHES:
-        for junk in (TEMPLATE / "{{cookiecutter.project}}").rglob(name):
+        for junk in list((TEMPLATE / "{{cookiecutter.project}}").rglob(name)):
             shutil.rmtree(junk, ignore_errors=True)
     return Path(
         cookiecutter(str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output))
