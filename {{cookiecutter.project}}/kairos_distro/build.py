@@ -132,12 +132,15 @@ def resolve_base(runner: Runner, ref: str) -> tuple[str, str]:
 
 
 def git_revision(root: Path = Path(".")) -> str:
-    probe = subprocess.run(
-        ["git", "-C", str(root), "rev-parse", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    try:
+        probe = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:  # no git: the revision label stays empty
+        return ""
     return probe.stdout.strip() if probe.returncode == 0 else ""
 
 

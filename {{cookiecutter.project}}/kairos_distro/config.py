@@ -51,7 +51,8 @@ IMAGE_REF = re.compile(
     rf"^(?:{_HOST}/)?{_PATH}(?:/{_PATH})*"
     r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
 )
-SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,98}[a-z0-9])?$")
+# A project slug doubles as a repository path component of local image names.
+SLUG = re.compile(rf"^(?=.{{1,100}}$){_PATH}$")
 
 CELL_FIELDS = ("arch", "model", "provider", "provider_version", "trusted_boot", "fips")
 TOP_FIELDS = (
@@ -177,6 +178,8 @@ def load(path: str | Path = "release.yaml") -> Release:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{path}: cannot read ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: is not UTF-8 text") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -252,7 +255,8 @@ def _cell(item: Any, where: str, path: Path) -> Cell:
 def _no_unknown(data: dict, known: tuple[str, ...], prefix: str, path: Path) -> None:
     for key in data:
         if key not in known:
-            raise ConfigError(f"{path}: {prefix}{key}: unknown field")
+            name = key if isinstance(key, str) and key.isidentifier() else repr(key)
+            raise ConfigError(f"{path}: {prefix}{name}: unknown field")
 
 
 def _text(data: dict, key: str, path: Path, where: str = "", *, required: bool = True) -> str:

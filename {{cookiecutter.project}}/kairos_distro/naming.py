@@ -50,7 +50,10 @@ def parse_release_file(text: str) -> dict[str, str]:
         if not line or line.startswith("#") or "=" not in line:
             continue
         key, _, raw = line.partition("=")
-        words = shlex.split(raw, posix=True) if raw else [""]
+        try:
+            words = shlex.split(raw, posix=True) if raw else [""]
+        except ValueError as err:
+            raise NamingError(f"unreadable line {line!r} ({err})") from None
         values[key.strip()] = words[0] if words else ""
     return values
 

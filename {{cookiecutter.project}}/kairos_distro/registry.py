@@ -111,6 +111,8 @@ class Registry:
             raise RegistryError(f"registry {self.host} unreachable ({_reason(err)})") from None
         except requests.Timeout:
             raise RegistryError(f"registry {self.host} timed out") from None
+        except requests.RequestException as err:
+            raise RegistryError(f"registry {self.host}: {type(err).__name__}") from None
         return resp
 
     def _authenticate(self, resp: requests.Response, repo: str) -> None:
@@ -135,8 +137,11 @@ class Registry:
             raise RegistryError(
                 f"registry {self.host} refused the login for {repo} (HTTP {token.status_code})"
             )
-        body = token.json()
-        self._auth[repo] = f"Bearer {body.get('token') or body.get('access_token')}"
+        try:
+            body = token.json()
+            self._auth[repo] = f"Bearer {body.get('token') or body.get('access_token')}"
+        except (ValueError, AttributeError):
+            raise RegistryError(f"registry {self.host} sent an unreadable token") from None
 
     def _url(self, repo: str, path: str) -> str:
         return f"{self.base}/v2/{repo}/{path}"

@@ -1,0 +1,366 @@
+"""release.yaml loading and validation: every rule refuses with one line naming file and field."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kairos_distro import config
+from kairos_distro.config import Cell, ConfigError
+
+DIGEST = "sha256:" + "a" * 64
+JETSON_ORIN = ["nvidia-jetson-agx-orin", "nvidia-jetson-orin-nx"]
+BOARDS = [m for m in config.MODELS if m != "generic"]
+
+
+def refusal(write_release: Callable[[Any], Path], data: Any) -> tuple[Path, str]:
+    """Load `data` from a file, expecting a refusal; return the path and the message."""
+    path = write_release(data)
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    message = str(caught.value)
+    assert "\n" not in message, message
+    assert message.startswith(f"{path}"), message
+    return path, message
+
+
+def assert_refused(
+    write_release: Callable[[Any], Path], data: Any, field: str, fragment: str
+) -> None:
+    """The message reads `<file>: <field>: ...` and says why."""
+    path, message = refusal(write_release, data)
+    assert message.startswith(f"{path}: {field}: "), message
+    assert fragment in message, message
+
+
+def with_cell(data: dict[str, Any], cell: dict[str, Any]) -> dict[str, Any]:
+    """Put `cell` second, after a valid one, so field paths must carry the right index."""
+    data["cells"] = [{"arch": "arm64"}, cell]
+    return data
+
+
+# -- accepted --------------------------------------------------------------------
+
+
+def test_valid_release_loads(write_release, release_data) -> None:
+    path = write_release(release_data)
+    rel = config.load(path)
+    assert rel.path == path
+    assert rel.name == "my-org-kairos-ubuntu"
+    assert rel.version == "v0.1.0"
+    assert rel.base_image == "ubuntu:24.04"
+    assert rel.repository == ""
+    # provider "none" is spelled None inside; every other field keeps its value.
+    assert rel.cells == (Cell(arch="amd64"),)
+
+
+def test_minimal_cell_gets_defaults(write_release, release_data) -> None:
+    del release_data["description"], release_data["repository"]
+    release_data["cells"] = [{"arch": "riscv64"}]
+    rel = config.load(write_release(release_data))
+    assert rel.description == ""
+    assert rel.repository == ""
+    assert rel.cells == (
+        Cell(arch="riscv64", model="generic", provider=None, trusted_boot=False, fips=False),
+    )
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        {"arch": "amd64", "provider": "k3s", "provider_version": "v1.32.1+k3s1"},
+        {"arch": "amd64", "provider": "k3s", "provider_version": "v1.35.1+k3s12"},
+        {"arch": "arm64", "provider": "k0s", "provider_version": "v1.32.1+k0s.0"},
+        {"arch": "amd64", "trusted_boot": True, "fips": True},
+        {"arch": "riscv64", "trusted_boot": True},
+        {"arch": "arm64", "model": "rpi3"},
+        {"arch": "arm64", "model": "rpi4", "fips": True},
+        # Only the Orin boards are tied to one base image.
+        {"arch": "arm64", "model": "nvidia-jetson-thor"},
+        {"arch": "arm64", "model": "nvidia-dgx-spark"},
+    ],
+    ids=lambda cell: "-".join(str(v) for v in cell.values()),
+)
+def test_buildable_cells_are_accepted(write_release, release_data, cell) -> None:
+    release_data["cells"] = [cell]
+    assert len(config.load(write_release(release_data)).cells) == 1
+
+
+@pytest.mark.parametrize("model", JETSON_ORIN)
+@pytest.mark.parametrize(
+    "base",
+    ["ubuntu:22.04", f"ubuntu:22.04@{DIGEST}", "docker.io/library/ubuntu:22.04"],
+)
+def test_jetson_orin_accepted_on_ubuntu_22_04(write_release, release_data, model, base) -> None:
+    release_data["base_image"] = base
+    release_data["cells"] = [{"arch": "arm64", "model": model}]
+    assert config.load(write_release(release_data)).cells[0].model == model
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("version", "v1.2.3-rc.1"),
+        ("version", "v1.2.3+build.5"),
+        ("base_image", f"ubuntu:24.04@{DIGEST}"),
+        ("base_image", "registry.example.com:5000/os/base:1.0"),
+        ("kairos_init", f"quay.io/kairos/kairos-init@{DIGEST}"),
+        ("registry", "127.0.0.1:5000"),
+        ("namespace", "my-org/team_a"),
+        ("repository", "my-distro"),
+    ],
+)
+def test_accepted_top_fields(write_release, release_data, field, value) -> None:
+    release_data[field] = value
+    assert getattr(config.load(write_release(release_data)), field) == value
+
+
+# -- refused: cells ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("arch", ["amd64", "riscv64"])
+@pytest.mark.parametrize("model", BOARDS)
+def test_board_models_need_arm64(write_release, release_data, model, arch) -> None:
+    data = with_cell(release_data, {"arch": arch, "model": model})
+    assert_refused(write_release, data, "cells[1].model", f"{model} needs arch arm64")
+
+
+def test_fips_refused_on_riscv64(write_release, release_data) -> None:
+    data = with_cell(release_data, {"arch": "riscv64", "fips": True})
+    assert_refused(write_release, data, "cells[1].fips", "not available on riscv64")
+
+
+@pytest.mark.parametrize("model", JETSON_ORIN)
+@pytest.mark.parametrize(
+    "base", ["ubuntu:24.04", "ubuntu:20.04", "debian:12", f"ubuntu:24.04@{DIGEST}"]
+)
+def test_jetson_orin_refused_on_other_bases(write_release, release_data, model, base) -> None:
+    release_data["base_image"] = base
+    data = with_cell(release_data, {"arch": "arm64", "model": model})
+    assert_refused(write_release, data, "cells[1].model", "needs base image ubuntu:22.04")
+
+
+@pytest.mark.parametrize(
+    "provider, version",
+    [
+        ("k3s", "v1.34.3"),  # bare Kubernetes version: kairos-init cannot download it
+        ("k3s", "1.34.3+k3s1"),
+        ("k3s", "v1.32.1+k0s.0"),
+        ("k0s", "v1.32.1+k0s1"),
+        ("k0s", "v1.32.1+k3s1"),
+        ("k0s", "v1.32.1"),
+    ],
+)
+def test_provider_version_needs_upstream_suffix(
+    write_release, release_data, provider, version
+) -> None:
+    cell = {"arch": "amd64", "provider": provider, "provider_version": version}
+    data = with_cell(release_data, cell)
+    assert_refused(
+        write_release, data, "cells[1].provider_version", f"is not a full {provider} tag"
+    )
+
+
+def test_provider_needs_a_version(write_release, release_data) -> None:
+    data = with_cell(release_data, {"arch": "amd64", "provider": "k3s"})
+    assert_refused(write_release, data, "cells[1].provider_version", "such as v1.35.1+k3s1")
+
+
+@pytest.mark.parametrize("provider", [{"provider": "none"}, {}])
+def test_provider_version_without_provider(write_release, release_data, provider) -> None:
+    cell = {"arch": "amd64", **provider, "provider_version": "v1.32.1+k3s1"}
+    data = with_cell(release_data, cell)
+    assert_refused(write_release, data, "cells[1].provider_version", "provider is none")
+
+
+@pytest.mark.parametrize(
+    "cell, field, fragment",
+    [
+        ({"arch": "x86_64"}, "cells[1].arch", "'x86_64' is not one of amd64, arm64, riscv64"),
+        ({"arch": "arm64", "model": "rpi5"}, "cells[1].model", "'rpi5' is not one of"),
+        ({"arch": "amd64", "provider": "rke2"}, "cells[1].provider", "'rke2' is not one of"),
+        ({"model": "generic"}, "cells[1].arch", "is required"),
+        ({"arch": 64}, "cells[1].arch", "expected text, got 64"),
+        ({"arch": "amd64", "fips": "yes"}, "cells[1].fips", "expected true or false"),
+        ({"arch": "amd64", "trusted_boot": 1}, "cells[1].trusted_boot", "expected true or false"),
+        ({"arch": "amd64", "colour": "red"}, "cells[1].colour", "unknown field"),
+    ],
+)
+def test_bad_cell_fields(write_release, release_data, cell, field, fragment) -> None:
+    assert_refused(write_release, with_cell(release_data, cell), field, fragment)
+
+
+def test_cell_must_be_a_mapping(write_release, release_data) -> None:
+    data = with_cell(release_data, "amd64")  # type: ignore[arg-type]
+    assert_refused(write_release, data, "cells[1]", "expected a mapping")
+
+
+@pytest.mark.parametrize("cells", [[], None, "amd64", {"arch": "amd64"}])
+def test_cells_must_be_a_non_empty_list(write_release, release_data, cells) -> None:
+    release_data["cells"] = cells
+    assert_refused(write_release, release_data, "cells", "non-empty list")
+
+
+@pytest.mark.parametrize(
+    "first, second, dup",
+    [
+        ({"arch": "amd64"}, {"arch": "amd64"}, "amd64-generic"),
+        # Spelled differently, the same image: defaults and "none" do not make a new cell.
+        (
+            {"arch": "amd64"},
+            {"arch": "amd64", "model": "generic", "provider": "none"},
+            "amd64-generic",
+        ),
+        (
+            {"arch": "arm64", "provider": "k3s", "provider_version": "v1.35.1+k3s1"},
+            {"arch": "arm64", "provider": "k3s", "provider_version": "v1.35.1+k3s1"},
+            "arm64-generic-k3s-v1.35.1-k3s1",
+        ),
+    ],
+)
+def test_duplicate_cells_refused(write_release, release_data, first, second, dup) -> None:
+    release_data["cells"] = [{"arch": "riscv64"}, first, second]
+    assert_refused(write_release, release_data, "cells[2]", f"duplicate of cell {dup}")
+
+
+def test_cells_differing_only_in_provider_version_are_distinct(write_release, release_data) -> None:
+    release_data["cells"] = [
+        {"arch": "amd64", "provider": "k3s", "provider_version": "v1.35.1+k3s1"},
+        {"arch": "amd64", "provider": "k3s", "provider_version": "v1.34.2+k3s1"},
+    ]
+    rel = config.load(write_release(release_data))
+    assert [c.id for c in rel.cells] == [
+        "amd64-generic-k3s-v1.35.1-k3s1",
+        "amd64-generic-k3s-v1.34.2-k3s1",
+    ]
+
+
+# -- refused: top level --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [
+        ("version", "0.1.0", "semver with a leading v"),
+        ("version", "v1.2", "semver with a leading v"),
+        ("version", "v01.2.3", "semver with a leading v"),
+        ("version", "latest", "semver with a leading v"),
+        ("version", 1.0, "expected text, got 1.0"),
+        ("base_image", "Ubuntu:24.04", "an image reference"),
+        ("base_image", "ubuntu:24.04@sha256:abc", "an image reference"),
+        ("base_image", "ubuntu::24.04", "an image reference"),
+        ("base_image", "ubuntu 24.04", "an image reference"),
+        ("kairos_init", "quay.io/kairos/kairos-init:v0.17.3 ", "an image reference"),
+        ("auroraboot", "https://quay.io/kairos/auroraboot", "an image reference"),
+        ("namespace", "My-Org", "a lowercase path"),
+        ("namespace", "my org", "a lowercase path"),
+        ("repository", "My-Distro", "a lowercase path"),
+        ("registry", "https://ghcr.io", "a registry host"),
+        ("registry", "ghcr.io/my-org", "a registry host"),
+        ("name", "My Distro", "a lowercase slug"),
+        ("name", "-distro", "a lowercase slug"),
+    ],
+)
+def test_bad_top_fields(write_release, release_data, field, value, fragment) -> None:
+    release_data[field] = value
+    assert_refused(write_release, release_data, field, fragment)
+
+
+@pytest.mark.parametrize(
+    "field", ["name", "source", "version", "base_image", "kairos_init", "registry", "namespace"]
+)
+def test_required_top_fields(write_release, release_data, field) -> None:
+    del release_data[field]
+    assert_refused(write_release, release_data, field, "is required")
+
+
+def test_unknown_top_level_key_is_named(write_release, release_data) -> None:
+    release_data["arches"] = ["amd64"]
+    assert_refused(write_release, release_data, "arches", "unknown field")
+
+
+@pytest.mark.parametrize("text", ["- name: x\n", "just text\n", ""])
+def test_top_level_must_be_a_mapping(write_release, text) -> None:
+    path, message = refusal(write_release, text)
+    assert message == f"{path}: expected a mapping at the top level"
+
+
+# -- refused: the file itself -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, where, problem",
+    [
+        ("name: x\n  bad: [\n", ":2:6: ", "mapping values are not allowed here"),
+        ('name: x\nversion: "v1\n', ":3:1: ", "found unexpected end of stream"),
+        ("name: x\ncells:\n\t- arch: amd64\n", ":3:1: ", "cannot start any token"),
+    ],
+)
+def test_yaml_syntax_error_gives_line_and_column(write_release, text, where, problem) -> None:
+    path, message = refusal(write_release, text)
+    assert message.startswith(f"{path}{where}"), message
+    assert problem in message
+
+
+def test_missing_file(tmp_path) -> None:
+    path = tmp_path / "nowhere.yaml"
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert str(caught.value) == f"{path}: cannot read (No such file or directory)"
+
+
+def test_directory_is_not_a_release_file(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(tmp_path))}: cannot read \("):
+        config.load(tmp_path)
+
+
+# -- rules and helpers ------------------------------------------------------------------
+
+
+def test_cell_problems_lists_every_broken_rule() -> None:
+    cell = Cell(arch="riscv64", model="nvidia-jetson-orin-nx", fips=True)
+    fields = [field for field, _ in config.cell_problems(cell, "debian:12")]
+    assert fields == ["model", "model", "fips"]
+    assert config.cell_problems(Cell(arch="amd64"), "debian:12") == []
+
+
+@pytest.mark.parametrize(
+    "ref, name",
+    [
+        ("ubuntu:22.04", "ubuntu:22.04"),
+        (f"ubuntu:22.04@{DIGEST}", "ubuntu:22.04"),
+        ("docker.io/library/ubuntu:22.04", "ubuntu:22.04"),
+        ("docker.io/ubuntu:22.04", "ubuntu:22.04"),
+        ("index.docker.io/library/ubuntu:22.04", "ubuntu:22.04"),
+        ("ghcr.io/acme/ubuntu:22.04", "ghcr.io/acme/ubuntu:22.04"),
+    ],
+)
+def test_base_name(ref, name) -> None:
+    assert config.base_name(ref) == name
+
+
+def test_variant_follows_provider() -> None:
+    assert Cell(arch="amd64").variant == "core"
+    assert Cell(arch="amd64", provider="k0s", provider_version="v1.35.1+k0s.0").variant == (
+        "standard"
+    )
+
+
+def test_select_keeps_file_order(make_release) -> None:
+    rel = make_release({"arch": "amd64"}, {"arch": "arm64"}, {"arch": "riscv64"})
+    assert rel.select() == list(rel.cells)
+    picked = rel.select(["riscv64-generic", "amd64-generic"])
+    assert [c.id for c in picked] == ["amd64-generic", "riscv64-generic"]
+
+
+def test_select_refuses_unknown_cell(make_release) -> None:
+    rel = make_release({"arch": "amd64"}, {"arch": "arm64"})
+    with pytest.raises(ConfigError) as caught:
+        rel.select(["amd64-generic", "s390x-generic"])
+    assert str(caught.value) == (
+        "release.yaml: no cell 's390x-generic'; cells are: amd64-generic, arm64-generic"
+    )

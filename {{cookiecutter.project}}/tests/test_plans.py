@@ -1,0 +1,598 @@
+"""The pure planning side of each stage, and the Runner that keeps --dry free of effects."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from docker.errors import DockerException
+
+from kairos_distro import artifacts, build, naming, publish, release
+from kairos_distro.config import Cell
+from kairos_distro.naming import NamingError
+from kairos_distro.registry import OCI_MANIFEST, Registry, RegistryError, is_loopback
+from kairos_distro.registry import manifest_bytes as canonical
+from kairos_distro.runner import Runner, StepError
+
+K3S = {"provider": "k3s", "provider_version": "v1.35.1+k3s1"}
+DIGEST = "sha256:" + "b" * 64
+
+
+def after(argv: list[str], flag: str) -> list[str]:
+    """Every value that follows `flag` in argv, in order."""
+    return [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == flag]
+
+
+def dry_runner() -> tuple[Runner, io.StringIO]:
+    out = io.StringIO()
+    return Runner(dry=True, out=out), out
+
+
+@pytest.fixture
+def no_docker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if anything asks for a Docker client."""
+
+    def refuse(self: Runner) -> Any:
+        raise AssertionError("a dry run asked for the Docker engine")
+
+    monkeypatch.setattr(Runner, "docker", refuse)
+
+
+# -- build -----------------------------------------------------------------------
+
+
+def test_build_args_core_cell(make_release) -> None:
+    rel = make_release({"arch": "amd64"})
+    assert build.build_args(rel, rel.cells[0], "ubuntu:24.04@" + DIGEST) == {
+        "BASE_IMAGE": "ubuntu:24.04@" + DIGEST,
+        "KAIROS_INIT_IMAGE": "quay.io/kairos/kairos-init:v0.17.3",
+        "MODEL": "generic",
+        "TRUSTED_BOOT": "false",
+        "KUBERNETES_DISTRO": "",
+        "KUBERNETES_VERSION": "",
+        "VERSION": "v0.1.0",
+        "FIPS": "no-fips",
+    }
+
+
+def test_build_args_provider_uki_fips_cell(make_release) -> None:
+    rel = make_release({"arch": "arm64", "trusted_boot": True, "fips": True, **K3S})
+    args = build.build_args(rel, rel.cells[0], "ubuntu:24.04")
+    assert args["KUBERNETES_DISTRO"] == "k3s"
+    assert args["KUBERNETES_VERSION"] == "v1.35.1+k3s1"
+    assert args["TRUSTED_BOOT"] == "true"
+    assert args["FIPS"] == "fips"
+
+
+def test_labels(make_release) -> None:
+    rel = make_release({"arch": "amd64", **K3S}, base_image=f"ubuntu:24.04@{DIGEST}")
+    oci = "org.opencontainers.image"
+    assert build.labels(rel, rel.cells[0], DIGEST, "abc123") == {
+        f"{oci}.source": "https://github.com/my-org/my-org-kairos-ubuntu",
+        f"{oci}.description": "Kairos images of my distro",
+        f"{oci}.revision": "abc123",
+        f"{oci}.version": "v0.1.0",
+        f"{oci}.base.name": "ubuntu:24.04",  # the digest has its own label
+        f"{oci}.base.digest": DIGEST,
+        "io.kairos.init.image": "quay.io/kairos/kairos-init:v0.17.3",
+        "io.kairos.cell": "amd64-generic-k3s-v1.35.1-k3s1",
+    }
+
+
+def test_build_plan_argv(make_release, tmp_path) -> None:
+    rel = make_release({"arch": "arm64", **K3S})
+    cell = rel.cells[0]
+    plan = build.plan(
+        rel,
+        cell,
+        builder=["docker", "build"],
+        base_image="ubuntu:24.04",
+        base_digest=DIGEST,
+        revision="abc123",
+        context=tmp_path,
+        iidfile=tmp_path / "iid",
+    )
+    argv = plan.argv
+    assert plan.tag == naming.local_tag(rel, cell)
+    assert argv[:6] == ["docker", "build", "--progress", "plain", "--platform", "linux/arm64"]
+    assert after(argv, "--file") == [str(tmp_path / "Dockerfile")]
+    assert after(argv, "--tag") == [plan.tag]
+    assert after(argv, "--iidfile") == [str(tmp_path / "iid")]
+    assert "--network" not in argv
+    assert after(argv, "--build-arg") == [f"{k}={v}" for k, v in plan.build_args.items()]
+    assert after(argv, "--label") == [f"{k}={v}" for k, v in plan.labels.items()]
+    assert argv[-1] == str(tmp_path)  # the context comes last
+    # Plain `docker build` only uses BuildKit (needed for RUN --mount) when told to.
+    assert plan.env == {"DOCKER_BUILDKIT": "1"}
+
+
+def test_build_plan_with_buildx_and_network(make_release) -> None:
+    rel = make_release({"arch": "amd64"})
+    plan = build.plan(
+        rel,
+        rel.cells[0],
+        builder=["docker", "buildx", "build", "--load"],
+        base_image="ubuntu:24.04",
+        base_digest=DIGEST,
+        network="host",
+    )
+    assert plan.argv[:4] == ["docker", "buildx", "build", "--load"]
+    assert after(plan.argv, "--network") == ["host"]
+    assert plan.env == {}
+    assert plan.argv[-1] == "."
+
+
+def test_resolve_base_pinned_needs_no_engine(no_docker) -> None:
+    ref = f"ubuntu:24.04@{DIGEST}"
+    assert build.resolve_base(Runner(dry=False), ref) == (ref, DIGEST)
+
+
+def test_dry_build_prints_and_never_touches_docker(make_release, no_docker, tmp_path) -> None:
+    rel = make_release({"arch": "arm64", "fips": True, **K3S})
+    runner, out = dry_runner()
+    assert build.run(runner, rel, rel.cells[0], context=tmp_path) is None
+    lines = out.getvalue().splitlines()
+    cell_id = "arm64-generic-k3s-v1.35.1-k3s1-fips"
+    assert len(lines) == 2
+    assert lines[0].startswith(f"[{cell_id}] would run: docker build --progress plain")
+    argv = shlex.split(lines[0].split("would run: ", 1)[1])
+    assert "BASE_IMAGE=ubuntu:24.04" in argv
+    assert "org.opencontainers.image.base.digest=<resolved at build time>" in argv
+    assert lines[1] == (
+        f"[{cell_id}] would tag kairos-local/my-org-kairos-ubuntu:{cell_id} as ghcr.io/my-org/"
+        "FLAVOR:FLAVOR_RELEASE-standard-arm64-generic-v0.1.0-k3s-v1.35.1-k3s1-fips"
+    )
+
+
+# -- artifacts ----------------------------------------------------------------------
+
+
+def test_iso_plan_for_generic_cell(make_release) -> None:
+    rel = make_release({"arch": "arm64"})
+    plan = artifacts.plan_iso(rel, rel.cells[0], "ghcr.io/my-org/ubuntu:tag", "kairos-x")
+    assert plan.image == "quay.io/kairos/auroraboot:v0.26.2"
+    assert plan.command == [
+        "--debug",
+        "build-iso",
+        "--output",
+        "/output/",
+        "--arch",
+        "arm64",
+        "docker:ghcr.io/my-org/ubuntu:tag",
+    ]
+    assert plan.iso_name == "kairos-x.iso"
+
+
+@pytest.mark.parametrize(
+    "cell, reason",
+    [
+        ({"arch": "arm64", "model": "rpi4"}, "boots from a raw disk image"),
+        ({"arch": "amd64", "trusted_boot": True}, "need a signed UKI ISO"),
+    ],
+)
+def test_iso_plan_refuses_cells_without_an_iso(make_release, cell, reason) -> None:
+    rel = make_release(cell)
+    with pytest.raises(StepError) as caught:
+        artifacts.plan_iso(rel, rel.cells[0], "ref", "name")
+    assert (caught.value.cell, caught.value.step) == (rel.cells[0].id, "iso")
+    assert reason in caught.value.reason
+
+
+def test_dry_iso_prints_and_writes_nothing(make_release, no_docker, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+    rel = make_release({"arch": "amd64", **K3S})
+    runner, out = dry_runner()
+    target = tmp_path / "artifacts"
+    assert artifacts.build_iso(runner, rel, None, rel.cells[0], target) is None
+    assert not target.exists()
+    ref = "ghcr.io/my-org/FLAVOR:FLAVOR_RELEASE-standard-amd64-generic-v0.1.0-k3s-v1.35.1-k3s1"
+    cell_id = rel.cells[0].id
+    assert out.getvalue() == (
+        f"[{cell_id}] would run quay.io/kairos/auroraboot:v0.26.2 --debug build-iso "
+        f"--output /output/ --arch amd64 docker:{ref} "
+        f"(/nonexistent.sock:/var/run/docker.sock, {target / cell_id}:/output)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "host, socket",
+    [
+        (None, "/var/run/docker.sock"),
+        ("unix:///run/user/1000/docker.sock", "/run/user/1000/docker.sock"),
+    ],
+)
+def test_docker_socket(monkeypatch, host, socket) -> None:
+    if host is None:
+        monkeypatch.delenv("DOCKER_HOST", raising=False)
+    else:
+        monkeypatch.setenv("DOCKER_HOST", host)
+    assert artifacts.docker_socket() == socket
+
+
+def test_docker_socket_refuses_remote_engine(monkeypatch) -> None:
+    # AuroraBoot mounts the socket; a TCP engine has none to mount.
+    monkeypatch.setenv("DOCKER_HOST", "tcp://10.0.0.1:2376")
+    with pytest.raises(StepError, match="needs a local Docker socket"):
+        artifacts.docker_socket()
+
+
+def write_iso(directory: Path, name: str = "k.iso", data: bytes = b"iso bytes") -> Path:
+    iso = directory / name
+    iso.write_bytes(data)
+    return iso
+
+
+def test_check_sha256_accepts_matching_checksum(tmp_path) -> None:
+    iso = write_iso(tmp_path)
+    digest = hashlib.sha256(b"iso bytes").hexdigest()
+    (tmp_path / "k.iso.sha256").write_text(f"{digest}  /output/k.iso\n")
+    artifacts.check_sha256(iso)  # raises on any problem
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (None, "k.iso.sha256 was not written"),
+        (f"{'0' * 64}  k.iso\n", "k.iso does not match k.iso.sha256"),
+        (f"{hashlib.sha256(b'iso bytes').hexdigest()}  other.iso\n", "does not name k.iso"),
+        ("garbage\n", "does not name k.iso"),
+    ],
+)
+def test_check_sha256_refusals(tmp_path, content, reason) -> None:
+    iso = write_iso(tmp_path)
+    if content is not None:
+        (tmp_path / "k.iso.sha256").write_text(content)
+    with pytest.raises(StepError) as caught:
+        artifacts.check_sha256(iso)
+    assert reason in caught.value.reason
+
+
+def test_replace_dir_swaps_in_the_new_cell_directory(tmp_path) -> None:
+    final = tmp_path / "amd64-generic"
+    final.mkdir()
+    (final / "old.iso").write_text("old")
+    staging = tmp_path / ".staging"
+    staging.mkdir()
+    (staging / "new.iso").write_text("new")
+    artifacts.replace_dir(staging, final)
+    assert sorted(p.name for p in final.iterdir()) == ["new.iso"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["amd64-generic"]
+
+
+# -- release matrix -------------------------------------------------------------------
+
+
+@pytest.fixture
+def three_cells(make_release):
+    return make_release(
+        {"arch": "amd64"},
+        {"arch": "arm64", "model": "rpi4", **K3S},
+        {"arch": "riscv64", "trusted_boot": True},
+    )
+
+
+def test_matrix_json(three_cells) -> None:
+    rows = json.loads(release.matrix_json(three_cells))
+    assert rows == [
+        {
+            "cell": "amd64-generic",
+            "arch": "amd64",
+            "platform": "linux/amd64",
+            "model": "generic",
+            "variant": "core",
+            "provider": "none",
+            "provider_version": "",
+            "trusted_boot": False,
+            "fips": False,
+        },
+        {
+            "cell": "arm64-rpi4-k3s-v1.35.1-k3s1",
+            "arch": "arm64",
+            "platform": "linux/arm64",
+            "model": "rpi4",
+            "variant": "standard",
+            "provider": "k3s",
+            "provider_version": "v1.35.1+k3s1",
+            "trusted_boot": False,
+            "fips": False,
+        },
+        {
+            "cell": "riscv64-generic-uki",
+            "arch": "riscv64",
+            "platform": "linux/riscv64",
+            "model": "generic",
+            "variant": "core",
+            "provider": "none",
+            "provider_version": "",
+            "trusted_boot": True,
+            "fips": False,
+        },
+    ]
+
+
+def test_github_matrix_is_one_line_with_a_runner_per_arch(three_cells) -> None:
+    text = release.github_matrix(three_cells)
+    assert "\n" not in text  # $GITHUB_OUTPUT takes key=value on one line
+    assert json.loads(text) == {
+        "include": [
+            {"cell": "amd64-generic", "arch": "amd64", "runner": "ubuntu-24.04"},
+            {"cell": "arm64-rpi4-k3s-v1.35.1-k3s1", "arch": "arm64", "runner": "ubuntu-24.04-arm"},
+            {"cell": "riscv64-generic-uki", "arch": "riscv64", "runner": "ubuntu-24.04"},
+        ]
+    }
+
+
+def test_gitlab_pipeline(three_cells) -> None:
+    pipeline = yaml.safe_load(release.gitlab_pipeline(three_cells))
+    assert pipeline == {
+        "include": [{"local": ".gitlab/cell.yml"}],
+        "cell": {
+            "extends": ".cell",
+            "parallel": {
+                "matrix": [
+                    {
+                        "CELL": [
+                            "amd64-generic",
+                            "arm64-rpi4-k3s-v1.35.1-k3s1",
+                            "riscv64-generic-uki",
+                        ]
+                    }
+                ]
+            },
+        },
+    }
+
+
+def test_cell_row(three_cells) -> None:
+    row = release.cell_row(three_cells, three_cells.cells[1])
+    assert row == {
+        "cell": "arm64-rpi4-k3s-v1.35.1-k3s1",
+        "arch": "arm64",
+        "model": "rpi4",
+        "variant": "standard",
+        "provider": "k3s v1.35.1+k3s1",
+        "trusted_boot": "no",
+        "fips": "no",
+        "image": "ghcr.io/my-org/FLAVOR:FLAVOR_RELEASE-standard-arm64-rpi4-v0.1.0-k3s-v1.35.1-k3s1",
+    }
+
+
+# -- publish and the registry client ------------------------------------------------------
+
+
+def test_oci_manifest_keeps_only_provenance_annotations() -> None:
+    config = {"mediaType": publish.CONFIG_TYPE, "digest": DIGEST, "size": 3}
+    layers = [{"mediaType": publish.LAYER_TYPE, "digest": DIGEST, "size": 9}]
+    labels = {
+        "org.opencontainers.image.source": "https://example.com/repo",
+        "org.opencontainers.image.revision": "",  # empty: left out
+        "org.opencontainers.image.version": "v0.1.0",
+        "org.opencontainers.image.description": "not an annotation",
+        "io.kairos.cell": "amd64-generic",
+    }
+    assert publish.oci_manifest(config, layers, labels) == {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config,
+        "layers": layers,
+        "annotations": {
+            "org.opencontainers.image.source": "https://example.com/repo",
+            "org.opencontainers.image.version": "v0.1.0",
+        },
+    }
+
+
+def test_oci_manifest_without_labels_has_no_annotations() -> None:
+    manifest = publish.oci_manifest({"digest": DIGEST}, [], {})
+    assert "annotations" not in manifest
+    assert manifest["mediaType"] == OCI_MANIFEST
+
+
+def test_manifest_bytes_are_canonical() -> None:
+    one = {"schemaVersion": 2, "layers": [{"size": 1, "digest": DIGEST}], "mediaType": "m"}
+    two = {"mediaType": "m", "layers": [{"digest": DIGEST, "size": 1}], "schemaVersion": 2}
+    # Same content, same bytes, same digest: re-publishing never makes a new manifest.
+    assert canonical(one) == canonical(two)
+    assert canonical(one) == (
+        b'{"layers":[{"digest":"' + DIGEST.encode() + b'","size":1}],'
+        b'"mediaType":"m","schemaVersion":2}'
+    )
+    assert json.loads(canonical(one)) == one
+
+
+def test_dry_publish_prints_and_never_touches_docker(make_release, no_docker) -> None:
+    rel = make_release({"arch": "amd64", **K3S}, registry="127.0.0.1:5000", repository="distro")
+    runner, out = dry_runner()
+    cell_id = rel.cells[0].id
+    assert publish.publish(runner, rel, rel.cells[0], None) is None
+    assert out.getvalue().splitlines() == [
+        f"[{cell_id}] would push kairos-local/my-org-kairos-ubuntu:{cell_id} "
+        "to 127.0.0.1:5000/my-org/distro by digest",
+        f"[{cell_id}] would then tag it "
+        "FLAVOR_RELEASE-standard-amd64-generic-v0.1.0-k3s-v1.35.1-k3s1",
+    ]
+
+
+class FakeRegistry:
+    """Holds manifests in memory and records tag writes."""
+
+    host = "registry.test"
+
+    def __init__(self, manifests: dict[str, tuple[bytes, str, str]]) -> None:
+        self.manifests = manifests
+        self.puts: list[tuple[str, str, bytes, str]] = []
+
+    def get_manifest(self, repo: str, reference: str) -> tuple[bytes, str, str] | None:
+        return self.manifests.get(reference)
+
+    def put_manifest(self, repo: str, reference: str, body: bytes, media_type: str) -> str:
+        self.puts.append((repo, reference, body, media_type))
+        return reference
+
+
+def test_move_tags_reuses_the_pushed_bytes() -> None:
+    body = canonical({"schemaVersion": 2})
+    fake = FakeRegistry({DIGEST: (body, OCI_MANIFEST, DIGEST)})
+    publish.move_tags(fake, "ns/distro", DIGEST, ["t1", "t2"])  # type: ignore[arg-type]
+    assert fake.puts == [
+        ("ns/distro", "t1", body, OCI_MANIFEST),
+        ("ns/distro", "t2", body, OCI_MANIFEST),
+    ]
+
+
+def test_move_tags_refuses_a_missing_manifest() -> None:
+    fake = FakeRegistry({})
+    with pytest.raises(RegistryError, match=f"has no manifest {DIGEST}"):
+        publish.move_tags(fake, "ns/distro", DIGEST, ["t1"])  # type: ignore[arg-type]
+    assert fake.puts == []  # no tag may point at nothing
+
+
+def test_split_repository() -> None:
+    assert publish.split_repository("ghcr.io/my-org/ubuntu") == ("ghcr.io", "my-org/ubuntu")
+    assert publish.split_repository("127.0.0.1:5000/a/b/c") == ("127.0.0.1:5000", "a/b/c")
+
+
+@pytest.mark.parametrize(
+    "host, loopback",
+    [
+        ("localhost", True),
+        ("localhost:5000", True),
+        ("127.0.0.1:5000", True),
+        ("[::1]:5000", True),
+        ("ghcr.io", False),
+        ("10.0.0.1:5000", False),
+        ("localhost.example.com", False),
+    ],
+)
+def test_only_loopback_registries_use_plain_http(host, loopback) -> None:
+    assert is_loopback(host) is loopback
+    scheme = "http" if loopback else "https"
+    assert Registry(host).base == f"{scheme}://{host}"
+
+
+# -- runner ------------------------------------------------------------------------------
+
+
+def test_dry_runner_prints_the_command_and_runs_nothing(tmp_path) -> None:
+    marker = tmp_path / "ran"
+    argv = [sys.executable, "-c", f"open({str(marker)!r}, 'w')", "two words"]
+    runner, out = dry_runner()
+    runner.run("cell-a", "build", argv)
+    assert not marker.exists()
+    assert out.getvalue() == f"[cell-a] would run: {shlex.join(argv)}\n"
+
+
+def test_dry_runner_call_describes_and_skips_the_effect() -> None:
+    runner, out = dry_runner()
+    called: list[bool] = []
+    assert runner.call("cell-a", "delete everything", lambda: called.append(True)) is None
+    assert called == []
+    assert out.getvalue() == "[cell-a] would delete everything\n"
+
+
+def test_runner_call_runs_the_effect_when_not_dry() -> None:
+    assert Runner(dry=False, out=io.StringIO()).call("c", "add", lambda: 1 + 1) == 2
+
+
+def test_runner_streams_output_with_the_cell_prefix() -> None:
+    out = io.StringIO()
+    script = "import os; print('hello'); print(os.environ['EXTRA'])"
+    Runner(out=out).run("cell-a", "build", [sys.executable, "-c", script], {"EXTRA": "from env"})
+    assert out.getvalue() == "[cell-a] hello\n[cell-a] from env\n"
+
+
+def test_runner_failure_keeps_the_output_tail() -> None:
+    script = "import sys\nfor i in range(20): print(i)\nsys.exit(3)"
+    with pytest.raises(StepError) as caught:
+        Runner(out=io.StringIO()).run("cell-a", "build", [sys.executable, "-c", script])
+    err = caught.value
+    assert str(err) == f"cell-a: build: {sys.executable} exited 3"
+    assert err.tail == [str(i) for i in range(8, 20)]  # the last TAIL lines only
+
+
+def test_runner_reports_a_missing_program() -> None:
+    with pytest.raises(StepError, match=r"^cell-a: build: cannot run /nonexistent/docker: "):
+        Runner(out=io.StringIO()).run("cell-a", "build", ["/nonexistent/docker", "build"])
+
+
+def test_runner_reports_an_unreachable_engine(monkeypatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+    with pytest.raises(StepError, match=r"^engine: connect: Docker engine unreachable"):
+        Runner(out=io.StringIO()).docker()
+
+
+# -- for_each_cell -----------------------------------------------------------------------
+
+
+def failing_act(cell: Cell) -> str:
+    """One failure of each kind the stages raise, by arch; riscv64 succeeds."""
+    if cell.arch == "amd64" and not cell.fips:
+        lines = [f"line {i}" for i in range(8)]
+        raise StepError(cell.id, "build", "docker exited 1", lines)
+    if cell.arch == "amd64":
+        raise NamingError("image tag 'x y' is not a valid OCI tag")
+    if cell.arch == "arm64" and not cell.fips:
+        raise DockerException("500 Server Error:\n  no space left on device")
+    if cell.arch == "arm64":
+        raise RegistryError("registry ghcr.io unreachable (connection refused)")
+    return f"built {cell.id}"
+
+
+@pytest.fixture
+def five_cells(make_release):
+    return make_release(
+        {"arch": "amd64"},
+        {"arch": "amd64", "fips": True},
+        {"arch": "arm64"},
+        {"arch": "arm64", "fips": True},
+        {"arch": "riscv64"},
+    )
+
+
+def test_for_each_cell_goes_on_after_a_failing_cell(five_cells) -> None:
+    out = io.StringIO()
+    outcomes = release.for_each_cell(Runner(out=out), list(five_cells.cells), "build", failing_act)
+    assert [(o.cell.id, o.ok) for o in outcomes] == [
+        ("amd64-generic", False),
+        ("amd64-generic-fips", False),
+        ("arm64-generic", False),
+        ("arm64-generic-fips", False),
+        ("riscv64-generic", True),
+    ]
+    assert [o.detail for o in outcomes] == [
+        "amd64-generic: build: docker exited 1",
+        "amd64-generic-fips: build: image tag 'x y' is not a valid OCI tag",
+        "arm64-generic: build: 500 Server Error: no space left on device",  # made one line
+        "arm64-generic-fips: build: registry ghcr.io unreachable (connection refused)",
+        "built riscv64-generic",
+    ]
+    assert all(isinstance(o.error, StepError) for o in outcomes if not o.ok)
+    text = out.getvalue()
+    assert "[amd64-generic] FAILED build: docker exited 1\n" in text
+    # Only the last five lines of a failed command's output are repeated.
+    assert "[amd64-generic]   | line 2\n" not in text
+    assert "[amd64-generic]   | line 3\n" in text
+    assert "[amd64-generic]   | line 7\n" in text
+    summary = text[text.index("build summary") :].splitlines()
+    assert summary[1].split() == ["CELL", "RESULT", "SECONDS", "DETAIL"]
+    assert [line.split()[:2] for line in summary[2:]] == [
+        ["amd64-generic", "FAILED"],
+        ["amd64-generic-fips", "FAILED"],
+        ["arm64-generic", "FAILED"],
+        ["arm64-generic-fips", "FAILED"],
+        ["riscv64-generic", "ok"],
+    ]
+
+
+def test_for_each_cell_dry_prints_no_summary(five_cells) -> None:
+    runner, out = dry_runner()
+    outcomes = release.for_each_cell(runner, list(five_cells.cells), "iso", failing_act)
+    assert [o.ok for o in outcomes] == [False, False, False, False, True]
+    assert "summary" not in out.getvalue()
