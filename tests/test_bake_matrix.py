@@ -80,3 +80,26 @@ def test_sample_repo_passes_its_own_tests_and_lint(cell: MatrixCell, baked) -> N
     assert re.search(r"\d+ passed", tests.stdout), tests.stdout
     run(repo, "ruff", "check", "--no-cache", ".")
     run(repo, "ruff", "format", "--check", "--no-cache", ".")
+
+
+def test_github_workflow_passes_schema_and_audit(baked) -> None:
+    repo = baked(architectures="amd64,arm64,riscv64", ci="github")
+    workflow = ".github/workflows/build.yml"
+    run(repo, "check-jsonschema", "--builtin-schema", "vendor.github-workflows", workflow)
+    run(repo, "zizmor", "--offline", workflow)
+    run(repo, "yamllint", "-d", "relaxed", workflow)
+
+
+def test_gitlab_pipeline_and_its_child_pass_schema_and_yamllint(baked) -> None:
+    repo = baked(
+        ci="gitlab",
+        architectures="amd64,arm64",
+        provider="k3s",
+        provider_versions="v1.35.1+k3s1,v1.34.3+k3s1",
+    )
+    child = run(repo, "invoke", "matrix", "--format", "gitlab").stdout
+    (repo / "child.yml").write_text(child)
+    assert child.count("v1.3") == 4  # 2 arches x 2 versions, one CELL each
+    for path in (".gitlab-ci.yml", ".gitlab/cell.yml", "child.yml"):
+        run(repo, "check-jsonschema", "--builtin-schema", "vendor.gitlab-ci", path)
+        run(repo, "yamllint", "-d", "relaxed", path)

@@ -139,3 +139,36 @@ def test_registry_stopping_mid_run_keeps_the_old_tag(repo, env, registry) -> Non
         registry.start()
     assert proc.returncode == 1 and "unreachable" in proc.stderr
     assert registry.tags("kdt/debian") == old
+
+
+SECRET = "pa55-w0rd-never-printed"
+
+
+@pytest.fixture
+def locked(tmp_path) -> LocalRegistry:
+    with LocalRegistry(tmp_path / "locked", login=("kdt", SECRET)) as reg:
+        yield reg
+
+
+def test_publish_needs_a_login_and_never_prints_it(repo, env, locked, tmp_path) -> None:
+    retarget(repo, registry=locked.host)
+    refused = run(repo, "invoke", "publish", check=False, DOCKER_CONFIG=str(tmp_path), **env)
+    assert refused.returncode == 1
+    assert f"registry {locked.host} needs a login" in refused.stderr
+    assert locked.tags("kdt/debian") == []
+
+    creds = {"KAIROS_REGISTRY_USERNAME": "kdt", "KAIROS_REGISTRY_PASSWORD": SECRET}
+    done = run(repo, "invoke", "publish", DOCKER_CONFIG=str(tmp_path), **creds, **env)
+    assert SECRET not in done.stdout + done.stderr
+    assert locked.tags("kdt/debian") == [TAG]
+
+
+def test_publish_reads_the_docker_config_login(repo, env, locked, tmp_path) -> None:
+    import base64
+
+    token = base64.b64encode(f"kdt:{SECRET}".encode()).decode()
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {locked.host: {"auth": token}}}))
+    retarget(repo, registry=locked.host)
+    done = run(repo, "invoke", "publish", DOCKER_CONFIG=str(tmp_path), **env)
+    assert SECRET not in done.stdout + done.stderr
+    assert locked.tags("kdt/debian") == [TAG]

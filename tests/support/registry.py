@@ -19,17 +19,23 @@ def free_port() -> int:
 class LocalRegistry:
     """Start, stop and restart a registry; storage survives restarts."""
 
-    def __init__(self, root: Path, port: int | None = None, htpasswd: Path | None = None):
+    def __init__(self, root: Path, port: int | None = None, login: tuple[str, str] | None = None):
         self.root = root
         self.port = port or free_port()
         self.host = f"127.0.0.1:{self.port}"
-        self.htpasswd = htpasswd
+        self.login = login
         self.proc: subprocess.Popen | None = None
 
     def _config(self) -> Path:
         auth = ""
-        if self.htpasswd:
-            auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {self.htpasswd}\n"
+        if self.login:
+            import bcrypt
+
+            user, password = self.login
+            hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+            htpasswd = self.root / "htpasswd"
+            htpasswd.write_text(f"{user}:{hashed}\n")
+            auth = f"auth:\n  htpasswd:\n    realm: test\n    path: {htpasswd}\n"
         config = self.root / "config.yml"
         config.write_text(
             "version: 0.1\n"
@@ -62,7 +68,7 @@ class LocalRegistry:
             self.proc = None
 
     def tags(self, repo: str) -> list[str]:
-        resp = requests.get(f"http://{self.host}/v2/{repo}/tags/list", timeout=5)
+        resp = requests.get(f"http://{self.host}/v2/{repo}/tags/list", timeout=5, auth=self.login)
         if resp.status_code == 404:
             return []
         return resp.json().get("tags") or []
