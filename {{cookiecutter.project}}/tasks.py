@@ -7,6 +7,7 @@ invoke's own config (invoke.yaml or INVOKE_KAIROS_* variables):
   kairos.network     build/run network for containers (e.g. host); default: engine's
   kairos.docker_cli  docker client used for BuildKit builds; default: docker
   kairos.artifacts   where ISOs and checksums land; default: artifacts
+  kairos.boot.*      test-boot: accel (auto|kvm|tcg), memory, cpus, timeout, marker
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from invoke import Collection, Context, Exit, task
 
-from kairos_distro import artifacts, build, config, naming, publish, release
+from kairos_distro import artifacts, boot, build, config, naming, publish, release
 from kairos_distro.runner import Runner, StepError, summary
 
 CELL_HELP = {"cell": "Cell id to act on (repeatable); default: every cell of release.yaml."}
@@ -122,7 +123,59 @@ def publish_(c, cell=None, release_file=""):
     _finish("publish", release.for_each_cell(runner, _cells(rel, cell), "publish", act))
 
 
-ns = Collection(matrix, build_, iso, publish_)
+def _iso_of(rel: config.Release, cell: config.Cell, out: Path, dry: bool) -> Path:
+    """The cell's ISO under artifacts/<cell>/ (named by AuroraBoot from the image)."""
+    found = sorted((out / cell.id).glob("*.iso"))
+    if found or not dry:
+        return found[0] if found else out / cell.id / "missing.iso"
+    ident = naming.Identity.expected(rel, cell)
+    return out / cell.id / f"{naming.artifact_name(ident)}.iso"
+
+
+@task(
+    name="test-boot",
+    iterable=["cell"],
+    help={
+        **CELL_HELP,
+        "iso": "Boot this ISO instead of artifacts/<cell>/*.iso (needs one cell).",
+        "accel": "auto (KVM when it really works, else TCG), kvm or tcg.",
+        "memory": "Guest memory in MiB (default 2048).",
+        "cpus": "Guest CPUs (default 2).",
+        "timeout": "Seconds before a boot counts as failed (default 900).",
+        "release-file": FILE_HELP,
+    },
+)
+def test_boot(c, cell=None, iso="", accel="", memory=0, cpus=0, timeout=0.0, release_file=""):
+    """Boot each cell's ISO in QEMU and check SSH, boot state and provider version."""
+    runner, rel = _setup(c, release_file)
+    cells = _cells(rel, cell)
+    if iso and len(cells) != 1:
+        raise Exit("test-boot: --iso needs exactly one cell (--cell ID)", code=2)
+    conf = c.config.kairos.boot
+    settings = boot.Settings(
+        accel=accel or conf.accel,
+        memory=int(memory or conf.memory),
+        cpus=int(cpus or conf.cpus),
+        timeout=float(timeout or conf.timeout),
+        marker=conf.marker,
+    )
+    if settings.accel not in ("auto", "kvm", "tcg"):
+        raise Exit(f"test-boot: --accel must be auto, kvm or tcg (got {settings.accel!r})", code=2)
+    out = Path(c.config.kairos.artifacts)
+    user_data = Path(conf.cloud_config).read_bytes()
+
+    def act(one: config.Cell) -> str:
+        path = Path(iso) if iso else _iso_of(rel, one, out, runner.dry)
+        plan = boot.boot_iso(runner, rel, one, path, settings, user_data)
+        if runner.dry:
+            return "dry run"
+        passed = ", ".join(f"{r.name} {r.seconds:.0f}s" for r in plan.results)
+        return f"{plan.accel}: {passed}"
+
+    _finish("test-boot", release.for_each_cell(runner, cells, "test-boot", act))
+
+
+ns = Collection(matrix, build_, iso, test_boot, publish_)
 ns.configure(
     {
         "kairos": {
@@ -130,6 +183,14 @@ ns.configure(
             "artifacts": "artifacts",
             "network": "",
             "docker_cli": "docker",
+            "boot": {
+                "accel": "auto",
+                "memory": 2048,
+                "cpus": 2,
+                "timeout": 900,
+                "marker": "login:",
+                "cloud_config": "cloud-config.yaml",
+            },
         }
     }
 )

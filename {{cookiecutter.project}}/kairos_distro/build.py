@@ -98,10 +98,31 @@ def plan(
 
 
 def builder(docker_cli: str) -> list[str]:
-    """`docker buildx build --load` when buildx exists, else BuildKit via the env."""
-    probe = subprocess.run([docker_cli, "buildx", "version"], capture_output=True, check=False)
-    if probe.returncode == 0:
-        return [docker_cli, "buildx", "build", "--load"]
+    """`docker buildx build --load` when buildx exists, else BuildKit via the env.
+
+    Clients from 23.0 on build with BuildKit only through buildx; older ones
+    honour DOCKER_BUILDKIT=1.
+    """
+    try:
+        probe = subprocess.run([docker_cli, "buildx", "version"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return [docker_cli, "buildx", "build", "--load"]
+        version = subprocess.run(
+            [docker_cli, "version", "--format", "{{.Client.Version}}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError as err:
+        raise StepError("engine", "build", f"cannot run {docker_cli}: {err.strerror}") from None
+    major = version.split(".")[0]
+    if major.isdigit() and int(major) >= 23:
+        raise StepError(
+            "engine",
+            "build",
+            f"{docker_cli} {version} has no buildx plugin, so it cannot build with "
+            "BuildKit: install buildx or set kairos.docker_cli",
+        )
     return [docker_cli, "build"]
 
 

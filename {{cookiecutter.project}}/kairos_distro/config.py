@@ -54,7 +54,15 @@ IMAGE_REF = re.compile(
 # A project slug doubles as a repository path component of local image names.
 SLUG = re.compile(rf"^(?=.{{1,100}}$){_PATH}$")
 
-CELL_FIELDS = ("arch", "model", "provider", "provider_version", "trusted_boot", "fips")
+CELL_FIELDS = (
+    "arch",
+    "model",
+    "provider",
+    "provider_version",
+    "trusted_boot",
+    "fips",
+    "boot_checks",
+)
 TOP_FIELDS = (
     "name",
     "source",
@@ -66,12 +74,21 @@ TOP_FIELDS = (
     "registry",
     "namespace",
     "repository",
+    "boot_checks",
     "cells",
 )
 
 
 class ConfigError(ValueError):
     """A release.yaml problem; str() is one line naming the file and field."""
+
+
+@dataclass(frozen=True)
+class BootCheck:
+    """A command `invoke test-boot` runs over SSH, and text its output must contain."""
+
+    run: str
+    expect: str
 
 
 @dataclass(frozen=True)
@@ -84,6 +101,7 @@ class Cell:
     provider_version: str | None = None
     trusted_boot: bool = False
     fips: bool = False
+    boot_checks: tuple[BootCheck, ...] = ()
 
     @property
     def id(self) -> str:
@@ -110,6 +128,7 @@ class Release:
     namespace: str
     repository: str
     cells: tuple[Cell, ...]
+    boot_checks: tuple[BootCheck, ...] = ()
     path: Path = Path("release.yaml")
 
     def select(self, ids: list[str] | tuple[str, ...] = ()) -> list[Cell]:
@@ -196,11 +215,13 @@ def parse(data: Any, path: Path = Path("release.yaml")) -> Release:
         raise ConfigError(f"{path}: expected a mapping at the top level")
     _no_unknown(data, TOP_FIELDS, "", path)
     optional = ("description", "repository")
-    top = {k: _text(data, k, path) for k in TOP_FIELDS if k not in ("cells", *optional)}
+    skip = ("cells", "boot_checks", *optional)
+    top = {k: _text(data, k, path) for k in TOP_FIELDS if k not in skip}
     top.update({k: _text(data, k, path, required=False) for k in optional})
     _check_top(top, path)
     cells = _cells(data.get("cells"), top["base_image"], path)
-    return Release(cells=cells, path=path, **top)
+    checks = _boot_checks(data.get("boot_checks"), "boot_checks", path)
+    return Release(cells=cells, boot_checks=checks, path=path, **top)
 
 
 def _check_top(top: dict[str, str], path: Path) -> None:
@@ -249,7 +270,23 @@ def _cell(item: Any, where: str, path: Path) -> Cell:
         provider_version=_text(item, "provider_version", path, where, required=False) or None,
         trusted_boot=_flag(item, "trusted_boot", path, where),
         fips=_flag(item, "fips", path, where),
+        boot_checks=_boot_checks(item.get("boot_checks"), f"{where}.boot_checks", path),
     )
+
+
+def _boot_checks(raw: Any, where: str, path: Path) -> tuple[BootCheck, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}: {where}: expected a list of {{run, expect}}")
+    checks = []
+    for i, item in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError(f"{path}: {at}: expected a mapping with run and expect")
+        _no_unknown(item, ("run", "expect"), f"{at}.", path)
+        checks.append(BootCheck(_text(item, "run", path, at), _text(item, "expect", path, at)))
+    return tuple(checks)
 
 
 def _no_unknown(data: dict, known: tuple[str, ...], prefix: str, path: Path) -> None:

@@ -17,7 +17,7 @@ from . import naming
 from .config import Cell, Release
 from .naming import NamingError
 from .registry import RegistryError
-from .runner import Runner, StepError, summary, timed
+from .runner import Runner, Skip, StepError, summary, timed
 
 # GitHub-hosted runners per arch; riscv64 has none, so it builds emulated.
 GITHUB_RUNNER = {"amd64": "ubuntu-24.04", "arm64": "ubuntu-24.04-arm", "riscv64": "ubuntu-24.04"}
@@ -81,6 +81,11 @@ class Outcome:
     detail: str
     seconds: float
     error: StepError | None = field(default=None, repr=False)
+    skipped: bool = False
+
+    @property
+    def result(self) -> str:
+        return "skipped" if self.skipped else "ok" if self.ok else "FAILED"
 
 
 def for_each_cell(
@@ -96,6 +101,9 @@ def for_each_cell(
             try:
                 detail = act(cell)
                 outcomes.append(Outcome(cell, True, detail, elapsed()))
+            except Skip as why:
+                runner.say(cell.id, f"SKIPPED {stage}: {why}")
+                outcomes.append(Outcome(cell, True, f"skipped: {why}", elapsed(), skipped=True))
             except (NamingError, RegistryError, DockerException) as err:
                 err = StepError(cell.id, stage, _one_line(err))
                 runner.say(cell.id, f"FAILED {err.step}: {err.reason}")
@@ -108,7 +116,7 @@ def for_each_cell(
     rows = [
         {
             "cell": o.cell.id,
-            "result": "ok" if o.ok else "FAILED",
+            "result": o.result,
             "seconds": f"{o.seconds:.1f}",
             "detail": o.detail
             if o.ok

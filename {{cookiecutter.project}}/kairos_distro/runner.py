@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 T = TypeVar("T")
@@ -29,6 +30,10 @@ class StepError(RuntimeError):
         self.cell, self.step, self.reason = cell, step, reason
         self.tail = list(tail)
         super().__init__(f"{cell}: {step}: {reason}")
+
+
+class Skip(Exception):
+    """A cell this machine cannot do a step for; the reason is shown, never hidden."""
 
 
 @dataclass
@@ -74,7 +79,9 @@ class Runner:
             tail.append(line)
             self.say(cell, line)
         if proc.wait() != 0:
-            raise StepError(cell, step, f"{argv[0]} exited {proc.returncode}", tail)
+            last = next((x.strip() for x in reversed(tail) if x.strip()), "")
+            reason = f"{Path(argv[0]).name} exited {proc.returncode}"
+            raise StepError(cell, step, f"{reason}: {last[:200]}" if last else reason, tail)
 
     def docker(self) -> Any:
         """A docker-py client, created on first use so --dry never connects."""

@@ -513,7 +513,8 @@ def test_runner_failure_keeps_the_output_tail() -> None:
     with pytest.raises(StepError) as caught:
         Runner(out=io.StringIO()).run("cell-a", "build", [sys.executable, "-c", script])
     err = caught.value
-    assert str(err) == f"cell-a: build: {sys.executable} exited 3"
+    # The last line names the cause in the one-line error; the tail keeps the context.
+    assert str(err) == f"cell-a: build: {Path(sys.executable).name} exited 3: 19"
     assert err.tail == [str(i) for i in range(8, 20)]  # the last TAIL lines only
 
 
