@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -85,6 +86,69 @@ def test_iso_matches_its_checksum(repo, env) -> None:
     assert hashlib.sha256((cell_dir / ISO).read_bytes()).hexdigest() == digest
     assert (cell_dir / ISO).read_bytes()[0x8001:0x8006] == b"CD001"  # ISO 9660
     assert not [p for p in (repo / "artifacts").iterdir() if p.name.startswith(".")]
+
+
+BOOT_ENV = {"INVOKE_KAIROS_BOOT_ACCEL": "tcg"}  # KVM guests hang on these machines
+
+
+def qemu_running(iso: Path) -> bool:
+    return subprocess.run(["pgrep", "-f", str(iso)], capture_output=True).returncode == 0
+
+
+def test_iso_boots_into_the_live_system(repo, env) -> None:
+    out = run(repo, "invoke", "test-boot", **env, **BOOT_ENV).stdout
+    for check in ("console marker", "ssh echo ping", "boot state"):
+        assert f"pass {check}" in out, out
+    iso = repo / "artifacts" / CELL / ISO
+    assert not qemu_running(iso)
+    log = iso.with_name(ISO.removesuffix(".iso") + ".serial.log").read_text()
+    assert "kairos login:" in log
+
+
+def boot_failure(repo: Path, env: dict, iso: Path, timeout: int) -> str:
+    proc = run(
+        repo,
+        "invoke",
+        "test-boot",
+        "--iso",
+        str(iso),
+        "--timeout",
+        str(timeout),
+        check=False,
+        **env,
+        **BOOT_ENV,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert not qemu_running(iso)
+    assert iso.with_name(iso.stem + ".serial.log").exists()
+    return line
+
+
+def test_iso_that_never_boots_fails_within_the_timeout(repo, env, tmp_path) -> None:
+    from tests.support.standins import unbootable_iso
+
+    iso = unbootable_iso(tmp_path / "noboot.iso")
+    line = boot_failure(repo, env, iso, timeout=20)
+    assert "test-boot: console never showed 'login:' (timed out after 20 s)" in line
+
+
+def test_ssh_that_never_answers_fails(repo, env, tmp_path, docker_client, standins) -> None:
+    from tests.support.standins import fault_iso
+
+    image = f"kairos-local/my-org-kairos-debian:{CELL}"
+    iso = fault_iso(docker_client, standins["auroraboot"], image, tmp_path / "nossh", "nossh")
+    line = boot_failure(repo, env, iso, timeout=45)
+    assert "test-boot: SSH as kairos never answered" in line
+
+
+def test_wrong_boot_state_fails(repo, env, tmp_path, docker_client, standins) -> None:
+    from tests.support.standins import fault_iso
+
+    image = f"kairos-local/my-org-kairos-debian:{CELL}"
+    iso = fault_iso(docker_client, standins["auroraboot"], image, tmp_path / "state", "wrongstate")
+    line = boot_failure(repo, env, iso, timeout=120)
+    assert "test-boot: boot state: expected 'livecd_boot', got 'active_boot'" in line
 
 
 def test_failed_iso_keeps_the_previous_artifacts(repo, env, standins) -> None:

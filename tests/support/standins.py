@@ -104,3 +104,39 @@ def docker_cli() -> str:
     if probe.returncode == 0 or not Path("/usr/bin/docker").exists():
         return default
     return "/usr/bin/docker"
+
+
+def fault_iso(
+    client: docker.DockerClient, auroraboot: str, image: str, out: Path, fault: str
+) -> Path:
+    """An ISO whose stand-in live system misbehaves on purpose (nossh, wrongstate).
+
+    Uses the AuroraBoot stand-in's test-only `--set standin.fault=...` hook.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    client.containers.run(
+        auroraboot,
+        ["--set", f"standin.fault={fault}", "build-iso", "--output", "/output/", f"docker:{image}"],
+        volumes={
+            "/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"},
+            str(out): {"bind": "/output", "mode": "rw"},
+        },
+        remove=True,
+    )
+    (iso,) = out.glob("*.iso")
+    return iso
+
+
+def unbootable_iso(path: Path) -> Path:
+    """A valid ISO 9660 volume with no boot record: firmware finds nothing to boot."""
+    import io
+
+    import pycdlib
+
+    iso = pycdlib.PyCdlib()
+    iso.new(interchange_level=3, vol_ident="NOBOOT")
+    data = b"not a boot loader\n"
+    iso.add_fp(io.BytesIO(data), len(data), "/README.;1")
+    iso.write(str(path))
+    iso.close()
+    return path
