@@ -1,4 +1,4 @@
-"""The main job on local defaults: bake, build, ISO, publish to 127.0.0.1.
+"""The main job on local defaults: bake, build, ISO, boot test, publish to 127.0.0.1.
 
     python -m tests.support.demo [--offline] [--out DIR]
 
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             "INVOKE_KAIROS_NETWORK": args.network,
             "INVOKE_KAIROS_DOCKER_CLI": docker_cli(),
         }
-        for task in ("build", "iso", "publish"):
+        for task in ("build", "iso", "test-boot", "publish"):
             print(f"\n$ invoke {task}", flush=True)
             if subprocess.run(["invoke", task], cwd=repo, env=env, check=False).returncode:
                 print(f"demo: invoke {task} failed (see above)", file=sys.stderr)

@@ -243,7 +243,7 @@ def _ssh(port: int, settings: Settings, deadline: float, alive: subprocess.Popen
     import paramiko
 
     logging.getLogger("paramiko").setLevel(logging.CRITICAL)
-    last, wait = "no answer", 1.0
+    last, wait = "no answer", 2.0
     while time.monotonic() < deadline and alive.poll() is None:
         client = paramiko.SSHClient()
         client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # a fresh live system
