@@ -7,23 +7,28 @@ be pulled here); everything else is real: BuildKit, the registry on
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.conftest import run
-from tests.support.bake import bake, retarget
-from tests.support.registry import LocalRegistry
+from tests.support.bake import bake, retarget, set_signing
+from tests.support.registry import LocalRegistry, RefusingProxy
+from tests.support.sigstore_local import IDENTITY, ISSUER, LocalSigstore
 from tests.support.standins import docker_cli
 
 TAG = "12-core-amd64-generic-v0.1.0"
 ISO = "kairos-debian-12-core-amd64-generic-v0.1.0.iso"
 CELL = "amd64-generic"
+COSIGN_SIGN = "https://sigstore.dev/cosign/sign/v1"
 
 
 @pytest.fixture(scope="module")
@@ -33,17 +38,32 @@ def registry(tmp_path_factory) -> LocalRegistry:
 
 
 @pytest.fixture(scope="module")
-def env() -> dict[str, str]:
-    return {"INVOKE_KAIROS_NETWORK": "host", "INVOKE_KAIROS_DOCKER_CLI": docker_cli()}
+def sigstore(tmp_path_factory) -> LocalSigstore:
+    with LocalSigstore(tmp_path_factory.mktemp("sigstore")) as local:
+        yield local
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory, standins, registry, env) -> Path:
-    """A debian:12 repo pointed at the stand-ins and the local registry, built once."""
+def env(sigstore) -> dict[str, str]:
+    return {
+        "INVOKE_KAIROS_NETWORK": "host",
+        "INVOKE_KAIROS_DOCKER_CLI": docker_cli(),
+        "SIGSTORE_ID_TOKEN": sigstore.token(lifetime=3600),
+    }
+
+
+def sign_with(repo: Path, local: LocalSigstore, identity: str = IDENTITY) -> None:
+    set_signing(repo, enabled=True, trust=str(local.trust_config), identity=identity, issuer=ISSUER)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, standins, registry, env, sigstore) -> Path:
+    """A debian:12 repo pointed at the stand-ins, the local registry and Sigstore, built once."""
     path = bake(
         tmp_path_factory.mktemp("bake"), base_image="debian:12", registry=f"{registry.host}/kdt"
     )
     retarget(path, **standins)
+    sign_with(path, sigstore)
     out = run(path, "invoke", "build", **env).stdout
     assert f"built {registry.host}/kdt/debian:{TAG}" in out
     return path
@@ -168,7 +188,10 @@ def test_failed_iso_keeps_the_previous_artifacts(repo, env, standins) -> None:
 def test_publish_then_pull_back(repo, env, registry, docker_client) -> None:
     out = run(repo, "invoke", "publish", **env).stdout
     assert f"pushed {registry.host}/kdt/debian@sha256:" in out
-    assert registry.tags("kdt/debian") == [TAG]
+    assert f"verified signature of {registry.host}/kdt/debian@sha256:" in out
+    assert f"verified {ISO}.sha256.sigstore.json" in out
+    digest = out.split(f"pushed {registry.host}/kdt/debian@", 1)[1].split()[0]
+    assert sorted(registry.tags("kdt/debian")) == sorted([TAG, fallback(digest)])
     ref = f"{registry.host}/kdt/debian:{TAG}"
     docker_client.images.remove(ref)
     pulled = docker_client.images.pull(ref)
@@ -224,7 +247,7 @@ def test_publish_needs_a_login_and_never_prints_it(repo, env, locked, tmp_path) 
     creds = {"KAIROS_REGISTRY_USERNAME": "kdt", "KAIROS_REGISTRY_PASSWORD": SECRET}
     done = run(repo, "invoke", "publish", DOCKER_CONFIG=str(tmp_path), **creds, **env)
     assert SECRET not in done.stdout + done.stderr
-    assert locked.tags("kdt/debian") == [TAG]
+    assert TAG in locked.tags("kdt/debian")
 
 
 def test_publish_reads_the_docker_config_login(repo, env, locked, tmp_path) -> None:
@@ -235,4 +258,158 @@ def test_publish_reads_the_docker_config_login(repo, env, locked, tmp_path) -> N
     retarget(repo, registry=locked.host)
     done = run(repo, "invoke", "publish", DOCKER_CONFIG=str(tmp_path), **env)
     assert SECRET not in done.stdout + done.stderr
-    assert locked.tags("kdt/debian") == [TAG]
+    assert TAG in locked.tags("kdt/debian")
+
+
+def fallback(digest: str) -> str:
+    return digest.replace(":", "-")
+
+
+def fetch(registry: LocalRegistry, path: str) -> requests.Response:
+    accept = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"
+    resp = requests.get(f"http://{registry.host}/v2/{path}", headers={"Accept": accept}, timeout=10)
+    resp.raise_for_status()
+    return resp
+
+
+def manifest(registry: LocalRegistry, ref: str) -> tuple[dict, str]:
+    resp = fetch(registry, f"kdt/debian/manifests/{ref}")
+    return resp.json(), "sha256:" + hashlib.sha256(resp.content).hexdigest()
+
+
+@pytest.fixture
+def signed(repo, registry) -> Path:
+    """The repo pointed back at the module's registry, where publish signed the image."""
+    retarget(repo, registry=registry.host)
+    return repo
+
+
+def test_referrer_and_fallback_index_match_the_oci_and_cosign_formats(signed, registry) -> None:
+    image, digest = manifest(registry, TAG)
+    index, _ = manifest(registry, fallback(digest))
+    assert index["schemaVersion"] == 2
+    assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    (entry,) = index["manifests"]
+    assert entry["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert entry["artifactType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
+    assert entry["annotations"]["dev.sigstore.bundle.content"] == "dsse-envelope"
+    assert entry["annotations"]["dev.sigstore.bundle.predicateType"] == COSIGN_SIGN
+    referrer, referrer_digest = manifest(registry, entry["digest"])
+    assert referrer_digest == entry["digest"]
+    assert referrer["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+    assert referrer["artifactType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
+    assert referrer["config"] == {
+        "mediaType": "application/vnd.oci.empty.v1+json",
+        "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+        "size": 2,
+    }
+    (layer,) = referrer["layers"]
+    assert layer["mediaType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
+    assert referrer["subject"]["digest"] == digest
+    assert referrer["subject"]["mediaType"] == image["mediaType"]
+    assert referrer["annotations"] == entry["annotations"]
+    bundle = fetch(registry, f"kdt/debian/blobs/{layer['digest']}").json()
+    assert bundle["mediaType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
+    envelope = bundle["dsseEnvelope"]
+    assert envelope["payloadType"] == "application/vnd.in-toto+json"
+    assert json.loads(base64.b64decode(envelope["payload"])) == {
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": f"{registry.host}/kdt/debian", "digest": {"sha256": digest[7:]}}],
+        "predicateType": COSIGN_SIGN,
+        "predicate": {},
+    }
+
+
+def test_verify_task_accepts_cell_and_image(signed, env, registry) -> None:
+    out = run(signed, "invoke", "verify", **env).stdout
+    assert "verified signature of" in out and f"verified {ISO}.sha256.sigstore.json" in out
+    image = f"{registry.host}/kdt/debian:{TAG}"
+    out = run(signed, "invoke", "verify", "--image", image, **env).stdout
+    assert f"verified {registry.host}/kdt/debian@sha256:" in out
+
+
+def test_stock_sigstore_cli_accepts_the_blob_bundle(signed, sigstore) -> None:
+    checksum = signed / "artifacts" / CELL / f"{ISO}.sha256"
+    argv = [sys.executable, "-m", "sigstore", "--trust-config", str(sigstore.trust_config)]
+    argv += ["verify", "identity", "--bundle", f"{checksum}.sigstore.json"]
+    argv += ["--cert-identity", IDENTITY, "--cert-oidc-issuer", ISSUER, str(checksum)]
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def verify_fails(repo: Path, env: dict, *args: str) -> str:
+    proc = run(repo, "invoke", "verify", *args, check=False, **env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    return line
+
+
+def test_verify_refuses_a_wrong_identity(signed, env, sigstore) -> None:
+    sign_with(signed, sigstore, identity="someone-else@example.com")
+    try:
+        line = verify_fails(signed, env)
+    finally:
+        sign_with(signed, sigstore)
+    assert "verify: no valid signature for" in line and "someone-else@example.com" in line
+
+
+def test_verify_refuses_a_foreign_trust_root(signed, env, sigstore, tmp_path) -> None:
+    with LocalSigstore(tmp_path / "foreign") as foreign:
+        sign_with(signed, foreign)
+        try:
+            line = verify_fails(signed, env)
+        finally:
+            sign_with(signed, sigstore)
+    assert "verify: no valid signature for" in line
+
+
+def test_verify_refuses_a_tampered_digest_and_a_missing_signature(signed, env, registry) -> None:
+    other = "sha256:" + "0" * 64
+    line = verify_fails(signed, env, "--image", f"{registry.host}/kdt/debian@{other}")
+    assert f"no signature attached to {registry.host}/kdt/debian@{other}" in line
+    checksum = signed / "artifacts" / CELL / f"{ISO}.sha256"
+    bundle = checksum.with_name(checksum.name + ".sigstore.json")
+    saved = bundle.read_bytes()
+    bundle.unlink()
+    try:
+        line = verify_fails(signed, env)
+    finally:
+        bundle.write_bytes(saved)
+    assert f"has no {bundle.name}" in line
+
+
+@pytest.fixture
+def fresh(tmp_path) -> LocalRegistry:
+    with LocalRegistry(tmp_path / "fresh") as reg:
+        yield reg
+
+
+def publish_fails(repo: Path, env: dict, host: str, **extra: str) -> str:
+    retarget(repo, registry=host)
+    proc = run(repo, "invoke", "publish", check=False, **{**env, **extra})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    return line
+
+
+def test_expired_token_tags_nothing(repo, env, sigstore, fresh) -> None:
+    line = publish_fails(repo, env, fresh.host, SIGSTORE_ID_TOKEN=sigstore.token(expired=True))
+    assert "amd64-generic: sign: identity token:" in line
+    assert fresh.tags("kdt/debian") == []
+
+
+def test_unreachable_sigstore_tags_nothing(repo, env, sigstore, fresh) -> None:
+    sigstore.fail("fulcio")
+    try:
+        line = publish_fails(repo, env, fresh.host)
+    finally:
+        sigstore.fail(None)
+    assert "amd64-generic: sign: signing certificate:" in line
+    assert fresh.tags("kdt/debian") == []
+
+
+def test_registry_refusing_the_referrer_tags_nothing(repo, env, fresh) -> None:
+    with RefusingProxy(fresh.host) as proxy:
+        line = publish_fails(repo, env, proxy.host)
+    assert "amd64-generic: sign: registry" in line and "no referrers here" in line
+    assert fresh.tags("kdt/debian") == []

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from invoke import Collection, Context, Exit, task
 
-from kairos_distro import artifacts, boot, build, config, naming, publish, release
+from kairos_distro import artifacts, boot, build, config, naming, publish, release, sign
+from kairos_distro.registry import Registry, RegistryError
 from kairos_distro.runner import Runner, StepError, summary
 
 CELL_HELP = {"cell": "Cell id to act on (repeatable); default: every cell of release.yaml."}
@@ -111,16 +112,122 @@ def iso(c, cell=None, release_file=""):
     _finish("iso", release.for_each_cell(runner, _cells(rel, cell), "iso", act))
 
 
-@task(name="publish", iterable=["cell"], help={**CELL_HELP, "release-file": FILE_HELP})
-def publish_(c, cell=None, release_file=""):
-    """Push each built cell to the registry by digest, then move its tag."""
+def _sigstore(rel: config.Release, required: bool, token: str = "") -> sign.Sigstore | None:
+    if not rel.signing.enabled:
+        if required:
+            raise Exit(f"{rel.path}: signing.enabled is false: nothing to sign or verify", code=2)
+        return None
+    return sign.Sigstore(rel.signing, rel.path.parent, token)
+
+
+def _published(rel: config.Release, built: build.Built) -> tuple[Registry, str, str]:
+    """(registry, repository path, digest) of a cell's image as the registry has it."""
+    host, repo = publish.split_repository(naming.repository(rel, built.identity))
+    registry = Registry(host)
+    return registry, repo, publish.resolve(registry, repo, naming.image_tag(built.identity))
+
+
+@task(
+    name="publish",
+    iterable=["cell"],
+    help={
+        **CELL_HELP,
+        "token": "OIDC identity token for signing (else SIGSTORE_ID_TOKEN, "
+        "CI ambient credentials, or the browser flow).",
+        "release-file": FILE_HELP,
+    },
+)
+def publish_(c, cell=None, token="", release_file=""):
+    """Push each built cell by digest, sign and verify it (signing on), then move its tag."""
     runner, rel = _setup(c, release_file)
+    sigstore = _sigstore(rel, required=False, token=token)
+    out = Path(c.config.kairos.artifacts)
 
     def act(one: config.Cell) -> str:
-        done = publish.publish(runner, rel, one, _local(runner, rel, one))
+        done = publish.publish(runner, rel, one, _local(runner, rel, one), sigstore, out)
         return done.ref if done else "dry run"
 
     _finish("publish", release.for_each_cell(runner, _cells(rel, cell), "publish", act))
+
+
+@task(
+    name="sign",
+    iterable=["cell"],
+    help={
+        **CELL_HELP,
+        "token": "OIDC identity token (else SIGSTORE_ID_TOKEN, CI ambient "
+        "credentials, or the browser flow).",
+        "release-file": FILE_HELP,
+    },
+)
+def sign_(c, cell=None, token="", release_file=""):
+    """Sign each published cell's image digest and artifact checksums (Sigstore, keyless)."""
+    runner, rel = _setup(c, release_file)
+    sigstore = _sigstore(rel, required=True, token=token)
+    out = Path(c.config.kairos.artifacts)
+
+    def act(one: config.Cell) -> str:
+        built = _local(runner, rel, one)
+        if built is None:
+            runner.would(one.id, "sign the published digest and artifacts/<cell>/*.sha256")
+            return "dry run"
+        try:
+            registry, repo, digest = _published(rel, built)
+            publish.sign_cell(runner, sigstore, registry, repo, digest, one, out)
+        except (RegistryError, sign.SignError) as err:
+            raise StepError(one.id, "sign", str(err)) from None
+        return f"{registry.host}/{repo}@{digest}"
+
+    _finish("sign", release.for_each_cell(runner, _cells(rel, cell), "sign", act))
+
+
+@task(
+    iterable=["cell"],
+    help={
+        **CELL_HELP,
+        "image": "Verify this image reference instead of the cells' images.",
+        "release-file": FILE_HELP,
+    },
+)
+def verify(c, cell=None, image="", release_file=""):
+    """Verify signatures offline: image and artifacts against release.yaml's identity."""
+    runner, rel = _setup(c, release_file)
+    sigstore = _sigstore(rel, required=True)
+    out = Path(c.config.kairos.artifacts)
+    if image:
+        _verify_image(runner, sigstore, image)
+        return
+
+    def act(one: config.Cell) -> str:
+        built = _local(runner, rel, one)
+        if built is None:
+            runner.would(one.id, "verify the published image and artifacts/<cell>/*.sha256")
+            return "dry run"
+        try:
+            registry, repo, digest = _published(rel, built)
+            publish.verify_cell(runner, sigstore, registry, repo, digest, one, out)
+        except (RegistryError, sign.SignError) as err:
+            raise StepError(one.id, "verify", str(err)) from None
+        return f"{registry.host}/{repo}@{digest}"
+
+    _finish("verify", release.for_each_cell(runner, _cells(rel, cell), "verify", act))
+
+
+def _verify_image(runner: Runner, sigstore: sign.Sigstore, image: str) -> None:
+    """`host/repo:tag` or `host/repo@sha256:...` -> verified, or one line and exit 1."""
+    name, _, digest = image.partition("@")
+    host, path = publish.split_repository(name)
+    repo, _, tag = path.partition(":") if ":" in path.split("/")[-1] else (path, "", "latest")
+    if runner.dry:
+        runner.would("verify", f"verify the signature of {image}")
+        return
+    try:
+        registry = Registry(host)
+        digest = digest or publish.resolve(registry, repo, tag)
+        sign.verify_image(sigstore, registry, repo, digest)
+    except (RegistryError, sign.SignError) as err:
+        raise Exit(f"verify: {err}", code=1) from None
+    print(f"verified {host}/{repo}@{digest}")
 
 
 def _iso_of(rel: config.Release, cell: config.Cell, out: Path, dry: bool) -> Path:
@@ -175,7 +282,7 @@ def test_boot(c, cell=None, iso="", accel="", memory=0, cpus=0, timeout=0.0, rel
     _finish("test-boot", release.for_each_cell(runner, cells, "test-boot", act))
 
 
-ns = Collection(matrix, build_, iso, test_boot, publish_)
+ns = Collection(matrix, build_, iso, test_boot, sign_, verify, publish_)
 ns.configure(
     {
         "kairos": {

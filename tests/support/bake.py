@@ -42,6 +42,17 @@ def retarget(repo: Path, **fields: str) -> None:
     path.write_text(text)
 
 
+def set_signing(repo: Path, **fields: Any) -> None:
+    """Replace release.yaml's signing block (e.g. with a local Sigstore)."""
+    path = repo / "release.yaml"
+    text = path.read_text()
+    block = yaml.safe_dump({"signing": fields}, sort_keys=False)
+    new, count = re.subn(r"^signing:\n(?:  .*\n)+", block, text, count=1, flags=re.M)
+    if count != 1:
+        raise KeyError("release.yaml has no signing block")
+    path.write_text(new)
+
+
 def set_cells(repo: Path, cells: list[dict[str, Any]]) -> None:
     """Replace the cells list (the last block of release.yaml)."""
     path = repo / "release.yaml"

@@ -78,3 +78,66 @@ class LocalRegistry:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class RefusingProxy:
+    """A loopback proxy to a registry that refuses referrer manifests (HTTP 400).
+
+    Stands for registries that reject OCI 1.1 manifests carrying `subject`,
+    so publish must fail signing and leave no tag behind.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        import http.server
+        import threading
+
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _forward(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if self.command == "PUT" and body and b'"subject"' in body:
+                    data = b'{"errors":[{"code":"MANIFEST_INVALID","message":"no referrers here"}]}'
+                    self.send_response(400)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                resp = requests.request(
+                    self.command,
+                    f"http://{upstream}{self.path}",
+                    data=body,
+                    headers=headers,
+                    timeout=30,
+                    allow_redirects=False,
+                )
+                self.send_response(resp.status_code)
+                for key, value in resp.headers.items():
+                    if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        if key.lower() == "location":
+                            value = value.replace(upstream, proxy.host)
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(resp.content)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(resp.content)
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _forward
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.host = f"127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> RefusingProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -218,16 +218,24 @@ class Console:
         self._thread.start()
 
     def _read(self) -> None:
+        # Chunks, not lines: a getty prompt ("localhost login: ") has no newline.
         assert self.proc.stdout is not None
-        for raw in self.proc.stdout:
-            line = raw.decode(errors="replace").rstrip("\r\n")
-            self._log.write(line + "\n")
+        fd, pending = self.proc.stdout.fileno(), ""
+        while chunk := os.read(fd, 4096):
+            text = chunk.decode(errors="replace").replace("\r", "")
+            self._log.write(text)
             self._log.flush()
-            self.tail.append(line)
-            if self.marker_at is None and self.pattern.search(line):
-                self.marker_at = time.monotonic()
-                self.changed.set()
+            *lines, pending = (pending + text).split("\n")
+            self.tail.extend(lines)
+            self._look(lines, pending)
+        if pending:
+            self.tail.append(pending)
         self.changed.set()  # EOF: QEMU is gone
+
+    def _look(self, lines: list[str], pending: str) -> None:
+        if self.marker_at is None and any(self.pattern.search(x) for x in [*lines, pending]):
+            self.marker_at = time.monotonic()
+            self.changed.set()
 
     def wait_marker(self, deadline: float) -> bool:
         self.changed.wait(max(0.0, deadline - time.monotonic()))
@@ -250,6 +258,7 @@ def _ssh(port: int, settings: Settings, deadline: float, alive: subprocess.Popen
         try:
             # QEMU's port forward accepts before the guest listens and may then
             # stay silent: wait briefly for the banner, longer on each retry.
+            wait = max(0.5, min(wait, deadline - time.monotonic()))
             client.connect(
                 "127.0.0.1",
                 port=port,
@@ -293,11 +302,11 @@ def _verdict(
     deadline = start + settings.timeout
     record = plan.results.append
     if not console.wait_marker(deadline):
-        why = (
-            "QEMU exited"
-            if proc.poll() is not None
-            else f"timed out after {settings.timeout:.0f} s"
-        )
+        try:
+            proc.wait(timeout=1)  # the output ended: QEMU is exiting, let it finish
+            why = "QEMU exited"
+        except subprocess.TimeoutExpired:
+            why = f"timed out after {settings.timeout:.0f} s"
         record(Result("console marker", False, time.monotonic() - start, why))
         raise StepError(
             plan.cell.id,
@@ -327,6 +336,8 @@ def _verdict(
 
 
 def _firmware(cell: Cell, work: Path) -> list[str]:
+    if cell.trusted_boot and cell.arch != "amd64":
+        raise Skip(f"trusted boot boots on amd64 only here (OVMF + swtpm), not {cell.arch}")
     if cell.trusted_boot:
         found = next(((c, v) for c, v in OVMF if Path(c).exists() and Path(v).exists()), None)
         if not found:
@@ -349,6 +360,8 @@ def _firmware(cell: Cell, work: Path) -> list[str]:
     code = next((p for p in FIRMWARE[cell.arch] if Path(p).exists()), None)
     if code is None:
         raise Skip(f"no UEFI firmware for {cell.arch} (one of {', '.join(FIRMWARE[cell.arch])})")
+    if cell.arch == "riscv64":  # EDK2 loads as pflash; OpenSBI stays the default -bios
+        return ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}"]
     return ["-bios", code]
 
 
@@ -363,14 +376,13 @@ def boot_iso(
     """Boot `iso`, run the checks, stop QEMU; raise StepError on the first failure."""
     binary = QEMU[cell.arch]
     log = iso.with_name(iso.name.removesuffix(".iso") + ".serial.log")
-    if runner.dry:
-        argv = qemu_argv(
-            cell, iso, Path("disk.qcow2"), Path("cidata.iso"), 0, settings.accel, settings
-        )
-        runner.would(cell.id, f"boot: {' '.join(argv)}")
-        return BootPlan(cell, iso, log, argv, 0, settings.accel, checks_for(release, cell))
     if cell.model != "generic":
         raise Skip(f"model {cell.model} boots from a raw disk image, not an ISO")
+    if runner.dry:
+        accel = settings.accel if settings.accel != "auto" else "kvm-if-it-works-else-tcg"
+        argv = qemu_argv(cell, iso, Path("disk.qcow2"), Path("cidata.iso"), 0, accel, settings)
+        runner.would(cell.id, f"boot: {' '.join(argv)}")
+        return BootPlan(cell, iso, log, argv, 0, settings.accel, checks_for(release, cell))
     if not shutil.which(binary):
         raise Skip(f"{binary} is not installed")
     if not iso.exists():
@@ -420,18 +432,15 @@ def boot_iso(
 def _start_tpm(work: Path) -> subprocess.Popen:
     if not shutil.which("swtpm"):
         raise Skip("trusted boot needs swtpm (package swtpm)")
-    state = work / "tpm"
+    state, sock = work / "tpm", work / "swtpm.sock"
     state.mkdir()
-    return subprocess.Popen(
-        [
-            "swtpm",
-            "socket",
-            "--tpm2",
-            "--tpmstate",
-            f"dir={state}",
-            "--ctrl",
-            f"type=unixio,path={work / 'swtpm.sock'}",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    argv = ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={state}"]
+    argv += ["--ctrl", f"type=unixio,path={sock}"]
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not sock.exists():  # QEMU fails if it starts before the socket exists
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            raise Skip("swtpm did not start")
+        time.sleep(0.05)
+    return proc

@@ -9,7 +9,7 @@ the same rules, so a refused answer and a refused config read alike.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,13 +74,27 @@ TOP_FIELDS = (
     "registry",
     "namespace",
     "repository",
+    "signing",
     "boot_checks",
     "cells",
 )
+SIGNING_FIELDS = ("enabled", "trust", "identity", "identity_regexp", "issuer")
+TRUST_NAMES = ("production", "staging")
 
 
 class ConfigError(ValueError):
     """A release.yaml problem; str() is one line naming the file and field."""
+
+
+@dataclass(frozen=True)
+class Signing:
+    """Keyless Sigstore signing, and the identity `invoke verify` expects."""
+
+    enabled: bool = False
+    trust: str = "production"  # production | staging | path to a ClientTrustConfig JSON
+    identity: str = ""  # the certificate's exact identity (SAN) ...
+    identity_regexp: str = ""  # ... or a pattern it must fully match
+    issuer: str = ""  # the OIDC issuer that vouched for it
 
 
 @dataclass(frozen=True)
@@ -128,6 +142,7 @@ class Release:
     namespace: str
     repository: str
     cells: tuple[Cell, ...]
+    signing: Signing = Signing()
     boot_checks: tuple[BootCheck, ...] = ()
     path: Path = Path("release.yaml")
 
@@ -215,13 +230,42 @@ def parse(data: Any, path: Path = Path("release.yaml")) -> Release:
         raise ConfigError(f"{path}: expected a mapping at the top level")
     _no_unknown(data, TOP_FIELDS, "", path)
     optional = ("description", "repository")
-    skip = ("cells", "boot_checks", *optional)
+    skip = ("cells", "boot_checks", "signing", *optional)
     top = {k: _text(data, k, path) for k in TOP_FIELDS if k not in skip}
     top.update({k: _text(data, k, path, required=False) for k in optional})
     _check_top(top, path)
     cells = _cells(data.get("cells"), top["base_image"], path)
     checks = _boot_checks(data.get("boot_checks"), "boot_checks", path)
-    return Release(cells=cells, boot_checks=checks, path=path, **top)
+    signing = _signing(data.get("signing"), path)
+    return Release(cells=cells, signing=signing, boot_checks=checks, path=path, **top)
+
+
+def _signing(raw: Any, path: Path) -> Signing:
+    if raw is None:
+        return Signing()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: signing: expected a mapping")
+    _no_unknown(raw, SIGNING_FIELDS, "signing.", path)
+    text = {k: _text(raw, k, path, "signing", required=False) for k in SIGNING_FIELDS[1:]}
+    signing = Signing(enabled=_flag(raw, "enabled", path, "signing"), **text)
+    signing = replace(signing, trust=signing.trust or "production")
+    if not signing.enabled:
+        return signing
+    if signing.trust not in TRUST_NAMES and not signing.trust.endswith(".json"):
+        raise ConfigError(
+            f"{path}: signing.trust: {signing.trust!r} is not production, staging "
+            "or a ClientTrustConfig .json file"
+        )
+    if bool(signing.identity) == bool(signing.identity_regexp):
+        raise ConfigError(f"{path}: signing.identity: set exactly one of identity, identity_regexp")
+    if signing.identity_regexp:
+        try:
+            re.compile(signing.identity_regexp)
+        except re.error as err:
+            raise ConfigError(f"{path}: signing.identity_regexp: invalid ({err})") from None
+    if not signing.issuer.startswith(("https://", "http://")):
+        raise ConfigError(f"{path}: signing.issuer: expected the OIDC issuer URL")
+    return signing
 
 
 def _check_top(top: dict[str, str], path: Path) -> None:

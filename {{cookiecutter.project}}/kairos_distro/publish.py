@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import naming
+from . import naming, sign
 from .build import Built
 from .config import Cell, Release
 from .registry import OCI_MANIFEST, Registry, RegistryError, manifest_bytes
@@ -111,21 +111,80 @@ def move_tags(registry: Registry, repo: str, digest: str, tags: list[str]) -> No
         registry.put_manifest(repo, tag, body, media_type)
 
 
-def publish(runner: Runner, release: Release, cell: Cell, built: Built | None) -> Published | None:
+def publish(
+    runner: Runner,
+    release: Release,
+    cell: Cell,
+    built: Built | None,
+    sigstore: sign.Sigstore | None = None,
+    artifacts: Path | None = None,
+) -> Published | None:
+    """Push by digest; with signing on, sign and verify that digest; then tag."""
     ident = built.identity if built else naming.Identity.expected(release, cell)
     repository = naming.repository(release, ident)
     tags = [naming.image_tag(ident)]
     if built is None:
         runner.would(cell.id, f"push {naming.local_tag(release, cell)} to {repository} by digest")
+        if sigstore:
+            runner.would(cell.id, "sign that digest and the artifact checksums, then verify")
         runner.would(cell.id, f"then tag it {', '.join(tags)}")
         return None
     host, repo = split_repository(repository)
     registry = Registry(host)
+    step = "publish"
     try:
         digest = push_image(runner, registry, repo, built)
         runner.say(cell.id, f"pushed {repository}@{digest}")
+        if sigstore:
+            step = "sign"
+            sign_cell(runner, sigstore, registry, repo, digest, cell, artifacts)
+        step = "publish"
         move_tags(registry, repo, digest, tags)
-    except RegistryError as err:
-        raise StepError(cell.id, "publish", str(err)) from None
+    except (RegistryError, sign.SignError) as err:
+        raise StepError(cell.id, step, str(err)) from None
     runner.say(cell.id, f"tagged {repository}:{tags[0]}")
     return Published(cell, repository, digest, tuple(tags))
+
+
+def checksum_files(artifacts: Path | None, cell: Cell) -> list[Path]:
+    return sorted((artifacts / cell.id).glob("*.sha256")) if artifacts else []
+
+
+def sign_cell(
+    runner: Runner,
+    sigstore: sign.Sigstore,
+    registry: Registry,
+    repo: str,
+    digest: str,
+    cell: Cell,
+    artifacts: Path | None,
+) -> None:
+    """Sign the image digest and the cell's checksum files, then verify them all."""
+    sign.sign_image(sigstore, registry, repo, digest)
+    for path in checksum_files(artifacts, cell):
+        sign.sign_file(sigstore, path)
+    verify_cell(runner, sigstore, registry, repo, digest, cell, artifacts)
+
+
+def verify_cell(
+    runner: Runner,
+    sigstore: sign.Sigstore,
+    registry: Registry,
+    repo: str,
+    digest: str,
+    cell: Cell,
+    artifacts: Path | None,
+) -> None:
+    sign.verify_image(sigstore, registry, repo, digest)
+    runner.say(cell.id, f"verified signature of {registry.host}/{repo}@{digest}")
+    for path in checksum_files(artifacts, cell):
+        sign.verify_file(sigstore, path)
+        runner.say(cell.id, f"verified {path.name}{sign.BUNDLE_SUFFIX}")
+
+
+def resolve(registry: Registry, repo: str, reference: str) -> str:
+    """A tag (or digest) in the registry -> the manifest digest."""
+    found = registry.get_manifest(repo, reference)
+    if found is None:
+        raise RegistryError(f"{registry.host}/{repo}:{reference} is not in the registry")
+    return found[2]

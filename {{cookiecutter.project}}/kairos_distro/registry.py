@@ -204,6 +204,21 @@ class Registry:
         self._check(resp, f"manifest {repo}:{reference}")
         return f"sha256:{hashlib.sha256(body).hexdigest()}"
 
+    def referrers(self, repo: str, digest: str) -> dict[str, Any] | None:
+        """The referrers index of `digest`, or None without the referrers API."""
+        resp = self._send(
+            "GET", self._url(repo, f"referrers/{digest}"), repo, headers={"Accept": OCI_INDEX}
+        )
+        if resp.status_code == 404:
+            return None  # distribution 2.8 and others: use the fallback tag
+        try:
+            return self._check(resp, f"referrers of {digest}").json()
+        except ValueError:
+            return None
+
+    def has_referrers_api(self, repo: str, digest: str) -> bool:
+        return self.referrers(repo, digest) is not None
+
     def get_manifest(self, repo: str, reference: str) -> tuple[bytes, str, str] | None:
         """(body, media type, digest), or None when the reference does not exist."""
         resp = self._send(

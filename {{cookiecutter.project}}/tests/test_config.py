@@ -364,3 +364,81 @@ def test_select_refuses_unknown_cell(make_release) -> None:
     assert str(caught.value) == (
         "release.yaml: no cell 's390x-generic'; cells are: amd64-generic, arm64-generic"
     )
+
+
+# -- boot_checks -----------------------------------------------------------------------------
+
+OS_RELEASE = {"run": "cat /etc/os-release", "expect": "ID="}
+
+
+def test_boot_checks_parse_into_tuples(write_release, release_data) -> None:
+    release_data["boot_checks"] = [OS_RELEASE, {"run": "uname -m", "expect": "x86_64"}]
+    release_data["cells"] = [
+        {"arch": "amd64", "boot_checks": [{"run": "k3s check-config", "expect": "pass"}]},
+        {"arch": "arm64"},
+    ]
+    rel = config.load(write_release(release_data))
+    assert rel.boot_checks == (
+        config.BootCheck("cat /etc/os-release", "ID="),
+        config.BootCheck("uname -m", "x86_64"),
+    )
+    assert rel.cells[0].boot_checks == (config.BootCheck("k3s check-config", "pass"),)
+    assert rel.cells[1].boot_checks == ()
+    # Cells and releases stay frozen and hashable with their checks.
+    assert len({*rel.cells}) == 2
+
+
+@pytest.mark.parametrize("checks", [{}, {"boot_checks": None}, {"boot_checks": []}])
+def test_boot_checks_are_optional(write_release, release_data, checks) -> None:
+    release_data.update(checks)
+    release_data["cells"] = [{"arch": "amd64", **checks}]
+    rel = config.load(write_release(release_data))
+    assert rel.boot_checks == ()
+    assert rel.cells[0].boot_checks == ()
+
+
+def test_boot_checks_do_not_make_a_new_cell(write_release, release_data) -> None:
+    # The checks test an image; they do not change it, so the cell id is the same.
+    release_data["cells"] = [{"arch": "amd64"}, {"arch": "amd64", "boot_checks": [OS_RELEASE]}]
+    assert_refused(write_release, release_data, "cells[1]", "duplicate of cell amd64-generic")
+
+
+@pytest.mark.parametrize(
+    "checks, field, fragment",
+    [
+        ("cat /etc/os-release", "boot_checks", "expected a list of {run, expect}"),
+        (OS_RELEASE, "boot_checks", "expected a list of {run, expect}"),
+        (["cat /etc/os-release"], "boot_checks[0]", "expected a mapping with run and expect"),
+        ([{"run": "uname"}], "boot_checks[0].expect", "is required"),
+        ([{"run": "uname", "expect": ""}], "boot_checks[0].expect", "is required"),
+        ([{"expect": "Linux"}], "boot_checks[0].run", "is required"),
+        ([OS_RELEASE, {"run": "uname"}], "boot_checks[1].expect", "is required"),
+        ([{"run": ["uname", "-a"], "expect": "Linux"}], "boot_checks[0].run", "expected text"),
+        ([{"run": "nproc", "expect": 2}], "boot_checks[0].expect", "expected text, got 2"),
+        ([{**OS_RELEASE, "timeout": 5}], "boot_checks[0].timeout", "unknown field"),
+        ([{"command": "uname", "expect": "Linux"}], "boot_checks[0].command", "unknown field"),
+    ],
+)
+def test_bad_top_level_boot_checks(write_release, release_data, checks, field, fragment) -> None:
+    release_data["boot_checks"] = checks
+    assert_refused(write_release, release_data, field, fragment)
+
+
+@pytest.mark.parametrize(
+    "checks, field, fragment",
+    [
+        ("uname", "boot_checks", "expected a list of {run, expect}"),
+        ([{"run": "uname"}], "boot_checks[0].expect", "is required"),
+        ([None], "boot_checks[0]", "expected a mapping with run and expect"),
+        ([{**OS_RELEASE, "exp": "x"}], "boot_checks[0].exp", "unknown field"),
+    ],
+)
+def test_bad_cell_boot_checks(write_release, release_data, checks, field, fragment) -> None:
+    data = with_cell(release_data, {"arch": "amd64", "boot_checks": checks})
+    assert_refused(write_release, data, f"cells[1].{field}", fragment)
+
+
+def test_first_cell_boot_checks_refusal_names_cells_0(write_release, release_data) -> None:
+    release_data["cells"] = [{"arch": "amd64", "boot_checks": {"run": "uname"}}]
+    path, message = refusal(write_release, release_data)
+    assert message == f"{path}: cells[0].boot_checks: expected a list of {{run, expect}}"

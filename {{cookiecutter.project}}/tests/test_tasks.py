@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kairos_distro import config, naming, release
+from kairos_distro import boot, config, naming, release
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_ENGINE = "unix:///nonexistent.sock"
@@ -124,17 +124,20 @@ def test_matrix_gitlab_is_a_child_pipeline(runs, rel) -> None:
     assert pipeline["cell"]["parallel"]["matrix"] == [{"CELL": [cell.id for cell in rel.cells]}]
 
 
-def stages(run: subprocess.CompletedProcess[str], cell: config.Cell) -> dict[str, list[str]]:
-    """A cell's lines of `--dry build publish iso`, by stage: two, two, then one."""
+def stages(
+    run: subprocess.CompletedProcess[str], cell: config.Cell, rel: config.Release
+) -> dict[str, list[str]]:
+    """A cell's lines of `--dry build publish iso`: build 2, publish 2 (+1 signing), iso 1."""
     lines = lines_of(run.stdout, cell)
-    assert len(lines) == 5, report(run)
-    return {"build": lines[:2], "publish": lines[2:4], "iso": lines[4:]}
+    publish = 3 if rel.signing.enabled else 2
+    assert len(lines) == 3 + publish, report(run)
+    return {"build": lines[:2], "publish": lines[2 : 2 + publish], "iso": lines[2 + publish :]}
 
 
 def test_dry_build_needs_no_engine(runs, rel) -> None:
     run = runs["pipeline"]
     for cell in rel.cells:
-        build, tag = stages(run, cell)["build"]
+        build, tag = stages(run, cell, rel)["build"]
         assert build.startswith(f"[{cell.id}] would run: docker build "), build
         assert f" --platform linux/{cell.arch} " in build
         assert f" --tag {naming.local_tag(rel, cell)} " in build
@@ -147,9 +150,13 @@ def test_dry_publish_needs_no_engine(runs, rel) -> None:
     run = runs["pipeline"]
     for cell in rel.cells:
         ident = naming.Identity.expected(rel, cell)
-        push, tag = stages(run, cell)["publish"]
+        push, *signing, tag = stages(run, cell, rel)["publish"]
         local, repository = naming.local_tag(rel, cell), naming.repository(rel, ident)
         assert push == f"[{cell.id}] would push {local} to {repository} by digest"
+        if rel.signing.enabled:  # signing comes between the push and the tag
+            assert signing == [
+                f"[{cell.id}] would sign that digest and the artifact checksums, then verify"
+            ]
         assert tag == f"[{cell.id}] would then tag it {naming.image_tag(ident)}"
 
 
@@ -161,7 +168,7 @@ def test_dry_iso_needs_no_engine(runs, rel) -> None:
     failed = len(rel.cells) - len(has_iso)
     assert run.returncode == (1 if failed else 0), report(run)
     for cell in rel.cells:
-        (line,) = stages(run, cell)["iso"]
+        (line,) = stages(run, cell, rel)["iso"]
         if cell in has_iso:
             assert line.startswith(f"[{cell.id}] would run {rel.auroraboot} "), line
             assert f"(/nonexistent.sock:/var/run/docker.sock, artifacts/{cell.id}:/output)" in line
@@ -204,3 +211,155 @@ def test_dry_iso_goes_on_after_a_refused_cell(runs) -> None:
     assert " would run " in lines[2] and " --arch arm64 " in lines[2]
     assert run.stderr.startswith("iso: 1 of 3 cells failed; first: arm64-rpi4: iso: model rpi4")
     assert len(run.stderr.splitlines()) == 1
+
+
+# -- test-boot ------------------------------------------------------------------------------
+
+TRAPPED = ("qemu-system-x86_64", "qemu-system-aarch64", "qemu-system-riscv64", "qemu-img")
+
+
+@pytest.fixture(scope="module")
+def boot_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Runs, Path]:
+    """test-boot calls with PATH leading to fake QEMU programs that record being run.
+
+    Returns the runs and the directory the fakes write to; it stays empty unless a
+    task started one of them.
+    """
+    tmp = tmp_path_factory.mktemp("boot")
+    trap, ran = tmp / "bin", tmp / "ran"
+    trap.mkdir()
+    ran.mkdir()
+    for name in (*TRAPPED, "swtpm", "docker"):
+        fake = trap / name
+        fake.write_text(f'#!/bin/sh\ntouch "{ran}/{name}"\nexit 1\n')
+        fake.chmod(0o755)
+    empty = tmp / "empty"
+    empty.mkdir()
+    two = write(tmp / "two.yaml", [{"arch": "amd64"}, {"arch": "arm64"}])
+    mixed = write(
+        tmp / "mixed.yaml",
+        [{"arch": "amd64"}, {"arch": "arm64", "model": "rpi4"}, {"arch": "riscv64"}],
+    )
+    first = config.load(ROOT / "release.yaml").cells[0].id
+    trapped = {"PATH": f"{trap}{os.pathsep}{os.environ.get('PATH', '')}"}
+    calls: dict[str, tuple[list[str], dict[str, str]]] = {
+        "dry": (["--dry", "test-boot"], trapped),
+        "dry-options": (
+            ["--dry", "test-boot", "--accel", "tcg", "--memory", "4096", "--cpus", "3"],
+            trapped,
+        ),
+        # Machine settings also come from invoke's config, here its environment variables.
+        "dry-iso": (
+            ["--dry", "test-boot", "--cell", first, "--iso", "/srv/my.iso"],
+            {**trapped, "INVOKE_KAIROS_BOOT_MEMORY": "1536"},
+        ),
+        "bad-accel": (["--dry", "test-boot", "--accel", "xen"], trapped),
+        "iso-needs-one-cell": (
+            ["--dry", "test-boot", "--iso", "/srv/my.iso", "--release-file", str(two)],
+            trapped,
+        ),
+        # Not dry: no QEMU on PATH at all, so every cell is skipped, and that is no failure.
+        "no-qemu": (["test-boot", "--release-file", str(mixed)], {"PATH": str(empty)}),
+    }
+
+    def call(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "invoke", *args],
+            cwd=ROOT,
+            env={**os.environ, "DOCKER_HOST": NO_ENGINE, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        futures = {name: pool.submit(call, *args) for name, args in calls.items()}
+    return {name: future.result() for name, future in futures.items()}, ran
+
+
+def test_list_shows_test_boot(runs) -> None:
+    run = runs["list"]
+    assert run.returncode == 0, report(run)
+    assert re.search(r"^\s+test-boot\s+Boot each cell's ISO in QEMU", run.stdout, re.MULTILINE), (
+        report(run)
+    )
+
+
+def boot_line(run: subprocess.CompletedProcess[str], cell: config.Cell) -> str:
+    (line,) = lines_of(run.stdout, cell)
+    return line
+
+
+def test_dry_test_boot_touches_neither_docker_nor_qemu(boot_runs, rel) -> None:
+    runs_, ran = boot_runs
+    run = runs_["dry"]
+    assert run.returncode == 0, report(run)
+    assert run.stderr == ""
+    assert list(ran.iterdir()) == []  # no fake qemu, qemu-img, swtpm or docker ran
+    assert "summary" not in run.stdout
+    assert len(run.stdout.splitlines()) == len(rel.cells)
+    for cell in rel.cells:
+        line = boot_line(run, cell)
+        if cell.model != "generic":
+            continue  # boards are skipped when not dry; what dry says of them is not pinned
+        assert line.startswith(f"[{cell.id}] would boot: {boot.QEMU[cell.arch]} "), line
+        assert " -m 2048 -smp 2 " in line  # invoke config defaults
+        iso = f"artifacts/{cell.id}/{naming.artifact_name(naming.Identity.expected(rel, cell))}.iso"
+        assert f" -drive file={iso},media=cdrom,readonly=on " in line, line
+        assert ",hostfwd=tcp:127.0.0.1:" in line
+
+
+def test_dry_test_boot_options(boot_runs, rel) -> None:
+    runs_, ran = boot_runs
+    run = runs_["dry-options"]
+    assert run.returncode == 0, report(run)
+    assert list(ran.iterdir()) == []
+    for cell in rel.cells:
+        if cell.model == "generic":
+            line = boot_line(run, cell)
+            assert " -accel tcg -cpu max " in line, line
+            assert " -m 4096 -smp 3 " in line, line
+
+
+def test_dry_test_boot_given_iso_and_config(boot_runs, rel) -> None:
+    runs_, ran = boot_runs
+    run = runs_["dry-iso"]
+    assert run.returncode == 0, report(run)
+    assert list(ran.iterdir()) == []
+    cell = rel.cells[0]
+    assert len(run.stdout.splitlines()) == 1, report(run)
+    if cell.model == "generic":
+        line = boot_line(run, cell)
+        assert " -drive file=/srv/my.iso,media=cdrom,readonly=on " in line, line
+        assert " -m 1536 -smp 2 " in line, line  # INVOKE_KAIROS_BOOT_MEMORY
+
+
+def test_test_boot_refusals(boot_runs) -> None:
+    runs_, ran = boot_runs
+    accel, many = runs_["bad-accel"], runs_["iso-needs-one-cell"]
+    assert accel.returncode == 2, report(accel)
+    assert accel.stderr == "test-boot: --accel must be auto, kvm or tcg (got 'xen')\n"
+    assert many.returncode == 2, report(many)
+    assert many.stderr == "test-boot: --iso needs exactly one cell (--cell ID)\n"
+    assert accel.stdout == many.stdout == ""
+    assert list(ran.iterdir()) == []
+
+
+def test_test_boot_without_qemu_skips_every_cell(boot_runs) -> None:
+    runs_, _ = boot_runs
+    run = runs_["no-qemu"]
+    assert run.returncode == 0, report(run)  # skipped cells are shown, not failed
+    assert run.stderr == ""
+    lines = run.stdout.splitlines()
+    assert lines[:3] == [
+        "[amd64-generic] SKIPPED test-boot: qemu-system-x86_64 is not installed",
+        "[arm64-rpi4] SKIPPED test-boot: model rpi4 boots from a raw disk image, not an ISO",
+        "[riscv64-generic] SKIPPED test-boot: qemu-system-riscv64 is not installed",
+    ]
+    summary = lines[lines.index("test-boot summary") :]
+    assert [line.split()[:2] for line in summary[2:]] == [
+        ["amd64-generic", "skipped"],
+        ["arm64-rpi4", "skipped"],
+        ["riscv64-generic", "skipped"],
+    ]
