@@ -1,9 +1,11 @@
-"""The main job on local defaults: bake, build, ISO, boot test, publish to 127.0.0.1.
+"""The main job on local defaults: bake, build, ISO, boot test, sign, publish to 127.0.0.1.
 
     python -m tests.support.demo [--offline] [--out DIR]
 
 Without --offline the baked repo uses the real upstream images (kairos-init,
-AuroraBoot, the distro base), pinned in its release.yaml. With --offline, for
+AuroraBoot, the distro base), pinned in its release.yaml. Signing always uses
+a local Sigstore test instance on 127.0.0.1 here (and says so); production or
+staging is one line of the baked release.yaml away (signing.trust). With --offline, for
 machines that cannot pull them, local STAND-INS are built from Debian packages
 and used instead, and the run says so loudly.
 """
@@ -19,8 +21,9 @@ from pathlib import Path
 
 import docker
 
-from tests.support.bake import bake, retarget
+from tests.support.bake import bake, retarget, set_signing
 from tests.support.registry import LocalRegistry
+from tests.support.sigstore_local import IDENTITY, ISSUER, LocalSigstore
 from tests.support.standins import all_standins, docker_cli
 
 BANNER = """\
@@ -42,9 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    with LocalRegistry(out / "registry") as registry:
+    with LocalRegistry(out / "registry") as registry, LocalSigstore(out / "sigstore") as sig:
         print(f"local registry: {registry.host}")
+        print(f"local Sigstore TEST instance: {sig.url} (signing identity {IDENTITY})")
         repo = bake(out, base_image="debian:12", registry=f"{registry.host}/demo")
+        set_signing(
+            repo, enabled=True, trust=str(sig.trust_config), identity=IDENTITY, issuer=ISSUER
+        )
         print(f"baked: {repo}")
         if args.offline:
             print(BANNER)
@@ -53,14 +60,19 @@ def main(argv: list[str] | None = None) -> int:
             **os.environ,
             "INVOKE_KAIROS_NETWORK": args.network,
             "INVOKE_KAIROS_DOCKER_CLI": docker_cli(),
+            "SIGSTORE_ID_TOKEN": sig.token(lifetime=3600),
         }
-        for task in ("build", "iso", "test-boot", "publish"):
+        for task in ("build", "iso", "test-boot", "publish", "verify"):
             print(f"\n$ invoke {task}", flush=True)
             if subprocess.run(["invoke", task], cwd=repo, env=env, check=False).returncode:
                 print(f"demo: invoke {task} failed (see above)", file=sys.stderr)
                 return 1
         print(f"\nregistry {registry.host} now holds demo/debian:{registry.tags('demo/debian')}")
         print(f"ISOs: {sorted(str(p) for p in (repo / 'artifacts').rglob('*.iso'))}")
+        print(
+            f"signed with the local Sigstore TEST instance; verify: "
+            f"sigstore --trust-config {sig.trust_config} verify identity ..."
+        )
         if args.offline:
             print("(built from STAND-INS: see the banner above)")
     return 0
