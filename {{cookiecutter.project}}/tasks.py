@@ -12,6 +12,7 @@ invoke's own config (invoke.yaml or INVOKE_KAIROS_* variables):
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from invoke import Collection, Context, Exit, task
@@ -31,6 +32,14 @@ def _setup(c: Context, release_file: str) -> tuple[Runner, config.Release]:
     except config.ConfigError as err:
         raise Exit(str(err), code=2) from None
     runner = Runner(dry=bool(c.config.run.dry), docker_cli=settings.docker_cli)
+    if rel.version == "git":
+        try:
+            version = build.git_version(rel.path.parent)
+        except StepError as err:
+            raise Exit(f"{rel.path}: version: {err.reason}", code=2) from None
+        if not config.SEMVER.match(version):
+            raise Exit(f"{rel.path}: version: git describe gave {version!r}, not semver", code=2)
+        rel = dataclasses.replace(rel, version=version)
     return runner, rel
 
 
@@ -239,6 +248,74 @@ def _iso_of(rel: config.Release, cell: config.Cell, out: Path, dry: bool) -> Pat
     return out / cell.id / f"{naming.artifact_name(ident)}.iso"
 
 
+def _boot_settings(
+    c: Context,
+    task_name: str,
+    accel: str = "",
+    memory: int = 0,
+    cpus: int = 0,
+    timeout: float = 0.0,
+) -> tuple[boot.Settings, bytes]:
+    """Flags over invoke config (kairos.boot.*); and the cloud-config for cidata."""
+    conf = c.config.kairos.boot
+    settings = boot.Settings(
+        accel=accel or conf.accel,
+        memory=int(memory or conf.memory),
+        cpus=int(cpus or conf.cpus),
+        timeout=float(timeout or conf.timeout),
+        marker=conf.marker,
+    )
+    if settings.accel not in ("auto", "kvm", "tcg"):
+        raise Exit(
+            f"{task_name}: --accel must be auto, kvm or tcg (got {settings.accel!r})", code=2
+        )
+    try:
+        return settings, Path(conf.cloud_config).read_bytes()
+    except OSError as err:
+        raise Exit(
+            f"{task_name}: cloud-config {conf.cloud_config}: {err.strerror}", code=2
+        ) from None
+
+
+@task(
+    name="release",
+    iterable=["cell"],
+    help={
+        **CELL_HELP,
+        "force": "Redo every step even where the inputs are already published.",
+        "token": "OIDC identity token for signing (else SIGSTORE_ID_TOKEN, CI, or the browser).",
+        "accel": "test-boot acceleration: auto, kvm or tcg.",
+        "release-file": FILE_HELP,
+    },
+)
+def release_(c, cell=None, force=False, token="", accel="", release_file=""):
+    """Build, ISO, boot-test, sign and publish each cell; skips cells already published."""
+    runner, rel = _setup(c, release_file)
+    settings, user_data = _boot_settings(c, "release", accel)
+    out = Path(c.config.kairos.artifacts)
+    plan = release.Plan(
+        runner,
+        rel,
+        out,
+        c.config.kairos.network,
+        settings,
+        user_data,
+        sigstore=_sigstore(rel, required=False, token=token),
+        force=force,
+        context=rel.path.parent,
+    )
+    reports = release.run_release(plan, _cells(rel, cell))
+    if runner.dry:
+        return
+    summary(f"release {rel.version}", release.summary_rows(reports))
+    for path in release.write_summaries(reports, rel.version, out):
+        print(f"summary: {path}")
+    failed = [r for r in reports if r.status == "failed"]
+    if failed:
+        first = f"{failed[0].cell}: {failed[0].error}"
+        raise Exit(f"release: {len(failed)} of {len(reports)} cells failed; first: {first}", code=1)
+
+
 @task(
     name="test-boot",
     iterable=["cell"],
@@ -258,18 +335,8 @@ def test_boot(c, cell=None, iso="", accel="", memory=0, cpus=0, timeout=0.0, rel
     cells = _cells(rel, cell)
     if iso and len(cells) != 1:
         raise Exit("test-boot: --iso needs exactly one cell (--cell ID)", code=2)
-    conf = c.config.kairos.boot
-    settings = boot.Settings(
-        accel=accel or conf.accel,
-        memory=int(memory or conf.memory),
-        cpus=int(cpus or conf.cpus),
-        timeout=float(timeout or conf.timeout),
-        marker=conf.marker,
-    )
-    if settings.accel not in ("auto", "kvm", "tcg"):
-        raise Exit(f"test-boot: --accel must be auto, kvm or tcg (got {settings.accel!r})", code=2)
+    settings, user_data = _boot_settings(c, "test-boot", accel, memory, cpus, timeout)
     out = Path(c.config.kairos.artifacts)
-    user_data = Path(conf.cloud_config).read_bytes()
 
     def act(one: config.Cell) -> str:
         path = Path(iso) if iso else _iso_of(rel, one, out, runner.dry)
@@ -282,7 +349,7 @@ def test_boot(c, cell=None, iso="", accel="", memory=0, cpus=0, timeout=0.0, rel
     _finish("test-boot", release.for_each_cell(runner, cells, "test-boot", act))
 
 
-ns = Collection(matrix, build_, iso, test_boot, sign_, verify, publish_)
+ns = Collection(matrix, build_, iso, test_boot, sign_, verify, publish_, release_)
 ns.configure(
     {
         "kairos": {

@@ -21,7 +21,21 @@ import docker
 from . import naming
 from .build import Built
 from .config import Cell, Release
-from .runner import Runner, StepError
+from .runner import Runner, Skip, StepError
+
+STAMP = ".fingerprint"
+
+
+def stamped(artifacts: Path, cell: Cell, stamp: str) -> Artifacts | None:
+    """The cell's artifacts if they were made from inputs with this fingerprint."""
+    final = artifacts / cell.id
+    try:
+        if (final / STAMP).read_text().strip() != stamp:
+            return None
+    except OSError:
+        return None
+    files = tuple(sorted(p for p in final.iterdir() if not p.name.startswith(".")))
+    return Artifacts(cell, final, files)
 
 
 @dataclass(frozen=True)
@@ -47,16 +61,11 @@ def docker_socket() -> str:
 
 
 def plan_iso(release: Release, cell: Cell, ref: str, iso_name: str) -> IsoPlan:
-    """The AuroraBoot invocation for a cell; refuses cells that get no ISO."""
+    """The AuroraBoot invocation for a cell; cells that get no ISO are skipped, with why."""
     if cell.model != "generic":
-        raise StepError(
-            cell.id,
-            "iso",
-            f"model {cell.model} boots from a raw disk image, not an ISO; "
-            "raw images are not built yet",
-        )
+        raise Skip(f"model {cell.model} boots from a raw disk image, not an ISO (not built yet)")
     if cell.trusted_boot:
-        raise StepError(cell.id, "iso", "trusted-boot cells need a signed UKI ISO; not built yet")
+        raise Skip("trusted-boot cells need a signed UKI ISO (not built yet)")
     command = ["--debug", "build-iso", "--output", "/output/", "--arch", cell.arch]
     command.append(f"docker:{ref}")
     return IsoPlan(cell, release.auroraboot, command, f"{iso_name}.iso")
@@ -125,8 +134,13 @@ def build_iso(
     cell: Cell,
     artifacts: Path = Path("artifacts"),
     network: str = "",
+    stamp: str = "",
 ) -> Artifacts | None:
-    """Make `artifacts/<cell>/<name>.iso` and its `.sha256` from a built image."""
+    """Make `artifacts/<cell>/<name>.iso` and its `.sha256` from a built image.
+
+    `stamp` (the release fingerprint) is written as `.fingerprint` inside the
+    same atomic swap, so a rerun knows these artifacts match their inputs.
+    """
     ident = built.identity if built else naming.Identity.expected(release, cell)
     ref = built.ref if built else naming.image_ref(release, ident)
     iso_plan = plan_iso(release, cell, ref, naming.artifact_name(ident))
@@ -148,10 +162,12 @@ def build_iso(
             check_sha256(iso)
         except StepError as err:
             raise StepError(cell.id, "iso", err.reason) from None
+        if stamp:
+            (staging / STAMP).write_text(stamp + "\n")
         replace_dir(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    files = tuple(sorted(final.iterdir()))
+    files = tuple(sorted(p for p in final.iterdir() if not p.name.startswith(".")))
     runner.say(cell.id, f"wrote {final / iso_plan.iso_name}")
     return Artifacts(cell, final, files)

@@ -7,7 +7,10 @@ the docker CLI with an argv list. Everything else talks to the engine API.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import re
 import subprocess
 import tarfile
 import tempfile
@@ -79,11 +82,12 @@ def plan(
     network: str = "",
     context: Path = Path("."),
     iidfile: Path = Path("/dev/null"),
+    extra_labels: dict[str, str] | None = None,
 ) -> BuildPlan:
     """The exact build command for a cell; no effects."""
     tag = naming.local_tag(release, cell)
     args = build_args(release, cell, base_image)
-    labs = labels(release, cell, base_digest, revision)
+    labs = {**labels(release, cell, base_digest, revision), **(extra_labels or {})}
     argv = [*builder, "--progress", "plain", "--platform", f"linux/{cell.arch}"]
     argv += ["--file", str(context / "Dockerfile"), "--tag", tag, "--iidfile", str(iidfile)]
     if network:
@@ -127,7 +131,12 @@ def builder(docker_cli: str) -> list[str]:
 
 
 def resolve_base(runner: Runner, ref: str) -> tuple[str, str]:
-    """(reference to build from, digest for the label), pinned when possible."""
+    """(reference to build from, digest), pinned when possible.
+
+    Used for every input image (base, kairos-init, AuroraBoot): a digest in the
+    reference wins, then the local engine's RepoDigest, then the registry; a
+    local-only image (e.g. imported) has no registry digest, so its ID stands in.
+    """
     if "@sha256:" in ref:
         return ref, ref.split("@", 1)[1]
     if runner.dry:
@@ -150,6 +159,25 @@ def resolve_base(runner: Runner, ref: str) -> tuple[str, str]:
             return f"{ref}@{digest}", digest
     # A local-only image (e.g. imported) has no registry digest: label its ID.
     return ref, image.id
+
+
+def git_version(root: Path = Path(".")) -> str:
+    """`git describe --tags --always --dirty` as semver with a leading v."""
+    try:
+        probe = subprocess.run(
+            ["git", "-C", str(root), "describe", "--tags", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        raise StepError("version", "git", "version is git but git is not installed") from None
+    described = probe.stdout.strip()
+    if probe.returncode != 0 or not described:
+        raise StepError("version", "git", "version is git but this is not a git checkout")
+    if re.fullmatch(r"[0-9a-f]+(-dirty)?", described):  # no tag yet: as the factory does
+        described = f"v0.0.0-{described}"
+    return described if described.startswith("v") else f"v{described}"
 
 
 def git_revision(root: Path = Path(".")) -> str:
@@ -199,8 +227,12 @@ def run(
     *,
     network: str = "",
     context: Path = Path("."),
+    stamp: str = "",
 ) -> Built | None:
-    """Build one cell and tag it with its published name; None when dry."""
+    """Build one cell and tag it with its published name; None when dry.
+
+    `stamp` (the release fingerprint) becomes a label, so a rerun can reuse it.
+    """
     base, digest = resolve_base(runner, release.base_image)
     with tempfile.TemporaryDirectory() as tmp:
         iidfile = Path(tmp) / "iid"
@@ -214,6 +246,7 @@ def run(
             network=network,
             context=context,
             iidfile=iidfile,
+            extra_labels={FINGERPRINT_LABEL: stamp} if stamp else None,
         )
         runner.run(cell.id, "build", build_plan.argv, build_plan.env)
     if runner.dry:
@@ -225,3 +258,59 @@ def run(
     runner.docker().images.get(built.image_id).tag(repo, tag)
     runner.say(cell.id, f"built {built.ref}")
     return built
+
+
+# -- incremental releases ------------------------------------------------------------
+FINGERPRINT_LABEL = "io.kairos.fingerprint"
+
+
+def tree_digest(context: Path) -> dict[str, str]:
+    """Content digests of what the Dockerfile consumes: itself and overlay/."""
+    files = [context / "Dockerfile", *sorted((context / "overlay").rglob("*"))]
+    out = {}
+    for path in files:
+        if path.is_file() and path.name != "README.md":
+            mode = oct(path.stat().st_mode & 0o777)
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            out[str(path.relative_to(context))] = f"{mode}:{digest}"
+    return out
+
+
+def fingerprint(release: Release, cell: Cell, digests: dict[str, str], tree: dict[str, str]) -> str:
+    """A digest of every input of a cell's artifacts; equal inputs, equal fingerprint.
+
+    The git revision is left out on purpose: a commit that changes nothing a
+    cell consumes must not rebuild it.
+    """
+    inputs = {
+        "cell": cell.id,
+        "build_args": build_args(release, cell, release.base_image),
+        "labels": {k: v for k, v in labels(release, cell, "", "").items() if v},
+        "digests": digests,
+        "tree": tree,
+    }
+    blob = json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def input_digests(runner: Runner, release: Release) -> dict[str, str]:
+    """Digests of the three input images (resolved once per run)."""
+    refs = {
+        "base": release.base_image,
+        "kairos_init": release.kairos_init,
+        "auroraboot": release.auroraboot,
+    }
+    return {name: resolve_base(runner, ref)[1] for name, ref in refs.items()}
+
+
+def reuse(runner: Runner, release: Release, cell: Cell, stamp: str) -> Built | None:
+    """The cell's last local build, if it was built from exactly these inputs."""
+    import docker
+
+    try:
+        image = runner.docker().images.get(naming.local_tag(release, cell))
+    except docker.errors.ImageNotFound:
+        return None
+    if (image.labels or {}).get(FINGERPRINT_LABEL) != stamp:
+        return None
+    return identify(runner, release, cell, image.id)

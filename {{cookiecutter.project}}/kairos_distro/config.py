@@ -52,6 +52,8 @@ IMAGE_REF = re.compile(
     r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
 )
 # A project slug doubles as a repository path component of local image names.
+VERSION = re.compile(rf"{SEMVER.pattern}|^git$")
+CHANNEL = re.compile(r"^[a-z][a-z0-9]{0,19}$")
 SLUG = re.compile(rf"^(?=.{{1,100}}$){_PATH}$")
 
 CELL_FIELDS = (
@@ -74,6 +76,7 @@ TOP_FIELDS = (
     "registry",
     "namespace",
     "repository",
+    "channels",
     "signing",
     "boot_checks",
     "cells",
@@ -142,6 +145,7 @@ class Release:
     namespace: str
     repository: str
     cells: tuple[Cell, ...]
+    channels: tuple[str, ...] = ()
     signing: Signing = Signing()
     boot_checks: tuple[BootCheck, ...] = ()
     path: Path = Path("release.yaml")
@@ -230,14 +234,30 @@ def parse(data: Any, path: Path = Path("release.yaml")) -> Release:
         raise ConfigError(f"{path}: expected a mapping at the top level")
     _no_unknown(data, TOP_FIELDS, "", path)
     optional = ("description", "repository")
-    skip = ("cells", "boot_checks", "signing", *optional)
+    skip = ("cells", "boot_checks", "signing", "channels", *optional)
     top = {k: _text(data, k, path) for k in TOP_FIELDS if k not in skip}
     top.update({k: _text(data, k, path, required=False) for k in optional})
     _check_top(top, path)
     cells = _cells(data.get("cells"), top["base_image"], path)
     checks = _boot_checks(data.get("boot_checks"), "boot_checks", path)
     signing = _signing(data.get("signing"), path)
-    return Release(cells=cells, signing=signing, boot_checks=checks, path=path, **top)
+    channels = _channels(data.get("channels"), path)
+    return Release(
+        cells=cells, channels=channels, signing=signing, boot_checks=checks, path=path, **top
+    )
+
+
+def _channels(raw: Any, path: Path) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(c, str) for c in raw):
+        raise ConfigError(f"{path}: channels: expected a list of names such as [edge, stable]")
+    for i, name in enumerate(raw):
+        if not CHANNEL.match(name):
+            raise ConfigError(f"{path}: channels[{i}]: {name!r} is not a lowercase name")
+    if len(set(raw)) != len(raw):
+        raise ConfigError(f"{path}: channels: names repeat")
+    return tuple(raw)
 
 
 def _signing(raw: Any, path: Path) -> Signing:
@@ -270,7 +290,7 @@ def _signing(raw: Any, path: Path) -> Signing:
 
 def _check_top(top: dict[str, str], path: Path) -> None:
     checks = {
-        "version": (SEMVER, "semver with a leading v, such as v1.2.3"),
+        "version": (VERSION, 'semver with a leading v, such as v1.2.3, or "git"'),
         "base_image": (IMAGE_REF, "an image reference such as ubuntu:24.04"),
         "kairos_init": (IMAGE_REF, "an image reference"),
         "auroraboot": (IMAGE_REF, "an image reference"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -145,6 +145,11 @@ def image_tag(ident: Identity) -> str:
     if not TAG.match(tag):
         raise NamingError(f"image tag {tag!r} is not a valid OCI tag")
     return tag
+
+
+def channel_tag(ident: Identity, channel: str) -> str:
+    """The tag a channel moves: the version's place taken by the channel name."""
+    return image_tag(replace(ident, version=channel))
 
 
 def repository(release: Release, ident: Identity) -> str:

@@ -118,11 +118,17 @@ def publish(
     built: Built | None,
     sigstore: sign.Sigstore | None = None,
     artifacts: Path | None = None,
+    stamp: str = "",
 ) -> Published | None:
-    """Push by digest; with signing on, sign and verify that digest; then tag."""
+    """Push by digest; with signing on, sign and verify that digest; then tag.
+
+    The version tag and the first channel's tag (e.g. edge) move last; with a
+    `stamp` a release record follows, so the next `invoke release` can skip it.
+    """
     ident = built.identity if built else naming.Identity.expected(release, cell)
     repository = naming.repository(release, ident)
     tags = [naming.image_tag(ident)]
+    tags += [naming.channel_tag(ident, c) for c in release.channels[:1]]
     if built is None:
         runner.would(cell.id, f"push {naming.local_tag(release, cell)} to {repository} by digest")
         if sigstore:
@@ -140,10 +146,74 @@ def publish(
             sign_cell(runner, sigstore, registry, repo, digest, cell, artifacts)
         step = "publish"
         move_tags(registry, repo, digest, tags)
+        if stamp:
+            files = checksum_files(artifacts, cell)
+            record = release_record(cell, stamp, release.version, repository, digest, tags, files)
+            write_record(Registry(release.registry), release, cell, record)
     except (RegistryError, sign.SignError) as err:
         raise StepError(cell.id, step, str(err)) from None
-    runner.say(cell.id, f"tagged {repository}:{tags[0]}")
+    runner.say(cell.id, f"tagged {repository}:{', '.join(tags)}")
     return Published(cell, repository, digest, tuple(tags))
+
+
+# -- release records: what `invoke release` published, per cell ----------------------
+RECORD_TYPE = "application/vnd.kairos.release.v1+json"
+EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
+
+
+def record_location(release: Release, cell: Cell) -> tuple[str, str]:
+    """(repository path, tag) of a cell's release record: beside the images, by cell id."""
+    return f"{release.namespace}/{release.name}", f"release-{cell.id}"
+
+
+def release_record(
+    cell: Cell,
+    stamp: str,
+    version: str,
+    repository: str,
+    digest: str,
+    tags: list[str],
+    checksums: list[Path],
+) -> dict[str, Any]:
+    return {
+        "cell": cell.id,
+        "fingerprint": stamp,
+        "version": version,
+        "image": f"{repository}@{digest}",
+        "tags": tags,
+        "checksums": {p.name: p.read_text().split()[0] for p in checksums},
+    }
+
+
+def write_record(registry: Registry, release: Release, cell: Cell, record: dict[str, Any]) -> None:
+    repo, tag = record_location(release, cell)
+    blob = json.dumps(record, sort_keys=True).encode()
+    layer = registry.push_bytes(repo, blob, RECORD_TYPE)
+    config = registry.push_bytes(repo, b"{}", EMPTY_TYPE)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": RECORD_TYPE,
+        "config": config.as_json(),
+        "layers": [layer.as_json()],
+        "annotations": {"io.kairos.release.fingerprint": record["fingerprint"]},
+    }
+    registry.put_manifest(repo, tag, manifest_bytes(manifest), OCI_MANIFEST)
+
+
+def read_record(registry: Registry, release: Release, cell: Cell) -> dict[str, Any] | None:
+    """The cell's last release record, or None (never released, or unreadable)."""
+    repo, tag = record_location(release, cell)
+    found = registry.get_manifest(repo, tag)
+    if found is None:
+        return None
+    try:
+        manifest = json.loads(found[0])
+        if manifest.get("artifactType") != RECORD_TYPE:
+            return None
+        return json.loads(registry.get_blob(repo, manifest["layers"][0]["digest"]))
+    except (ValueError, KeyError, IndexError):
+        return None
 
 
 def checksum_files(artifacts: Path | None, cell: Cell) -> list[Path]:

@@ -7,16 +7,19 @@ matrix feature (GitHub `strategy.matrix`, GitLab `parallel:matrix`).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import yaml
 from docker.errors import DockerException
 
-from . import naming
+from . import artifacts, boot, build, naming, publish, sign
 from .config import Cell, Release
 from .naming import NamingError
-from .registry import RegistryError
+from .registry import Registry, RegistryError
 from .runner import Runner, Skip, StepError, summary, timed
 
 # GitHub-hosted runners per arch; riscv64 has none, so it builds emulated.
@@ -132,3 +135,210 @@ def for_each_cell(
 def _one_line(err: Exception) -> str:
     text = getattr(err, "explanation", None) or str(err)
     return " ".join(str(text).split())
+
+
+# -- invoke release: every stage per cell, incrementally ------------------------------
+STEPS = ("build", "iso", "test-boot", "publish")
+BOOT_STAMP = ".test-boot"
+
+
+@dataclass
+class Report:
+    """One cell's outcome, for the terminal, Markdown and JSON summaries."""
+
+    cell: str
+    status: str = "pending"  # published | up to date | failed
+    steps: dict[str, str] = field(default_factory=dict)
+    image: str = ""
+    artifacts: list[str] = field(default_factory=list)
+    boot: str = ""
+    signature: str = ""
+    seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class Plan:
+    """What a release run needs besides the cells; effects go through `runner`."""
+
+    runner: Runner
+    release: Release
+    artifacts: Path
+    network: str
+    boot: Any  # boot.Settings
+    user_data: bytes
+    sigstore: Any = None  # sign.Sigstore when signing is on
+    force: bool = False
+    context: Path = Path(".")
+    _stamps: dict[str, str] = field(default_factory=dict)
+
+    def stamp(self, cell: Cell) -> str:
+        if not self._stamps:
+            digests = build.input_digests(self.runner, self.release)
+            tree = build.tree_digest(self.context)
+            for one in self.release.cells:
+                self._stamps[one.id] = build.fingerprint(self.release, one, digests, tree)
+        return self._stamps[cell.id]
+
+
+def run_release(plan: Plan, cells: list[Cell]) -> list[Report]:
+    """Each cell: build, ISO, boot test, sign + publish; a failure stops its cell only."""
+    reports = []
+    for cell in cells:
+        report = Report(cell.id)
+        with timed() as elapsed:
+            try:
+                _release_cell(plan, cell, report)
+            except (StepError, NamingError, RegistryError, DockerException) as err:
+                step = err.step if isinstance(err, StepError) else _current(report)
+                reason = err.reason if isinstance(err, StepError) else _one_line(err)
+                report.status, report.error = "failed", f"{step}: {reason}"
+                report.steps[step] = "failed"
+                plan.runner.say(cell.id, f"FAILED {step}: {reason}")
+                for line in getattr(err, "tail", [])[-5:]:
+                    plan.runner.say(cell.id, f"  | {line}")
+        report.seconds = round(elapsed(), 1)
+        reports.append(report)
+    return reports
+
+
+def _current(report: Report) -> str:
+    return next((s for s in STEPS if s not in report.steps), STEPS[-1])
+
+
+def _release_cell(plan: Plan, cell: Cell, report: Report) -> None:
+    runner, rel = plan.runner, plan.release
+    if runner.dry:
+        _dry(plan, cell)
+        report.status = "dry run"
+        return
+    stamp = plan.stamp(cell)
+    if not plan.force and _up_to_date(plan, cell, stamp, report):
+        runner.say(cell.id, f"up to date: {report.image} (fingerprint {stamp[:12]})")
+        return
+    built = build.reuse(runner, rel, cell, stamp)
+    if built:
+        report.steps["build"] = "reused"
+    else:
+        built = build.run(
+            runner, rel, cell, network=plan.network, context=plan.context, stamp=stamp
+        )
+        report.steps["build"] = "done"
+    made = _iso(plan, cell, built, stamp, report)
+    _boot(plan, cell, made, stamp, report)
+    report.steps["publish"] = "running"
+    done = publish.publish(runner, rel, cell, built, plan.sigstore, plan.artifacts, stamp)
+    report.steps["publish"] = "done"
+    report.status, report.image = "published", done.ref if done else ""
+    report.signature = "verified" if plan.sigstore else "unsigned"
+
+
+def _iso(plan: Plan, cell: Cell, built: Any, stamp: str, report: Report) -> Any:
+    made = artifacts.stamped(plan.artifacts, cell, stamp)
+    if made:
+        report.steps["iso"] = "reused"
+    else:
+        try:
+            made = artifacts.build_iso(
+                plan.runner, plan.release, built, cell, plan.artifacts, plan.network, stamp
+            )
+            report.steps["iso"] = "done"
+        except Skip as why:
+            report.steps["iso"] = f"skipped: {why}"
+    report.artifacts = [str(p) for p in made.files] if made else []
+    return made
+
+
+def _boot(plan: Plan, cell: Cell, made: Any, stamp: str, report: Report) -> None:
+    if made is None:
+        report.steps["test-boot"] = report.boot = "skipped: no ISO"
+        return
+    record = made.directory / BOOT_STAMP
+    if record.exists() and record.read_text().split("\n", 1)[0] == stamp:
+        report.steps["test-boot"] = "reused"
+        report.boot = record.read_text().split("\n", 1)[1].strip()
+        return
+    iso = next(p for p in made.files if p.suffix == ".iso")
+    try:
+        result = boot.boot_iso(plan.runner, plan.release, cell, iso, plan.boot, plan.user_data)
+    except Skip as why:
+        report.steps["test-boot"] = report.boot = f"skipped: {why}"
+        return
+    last = result.results[-1].seconds if result.results else 0.0
+    report.boot = f"passed ({result.accel}, {len(result.results)} checks, {last:.0f} s)"
+    record.write_text(f"{stamp}\n{report.boot}\n")
+    report.steps["test-boot"] = "done"
+
+
+def _up_to_date(plan: Plan, cell: Cell, stamp: str, report: Report) -> bool:
+    """Published with this fingerprint, and (signing on) its signature verifies."""
+    registry = Registry(plan.release.registry)
+    record = publish.read_record(registry, plan.release, cell)
+    if not record or record.get("fingerprint") != stamp:
+        return False
+    host, _, rest = record["image"].partition("/")
+    repo, _, digest = rest.partition("@")
+    if plan.sigstore:
+        try:
+            sign.verify_image(plan.sigstore, Registry(host), repo, digest)
+        except (sign.SignError, RegistryError):
+            return False  # published but not verifiable: redo publish (and signing)
+    report.status, report.image = "up to date", record["image"]
+    report.signature = "verified" if plan.sigstore else "unsigned"
+    report.steps = dict.fromkeys(STEPS, "up to date")
+    report.artifacts = sorted(record.get("checksums", {}))
+    return True
+
+
+def _dry(plan: Plan, cell: Cell) -> None:
+    runner, rel = plan.runner, plan.release
+    runner.would(cell.id, "skip this cell if its fingerprint is already published and verifies")
+    build.run(runner, rel, cell, network=plan.network, context=plan.context)
+    try:
+        artifacts.build_iso(runner, rel, None, cell, plan.artifacts, plan.network)
+        iso = plan.artifacts / cell.id / "ISO"
+        boot.boot_iso(runner, rel, cell, iso, plan.boot, plan.user_data)
+    except Skip as why:
+        runner.say(cell.id, f"SKIPPED iso and test-boot: {why}")
+    publish.publish(runner, rel, cell, None, plan.sigstore, plan.artifacts)
+
+
+# -- summaries ---------------------------------------------------------------------
+def summary_rows(reports: list[Report]) -> list[dict[str, str]]:
+    return [
+        {
+            "cell": r.cell,
+            "result": r.status,
+            "image": r.image or "-",
+            "boot": r.boot or "-",
+            "signature": r.signature or "-",
+            "seconds": f"{r.seconds:.1f}",
+            "error": r.error or "-",
+        }
+        for r in reports
+    ]
+
+
+def markdown(reports: list[Report], version: str) -> str:
+    rows = summary_rows(reports)
+    head = "| " + " | ".join(rows[0]) + " |" if rows else ""
+    lines = [f"## Release {version}", "", head, "|" + "---|" * len(rows[0] if rows else [])]
+    lines += ["| " + " | ".join(v.replace("|", "\\|") for v in r.values()) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def as_json(reports: list[Report], version: str) -> str:
+    return json.dumps({"version": version, "cells": [asdict(r) for r in reports]}, indent=2)
+
+
+def write_summaries(reports: list[Report], version: str, out: Path) -> list[Path]:
+    """artifacts/release-summary.{md,json}, and the GitHub step summary when set."""
+    out.mkdir(parents=True, exist_ok=True)
+    md, js = out / "release-summary.md", out / "release-summary.json"
+    md.write_text(markdown(reports, version))
+    js.write_text(as_json(reports, version) + "\n")
+    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if step_summary:
+        with open(step_summary, "a", encoding="utf-8") as f:
+            f.write(markdown(reports, version))
+    return [md, js]
