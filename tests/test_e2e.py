@@ -21,7 +21,7 @@ import requests
 
 from tests.conftest import run
 from tests.support.bake import bake, retarget, set_signing
-from tests.support.registry import LocalRegistry, RefusingProxy
+from tests.support.registry import FaultProxy, LocalRegistry
 from tests.support.sigstore_local import IDENTITY, ISSUER, LocalSigstore
 from tests.support.standins import docker_cli
 
@@ -409,7 +409,7 @@ def test_unreachable_sigstore_tags_nothing(repo, env, sigstore, fresh) -> None:
 
 
 def test_registry_refusing_the_referrer_tags_nothing(repo, env, fresh) -> None:
-    with RefusingProxy(fresh.host) as proxy:
+    with FaultProxy(fresh.host, refuse_referrers=True) as proxy:
         line = publish_fails(repo, env, proxy.host)
     assert "amd64-generic: sign: registry" in line and "no referrers here" in line
     assert fresh.tags("kdt/debian") == []

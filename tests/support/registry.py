@@ -80,30 +80,43 @@ class LocalRegistry:
         self.stop()
 
 
-class RefusingProxy:
-    """A loopback proxy to a registry that refuses referrer manifests (HTTP 400).
+class FaultProxy:
+    """A loopback proxy to a registry, for injecting registry faults.
 
-    Stands for registries that reject OCI 1.1 manifests carrying `subject`,
-    so publish must fail signing and leave no tag behind.
+    - `refuse_referrers`: manifests carrying `subject` get HTTP 400 (a registry
+      that rejects OCI 1.1 referrers);
+    - `die_after(predicate)`: once a request matches, every later request finds
+      the registry gone (connection closed), as if it stopped mid-run;
+      `revive()` brings it back.
     """
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, refuse_referrers: bool = False) -> None:
         import http.server
         import threading
 
+        self.upstream, self.refuse_referrers = upstream, refuse_referrers
+        self.dead = False
+        self._trigger = None
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def _forward(self) -> None:
+                if proxy.dead:
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
-                if self.command == "PUT" and body and b'"subject"' in body:
-                    data = b'{"errors":[{"code":"MANIFEST_INVALID","message":"no referrers here"}]}'
-                    self.send_response(400)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
+                if (
+                    proxy.refuse_referrers
+                    and self.command == "PUT"
+                    and body
+                    and b'"subject"' in body
+                ):
+                    self._reply(
+                        400,
+                        b'{"errors":[{"code":"MANIFEST_INVALID","message":"no referrers here"}]}',
+                    )
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 resp = requests.request(
@@ -124,6 +137,15 @@ class RefusingProxy:
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(resp.content)
+                if proxy._trigger and proxy._trigger(self.command, self.path):
+                    proxy.dead = True
+
+            def _reply(self, status: int, data: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
             do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = _forward
 
@@ -131,10 +153,17 @@ class RefusingProxy:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.handle_error = lambda *args: None  # dropped connections are the point
         self.host = f"127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> RefusingProxy:
+    def die_after(self, predicate) -> None:
+        self._trigger = predicate
+
+    def revive(self) -> None:
+        self.dead, self._trigger = False, None
+
+    def __enter__(self) -> FaultProxy:
         self.thread.start()
         return self
 

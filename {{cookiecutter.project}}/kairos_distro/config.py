@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -283,7 +284,8 @@ def _signing(raw: Any, path: Path) -> Signing:
             re.compile(signing.identity_regexp)
         except re.error as err:
             raise ConfigError(f"{path}: signing.identity_regexp: invalid ({err})") from None
-    if not signing.issuer.startswith(("https://", "http://")):
+    issuer = urlsplit(signing.issuer)
+    if issuer.scheme not in ("https", "http") or not issuer.netloc:
         raise ConfigError(f"{path}: signing.issuer: expected the OIDC issuer URL")
     return signing
 

@@ -209,10 +209,15 @@ class Registry:
         resp = self._send(
             "GET", self._url(repo, f"referrers/{digest}"), repo, headers={"Accept": OCI_INDEX}
         )
-        if resp.status_code == 404:
-            return None  # distribution 2.8 and others: use the fallback tag
+        # As go-containerregistry reads it: only a 200 OCI index means the API
+        # exists; 404 (distribution 2.8), 400 and 406 mean "use the fallback tag".
+        if resp.status_code in (400, 404, 406):
+            return None
+        self._check(resp, f"referrers of {digest}")
+        if not resp.headers.get("Content-Type", "").startswith(OCI_INDEX):
+            return None
         try:
-            return self._check(resp, f"referrers of {digest}").json()
+            return resp.json()
         except ValueError:
             return None
 

@@ -272,8 +272,11 @@ def _boot(plan: Plan, cell: Cell, made: Any, stamp: str, report: Report) -> None
 
 def _up_to_date(plan: Plan, cell: Cell, stamp: str, report: Report) -> bool:
     """Published with this fingerprint, and (signing on) its signature verifies."""
-    registry = Registry(plan.release.registry)
-    record = publish.read_record(registry, plan.release, cell)
+    try:
+        record = publish.read_record(Registry(plan.release.registry), plan.release, cell)
+    except RegistryError as err:  # unknown: do the work; publish will say if it is down
+        plan.runner.say(cell.id, f"cannot read the release record ({err}): releasing")
+        return False
     if not record or record.get("fingerprint") != stamp:
         return False
     host, _, rest = record["image"].partition("/")

@@ -118,12 +118,22 @@ class IdentityPattern:
         sans = [*san.get_values_for_type(x509.RFC822Name)]
         sans += san.get_values_for_type(x509.UniformResourceIdentifier)
         sans += [
-            o.value.decode(errors="replace")
+            _utf8_string(o.value)
             for o in san.get_values_for_type(x509.OtherName)
             if o.type_id.dotted_string == SIGSTORE_USERNAME_OID
         ]
         if not any(re.fullmatch(self.pattern, s) for s in sans):
             raise VerificationError(f"no certificate identity matches {self.pattern!r}: {sans}")
+
+
+def _utf8_string(der: bytes) -> str:
+    """The text of a DER UTF8String (tag 0x0c, short or long length form)."""
+    if len(der) < 2 or der[0] != 0x0C:
+        return der.decode(errors="replace")
+    size, start = der[1], 2
+    if size & 0x80:  # long form: the next (size & 0x7f) bytes hold the length
+        start = 2 + (size & 0x7F)
+    return der[start:].decode(errors="replace")
 
 
 def policy(signing: Signing) -> Any:
@@ -189,9 +199,9 @@ class Sigstore:
         if self._signer is None:
             from sigstore.sign import Signer, SigningContext
 
-            token = self.identity()
+            token, trust = self.identity(), self.trust()
             try:
-                context = SigningContext.from_trust_config(self.trust())
+                context = SigningContext.from_trust_config(trust)
                 self._signer = Signer(token, context)  # requests the certificate now
             except Exception as err:  # expired token, unreachable Fulcio, bad SCT
                 raise SignError(f"signing certificate: {one_line(err)}") from None

@@ -442,3 +442,167 @@ def test_first_cell_boot_checks_refusal_names_cells_0(write_release, release_dat
     release_data["cells"] = [{"arch": "amd64", "boot_checks": {"run": "uname"}}]
     path, message = refusal(write_release, release_data)
     assert message == f"{path}: cells[0].boot_checks: expected a list of {{run, expect}}"
+
+
+# -- signing ---------------------------------------------------------------------------------
+
+GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+WORKFLOW = r"^https://github\.com/my-org/distro/\.github/workflows/build\.yml@refs/tags/v.*$"
+
+
+def signing_block(**fields: Any) -> dict[str, Any]:
+    """An enabled signing block with an identity regexp; `fields` change it (None drops one)."""
+    block = {
+        "enabled": True,
+        "trust": "production",
+        "identity_regexp": WORKFLOW,
+        "issuer": GITHUB_ISSUER,
+        **fields,
+    }
+    return {k: v for k, v in block.items() if v is not None}
+
+
+@pytest.mark.parametrize("signing", [{}, {"signing": None}], ids=["absent", "null"])
+def test_signing_defaults_to_disabled(write_release, release_data, signing) -> None:
+    release_data.update(signing)
+    rel = config.load(write_release(release_data))
+    assert rel.signing == config.Signing()
+    assert rel.signing.enabled is False
+    assert rel.signing.trust == "production"
+
+
+@pytest.mark.parametrize(
+    "fields, expected",
+    [
+        (
+            {},
+            config.Signing(True, "production", "", WORKFLOW, GITHUB_ISSUER),
+        ),
+        (
+            {"identity_regexp": None, "identity": "me@example.com"},
+            config.Signing(True, "production", "me@example.com", "", GITHUB_ISSUER),
+        ),
+        (
+            {"trust": "staging", "issuer": "https://gitlab.com"},
+            config.Signing(True, "staging", "", WORKFLOW, "https://gitlab.com"),
+        ),
+        (
+            # A private Sigstore: its trust config next to release.yaml, a local issuer.
+            {"trust": "sigstore/trust.json", "issuer": "http://127.0.0.1:5556/auth"},
+            config.Signing(True, "sigstore/trust.json", "", WORKFLOW, "http://127.0.0.1:5556/auth"),
+        ),
+        (
+            {"trust": None},
+            config.Signing(True, "production", "", WORKFLOW, GITHUB_ISSUER),
+        ),
+        (
+            {"trust": ""},
+            config.Signing(True, "production", "", WORKFLOW, GITHUB_ISSUER),
+        ),
+    ],
+    ids=["regexp", "identity", "staging", "trust-file", "trust-absent", "trust-empty"],
+)
+def test_signing_accepted(write_release, release_data, fields, expected) -> None:
+    release_data["signing"] = signing_block(**fields)
+    assert config.load(write_release(release_data)).signing == expected
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        {"enabled": False},
+        {},
+        {"identity": "me@example.com"},  # enabled defaults to false
+        {
+            "enabled": False,
+            "trust": "nowhere",
+            "identity": "me@example.com",
+            "identity_regexp": "(",
+            "issuer": "not a URL",
+        },
+    ],
+    ids=["only-enabled", "empty", "no-enabled", "all-wrong"],
+)
+def test_disabled_signing_skips_the_other_checks(write_release, release_data, block) -> None:
+    release_data["signing"] = block
+    signing = config.load(write_release(release_data)).signing
+    assert signing.enabled is False
+    assert signing == config.Signing(**{"trust": "production", **block})
+
+
+@pytest.mark.parametrize(
+    "fields, field, fragment",
+    [
+        (
+            {"identity": "me@example.com"},
+            "signing.identity",
+            "set exactly one of identity, identity_regexp",
+        ),
+        (
+            {"identity_regexp": None},
+            "signing.identity",
+            "set exactly one of identity, identity_regexp",
+        ),
+        (
+            {"identity_regexp": ""},
+            "signing.identity",
+            "set exactly one of identity, identity_regexp",
+        ),
+        ({"issuer": None}, "signing.issuer", "expected the OIDC issuer URL"),
+        ({"issuer": "token.actions.githubusercontent.com"}, "signing.issuer", "issuer URL"),
+        ({"issuer": "https://"}, "signing.issuer", "issuer URL"),
+        (
+            {"trust": "prod"},
+            "signing.trust",
+            "'prod' is not production, staging or a ClientTrustConfig .json file",
+        ),
+        ({"trust": "trust.yaml"}, "signing.trust", "'trust.yaml' is not production, staging"),
+        ({"identity_regexp": "^https://(github"}, "signing.identity_regexp", "invalid ("),
+        ({"identity_regexp": "[z-a]"}, "signing.identity_regexp", "invalid ("),
+        ({"key": "cosign.key"}, "signing.key", "unknown field"),
+        ({"identity-regexp": ".*"}, "signing.'identity-regexp'", "unknown field"),
+        ({"enabled": "yes"}, "signing.enabled", "expected true or false, got 'yes'"),
+        ({"enabled": 1}, "signing.enabled", "expected true or false, got 1"),
+        ({"identity": 42, "identity_regexp": None}, "signing.identity", "expected text, got 42"),
+        ({"trust": ["production"]}, "signing.trust", "expected text, got ['production']"),
+        ({"issuer": True}, "signing.issuer", "expected text, got True"),
+    ],
+    ids=[
+        "both",
+        "neither",
+        "empty-regexp",
+        "no-issuer",
+        "issuer-not-a-url",
+        "issuer-without-host",
+        "trust-unknown-name",
+        "trust-not-json",
+        "regexp-unbalanced",
+        "regexp-bad-range",
+        "unknown-field",
+        "unknown-dashed-field",
+        "enabled-text",
+        "enabled-number",
+        "identity-number",
+        "trust-list",
+        "issuer-bool",
+    ],
+)
+def test_signing_refusals(write_release, release_data, fields, field, fragment) -> None:
+    release_data["signing"] = signing_block(**fields)
+    assert_refused(write_release, release_data, field, fragment)
+
+
+@pytest.mark.parametrize("block", [True, "enabled", ["enabled"]])
+def test_signing_must_be_a_mapping(write_release, release_data, block) -> None:
+    release_data["signing"] = block
+    path, message = refusal(write_release, release_data)
+    assert message == f"{path}: signing: expected a mapping"
+
+
+def test_signing_keeps_release_and_cells_hashable(write_release, release_data) -> None:
+    release_data["signing"] = signing_block()
+    rel = config.load(write_release(release_data))
+    assert hash(rel.signing) == hash(
+        config.Signing(True, "production", "", WORKFLOW, GITHUB_ISSUER)
+    )
+    assert rel.cells == (Cell(arch="amd64"),)  # signing changes no cell
