@@ -1,0 +1,234 @@
+"""`invoke release` end to end over a multi-cell debian:12 repo, offline.
+
+Stand-ins for kairos-init and AuroraBoot, everything else real: BuildKit,
+QEMU boots under TCG, a registry on 127.0.0.1 (behind a fault-injecting
+proxy), a local Sigstore. The tests run in order and share one repository,
+as an owner's successive releases would: first release, no-op release, a
+failing boot, a base-image digest bump with signing failing, the registry
+dying mid-run, and the reruns that complete each time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import run
+from tests.support.bake import bake, retarget, set_cells, set_signing
+from tests.support.registry import FaultProxy, LocalRegistry
+from tests.support.sigstore_local import IDENTITY, ISSUER, LocalSigstore
+from tests.support.standins import docker_cli
+
+CELLS = [
+    {"arch": "amd64", "model": "generic", "provider": "none"},
+    {"arch": "amd64", "model": "generic", "provider": "k3s", "provider_version": "v1.35.1+k3s1"},
+    {"arch": "amd64", "model": "generic", "provider": "k0s", "provider_version": "v1.35.1+k0s.0"},
+]
+IDS = ["amd64-generic", "amd64-generic-k3s-v1.35.1-k3s1", "amd64-generic-k0s-v1.35.1-k0s.0"]
+TAGS = {
+    IDS[0]: "12-core-amd64-generic-v0.1.0",
+    IDS[1]: "12-standard-amd64-generic-v0.1.0-k3s-v1.35.1-k3s1",
+    IDS[2]: "12-standard-amd64-generic-v0.1.0-k0s-v1.35.1-k0s.0",
+}
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory) -> LocalRegistry:
+    with LocalRegistry(tmp_path_factory.mktemp("registry")) as reg:
+        yield reg
+
+
+@pytest.fixture(scope="module")
+def proxy(registry) -> FaultProxy:
+    with FaultProxy(registry.host) as front:
+        yield front
+
+
+@pytest.fixture(scope="module")
+def sigstore(tmp_path_factory) -> LocalSigstore:
+    with LocalSigstore(tmp_path_factory.mktemp("sigstore")) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def env(sigstore, tmp_path_factory) -> dict[str, str]:
+    return {
+        "INVOKE_KAIROS_NETWORK": "host",
+        "INVOKE_KAIROS_DOCKER_CLI": docker_cli(),
+        "INVOKE_KAIROS_BOOT_ACCEL": "tcg",
+        "SIGSTORE_ID_TOKEN": sigstore.token(lifetime=3600),
+        "GITHUB_STEP_SUMMARY": str(tmp_path_factory.mktemp("gh") / "summary.md"),
+    }
+
+
+PROJECT = "kdt-release-e2e"  # its own local image names: no other test's build is reused
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory, standins, proxy, sigstore, docker_client) -> Path:
+    import docker
+
+    for one in IDS:  # a previous run's builds would be reused, by design: start clean
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            docker_client.images.remove(f"kairos-local/{PROJECT}:{one}", force=True)
+    path = bake(
+        tmp_path_factory.mktemp("bake"),
+        base_image="debian:12",
+        project=PROJECT,
+        registry=f"{proxy.host}/kdt",
+    )
+    retarget(path, **standins)
+    set_signing(
+        path, enabled=True, trust=str(sigstore.trust_config), identity=IDENTITY, issuer=ISSUER
+    )
+    set_cells(path, CELLS)
+    return path
+
+
+def release(repo: Path, env: dict[str, str], ok: bool = True) -> dict[str, dict]:
+    """Run `invoke release`; return the JSON summary's cells by id."""
+    proc = run(repo, "invoke", "release", check=ok, **env)
+    if not ok:
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    summary = json.loads((repo / "artifacts" / "release-summary.json").read_text())
+    (repo / "artifacts" / "last-release.log").write_text(proc.stdout + proc.stderr)
+    return {cell["cell"]: cell for cell in summary["cells"]}
+
+
+def tags(registry: LocalRegistry) -> set[str]:
+    return {t for t in registry.tags("kdt/debian") if not t.startswith("sha256-")}
+
+
+def digest_of(registry: LocalRegistry, tag: str) -> str:
+    resp = requests.get(
+        f"http://{registry.host}/v2/kdt/debian/manifests/{tag}",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+        timeout=10,
+    )
+    resp.raise_for_status()
+    return resp.headers["Docker-Content-Digest"]
+
+
+def test_first_release_publishes_and_signs_every_cell_but_a_failing_boot(
+    repo, env, registry
+) -> None:
+    """One cell's boot check fails: only that cell fails, and nothing of it is tagged."""
+    set_cells(
+        repo,
+        [
+            *CELLS[:1],
+            {**CELLS[1], "boot_checks": [{"run": "k3s --version", "expect": "v9.9.9"}]},
+            CELLS[2],
+        ],
+    )
+    cells = release(repo, env, ok=False)
+    assert cells[IDS[1]]["status"] == "failed"
+    assert cells[IDS[1]]["error"].startswith("test-boot: k3s --version: expected 'v9.9.9'")
+    for one in (IDS[0], IDS[2]):
+        assert cells[one]["status"] == "published"
+        assert cells[one]["signature"] == "verified"
+        assert cells[one]["boot"].startswith("passed (tcg")
+        assert cells[one]["steps"] == dict.fromkeys(
+            ["build", "iso", "test-boot", "publish"], "done"
+        )
+    assert tags(registry) == {
+        TAGS[IDS[0]],
+        TAGS[IDS[2]],
+        "12-core-amd64-generic-edge",
+        "12-standard-amd64-generic-edge-k0s-v1.35.1-k0s.0",
+    }
+
+
+def test_rerun_redoes_only_what_failed(repo, env, registry) -> None:
+    set_cells(repo, CELLS)
+    cells = release(repo, env)
+    assert cells[IDS[1]]["steps"] == {
+        "build": "reused",
+        "iso": "reused",
+        "test-boot": "done",
+        "publish": "done",
+    }
+    assert cells[IDS[1]]["status"] == "published"
+    for one in (IDS[0], IDS[2]):
+        assert cells[one]["status"] == "up to date"
+    assert {TAGS[one] for one in IDS} <= tags(registry)
+
+
+def test_the_tested_image_is_the_pushed_image(repo, registry, docker_client) -> None:
+    for one in IDS:
+        local = docker_client.images.get(f"kairos-local/{PROJECT}:{one}")
+        manifest = requests.get(
+            f"http://{registry.host}/v2/kdt/debian/manifests/{TAGS[one]}",
+            headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+            timeout=10,
+        ).json()
+        assert manifest["config"]["digest"] == local.id  # same image, byte for byte
+
+
+def test_second_release_skips_every_cell(repo, env) -> None:
+    cells = release(repo, env)
+    assert {one: cells[one]["status"] for one in IDS} == dict.fromkeys(IDS, "up to date")
+    markdown = Path(env["GITHUB_STEP_SUMMARY"]).read_text()
+    assert markdown.count("| up to date |") >= 3 and "## Release v0.1.0" in markdown
+
+
+@pytest.fixture(scope="module")
+def bumped_base(docker_client, standins) -> str:
+    """The base image with a security patch on top: a new digest, same tag name."""
+    dockerfile = f"FROM {standins['base_image']}\nRUN echo patched > /etc/kdt-cve-fix\n"
+    ref = "kdt-standin/debian:12-patched"
+    docker_client.images.build(
+        fileobj=io.BytesIO(dockerfile.encode()), tag=ref, rm=True, network_mode="host"
+    )
+    return ref
+
+
+def test_base_bump_rebuilds_and_failed_signing_tags_nothing(
+    repo, env, registry, sigstore, bumped_base
+) -> None:
+    before = {one: digest_of(registry, TAGS[one]) for one in IDS}
+    retarget(repo, base_image=bumped_base)
+    sigstore.fail("rekor")
+    try:
+        cells = release(repo, env, ok=False)
+    finally:
+        sigstore.fail(None)
+    for one in IDS:
+        assert cells[one]["status"] == "failed"
+        assert cells[one]["error"].startswith("sign: ")
+        assert cells[one]["steps"]["build"] == "done"  # the new base digest rebuilt it
+        assert digest_of(registry, TAGS[one]) == before[one]  # tags did not move
+
+
+def test_registry_dying_mid_run_fails_the_rest_and_a_rerun_completes(
+    repo, env, registry, proxy
+) -> None:
+    first_record = f"/v2/kdt/{PROJECT}/manifests/release-{IDS[0]}"
+    proxy.die_after(lambda method, path: method == "PUT" and path == first_record)
+    try:
+        cells = release(repo, env, ok=False)
+    finally:
+        proxy.revive()
+    assert cells[IDS[0]]["status"] == "published"
+    for one in IDS[1:]:
+        assert cells[one]["status"] == "failed"
+        assert cells[one]["steps"]["publish"] == "failed"
+        assert "unreachable" in cells[one]["error"]
+    cells = release(repo, env)
+    assert cells[IDS[0]]["status"] == "up to date"
+    for one in IDS[1:]:
+        assert cells[one]["status"] == "published"
+        assert cells[one]["steps"] == {
+            "build": "reused",
+            "iso": "reused",
+            "test-boot": "reused",
+            "publish": "done",
+        }
+    cells = release(repo, env)
+    assert {one: cells[one]["status"] for one in IDS} == dict.fromkeys(IDS, "up to date")
