@@ -14,6 +14,8 @@ from tests.matrix import BASES, CELLS, HADRON, SAMPLE, MatrixCell
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 LEFTOVER = re.compile(r"\{\{\s*cookiecutter|\{%|cookiecutter\.project")
+# ci.yml tests pull requests with a read-only token; release.yml publishes.
+WORKFLOWS = ("ci.yml", "release.yml")
 
 
 def build_argv(output: str) -> list[str]:
@@ -68,9 +70,10 @@ def test_cell_bakes_and_plans(cell: MatrixCell, baked) -> None:
         "FIPS": "fips" if cell.fips else "no-fips",
     }
 
-    workflow = repo / ".github" / "workflows" / "build.yml"
-    assert workflow.exists()
-    run(repo, "actionlint", str(workflow))
+    workflows = repo / ".github" / "workflows"
+    for name in WORKFLOWS:
+        assert (workflows / name).exists(), name
+        run(repo, "actionlint", str(workflows / name))
 
 
 @pytest.mark.parametrize("cell", SAMPLE, ids=lambda c: c.id)
@@ -84,10 +87,11 @@ def test_sample_repo_passes_its_own_tests_and_lint(cell: MatrixCell, baked) -> N
 
 def test_github_workflow_passes_schema_and_audit(baked) -> None:
     repo = baked(architectures="amd64,arm64,riscv64", ci="github")
-    workflow = ".github/workflows/build.yml"
-    run(repo, "check-jsonschema", "--builtin-schema", "vendor.github-workflows", workflow)
-    run(repo, "zizmor", "--offline", workflow)
-    run(repo, "yamllint", "-d", "relaxed", workflow)
+    for name in WORKFLOWS:
+        workflow = f".github/workflows/{name}"
+        run(repo, "check-jsonschema", "--builtin-schema", "vendor.github-workflows", workflow)
+        run(repo, "zizmor", "--offline", workflow)
+        run(repo, "yamllint", "-d", "relaxed", workflow)
 
 
 def test_gitlab_pipeline_and_its_child_pass_schema_and_yamllint(baked) -> None:
@@ -100,6 +104,6 @@ def test_gitlab_pipeline_and_its_child_pass_schema_and_yamllint(baked) -> None:
     child = run(repo, "invoke", "matrix", "--format", "gitlab").stdout
     (repo / "child.yml").write_text(child)
     assert child.count("v1.3") == 4  # 2 arches x 2 versions, one CELL each
-    for path in (".gitlab-ci.yml", ".gitlab/cell.yml", "child.yml"):
+    for path in (".gitlab-ci.yml", ".gitlab/cell.yml", ".gitlab/release.yml", "child.yml"):
         run(repo, "check-jsonschema", "--builtin-schema", "vendor.gitlab-ci", path)
         run(repo, "yamllint", "-d", "relaxed", path)

@@ -17,7 +17,18 @@ from pathlib import Path
 
 from invoke import Collection, Context, Exit, task
 
-from kairos_distro import artifacts, boot, build, config, naming, publish, release, sign
+from kairos_distro import (
+    artifacts,
+    boot,
+    build,
+    config,
+    naming,
+    pins,
+    promote,
+    publish,
+    release,
+    sign,
+)
 from kairos_distro.registry import Registry, RegistryError
 from kairos_distro.runner import Runner, StepError, summary
 
@@ -349,7 +360,64 @@ def test_boot(c, cell=None, iso="", accel="", memory=0, cpus=0, timeout=0.0, rel
     _finish("test-boot", release.for_each_cell(runner, cells, "test-boot", act))
 
 
-ns = Collection(matrix, build_, iso, test_boot, sign_, verify, publish_, release_)
+@task(
+    help={
+        "what": "The pin to move: base, kairos-init, auroraboot, k3s or k0s.",
+        "to": "Images: a tag, or name:tag[@sha256:...] (default: the current tag's digest "
+        "now). k3s/k0s: the full upstream tag (required).",
+        "from": "k3s/k0s: the version to replace when cells carry several.",
+        "release-file": FILE_HELP,
+    }
+)
+def bump(c, what, to="", from_="", release_file=""):
+    """Move one pin of release.yaml in place: an image's tag/digest, or a k3s/k0s version."""
+    path = Path(release_file or c.config.kairos.release_file)
+    dry = bool(c.config.run.dry)
+    try:
+        change = pins.plan(path, what, to=to, from_=from_)
+        pins.apply(change, dry=dry)
+    except pins.ResolveError as err:
+        raise Exit(f"bump: {err}", code=1) from None
+    except pins.PinError as err:
+        raise Exit(f"bump: {err}", code=2) from None
+    if not change.changed:
+        print(f"{what} is already {change.new}: {path} unchanged")
+    elif dry:
+        print(f"would bump {what}: {change.old} -> {change.new} ({path} unchanged)")
+    else:
+        print(f"bumped {what}: {change.old} -> {change.new}")
+
+
+@task(
+    name="promote",
+    iterable=["cell"],
+    help={
+        **CELL_HELP,
+        "from": "Channel whose tag gives the digest (e.g. edge).",
+        "to": "Channel whose tag moves to that digest (e.g. stable).",
+        "release-file": FILE_HELP,
+    },
+)
+def promote_(c, from_="", to="", cell=None, release_file=""):
+    """Point a channel tag at the digest another channel carries, verified, without rebuilding."""
+    runner, rel = _setup(c, release_file)
+    try:
+        promote.check_channels(rel.channels, from_, to)
+    except promote.PromoteError as err:
+        raise Exit(f"promote: {rel.path}: {err}", code=2) from None
+    sigstore = _sigstore(rel, required=False)
+
+    def act(one: config.Cell) -> str:
+        done = promote.promote_cell(runner, rel, one, from_, to, sigstore)
+        if done is None:
+            return "dry run"
+        checked = "verified" if done.verified else "unsigned"
+        return f"{done.to_tag} -> {done.ref} ({checked})"
+
+    _finish("promote", release.for_each_cell(runner, _cells(rel, cell), "promote", act))
+
+
+ns = Collection(matrix, build_, iso, test_boot, sign_, verify, publish_, release_, bump, promote_)
 ns.configure(
     {
         "kairos": {

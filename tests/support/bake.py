@@ -16,7 +16,7 @@ TEMPLATE = Path(__file__).resolve().parents[2]
 
 # Tool caches a local ruff or pytest run may leave in the template dir; they
 # are git-ignored (so never in a clone) but cookiecutter would try to render them.
-CACHES = (".ruff_cache", ".pytest_cache", "__pycache__")
+CACHES = (".ruff_cache", ".pytest_cache", "__pycache__", ".benchmarks")
 
 
 def bake(output: Path, **answers: Any) -> Path:

@@ -13,6 +13,7 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import docker
 from . import naming
 from .build import Built
 from .config import Cell, Release
-from .runner import Runner, Skip, StepError
+from .runner import TAIL, Runner, Skip, StepError
 
 STAMP = ".fingerprint"
 
@@ -35,6 +36,9 @@ def stamped(artifacts: Path, cell: Cell, stamp: str) -> Artifacts | None:
     except OSError:
         return None
     files = tuple(sorted(p for p in final.iterdir() if not p.name.startswith(".")))
+    isos = [p for p in files if p.suffix == ".iso"]
+    if not isos or not all(iso.with_name(iso.name + ".sha256").exists() for iso in isos):
+        return None  # the stamp outlived its files: make them again
     return Artifacts(cell, final, files)
 
 
@@ -55,8 +59,8 @@ class Artifacts:
 
 def docker_socket() -> str:
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if not host.startswith("unix://"):
-        raise StepError("engine", "iso", f"AuroraBoot needs a local Docker socket, not {host}")
+    if not host.startswith("unix://"):  # e.g. GitLab's docker-in-docker over TCP
+        raise Skip(f"AuroraBoot needs a local Docker socket (DOCKER_HOST is {host})")
     return host.removeprefix("unix://")
 
 
@@ -116,15 +120,19 @@ def _run_auroraboot(runner: Runner, iso_plan: IsoPlan, staging: Path, network: s
     except docker.errors.APIError as err:
         reason = " ".join(str(err.explanation).split())
         raise StepError(iso_plan.cell.id, "iso", f"AuroraBoot did not start: {reason}") from None
+    tail: deque[str] = deque(maxlen=TAIL)
     try:
         for chunk in container.logs(stream=True, follow=True):
             for line in chunk.decode(errors="replace").splitlines():
                 runner.say(iso_plan.cell.id, line)
+                if line.strip():
+                    tail.append(line.strip())
         status = container.wait().get("StatusCode", 1)
     finally:
         container.remove(force=True)
     if status != 0:
-        raise StepError(iso_plan.cell.id, "iso", f"AuroraBoot exited {status}")
+        last = f": {tail[-1][:200]}" if tail else ""
+        raise StepError(iso_plan.cell.id, "iso", f"AuroraBoot exited {status}{last}", tail)
 
 
 def build_iso(

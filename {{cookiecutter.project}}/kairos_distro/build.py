@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import re
+import os
 import subprocess
 import tarfile
 import tempfile
@@ -161,23 +161,29 @@ def resolve_base(runner: Runner, ref: str) -> tuple[str, str]:
     return ref, image.id
 
 
-def git_version(root: Path = Path(".")) -> str:
-    """`git describe --tags --always --dirty` as semver with a leading v."""
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     try:
-        probe = subprocess.run(
-            ["git", "-C", str(root), "describe", "--tags", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            check=False,
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
         )
     except OSError:
         raise StepError("version", "git", "version is git but git is not installed") from None
-    described = probe.stdout.strip()
-    if probe.returncode != 0 or not described:
+
+
+def git_version(root: Path = Path(".")) -> str:
+    """`git describe --tags --dirty` as semver with a leading v.
+
+    Before the first tag: v0.0.0-<sha>[-dirty], as the factory action does.
+    """
+    described = _git(root, "describe", "--tags", "--dirty")
+    if described.returncode == 0 and described.stdout.strip():
+        version = described.stdout.strip()
+        return version if version.startswith("v") else f"v{version}"
+    head = _git(root, "rev-parse", "--short", "HEAD")
+    if head.returncode != 0 or not head.stdout.strip():
         raise StepError("version", "git", "version is git but this is not a git checkout")
-    if re.fullmatch(r"[0-9a-f]+(-dirty)?", described):  # no tag yet: as the factory does
-        described = f"v0.0.0-{described}"
-    return described if described.startswith("v") else f"v{described}"
+    dirty = _git(root, "status", "--porcelain", "--untracked-files=no").stdout.strip()
+    return f"v0.0.0-{head.stdout.strip()}" + ("-dirty" if dirty else "")
 
 
 def git_revision(root: Path = Path(".")) -> str:
@@ -264,15 +270,30 @@ def run(
 FINGERPRINT_LABEL = "io.kairos.fingerprint"
 
 
+# What .dockerignore keeps out of the build context (the overlay's own README).
+NOT_IN_CONTEXT = ("overlay/README.md",)
+
+
 def tree_digest(context: Path) -> dict[str, str]:
-    """Content digests of what the Dockerfile consumes: itself and overlay/."""
-    files = [context / "Dockerfile", *sorted((context / "overlay").rglob("*"))]
+    """What the build consumes: the Dockerfile, .dockerignore and overlay/, entry by entry.
+
+    Files by mode and content, symlinks by their target, directories by mode
+    (an empty one still lands in the image).
+    """
+    paths = [context / "Dockerfile", context / ".dockerignore"]
+    paths += sorted((context / "overlay").rglob("*"))
     out = {}
-    for path in files:
-        if path.is_file() and path.name != "README.md":
-            mode = oct(path.stat().st_mode & 0o777)
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            out[str(path.relative_to(context))] = f"{mode}:{digest}"
+    for path in paths:
+        name = path.relative_to(context).as_posix()
+        if name in NOT_IN_CONTEXT or not (path.exists() or path.is_symlink()):
+            continue
+        mode = oct(path.lstat().st_mode & 0o7777)
+        if path.is_symlink():
+            out[name] = f"link:{os.readlink(path)}"
+        elif path.is_dir():
+            out[name] = f"dir:{mode}"
+        else:
+            out[name] = f"{mode}:{hashlib.sha256(path.read_bytes()).hexdigest()}"
     return out
 
 
@@ -313,4 +334,8 @@ def reuse(runner: Runner, release: Release, cell: Cell, stamp: str) -> Built | N
         return None
     if (image.labels or {}).get(FINGERPRINT_LABEL) != stamp:
         return None
-    return identify(runner, release, cell, image.id)
+    built = identify(runner, release, cell, image.id)
+    repo, _, tag = built.ref.rpartition(":")
+    image.tag(repo, tag)  # the published name may have changed (e.g. another registry)
+    runner.say(cell.id, f"reusing {built.ref} (same inputs)")
+    return built

@@ -34,28 +34,28 @@ JETSON_BASE = "ubuntu:22.04"
 # kairos-init downloads the provider by its full upstream tag; a bare
 # "v1.34.3" fails to download, so the suffix is required.
 PROVIDER_VERSION = {
-    "k3s": re.compile(r"^v\d+\.\d+\.\d+\+k3s\d+$"),
-    "k0s": re.compile(r"^v\d+\.\d+\.\d+\+k0s\.\d+$"),
+    "k3s": re.compile(r"^v\d+\.\d+\.\d+\+k3s\d+\Z"),
+    "k0s": re.compile(r"^v\d+\.\d+\.\d+\+k0s\.\d+\Z"),
 }
 PROVIDER_EXAMPLE = {"k3s": "v1.35.1+k3s1", "k0s": "v1.35.1+k0s.0"}
 SEMVER = re.compile(
     r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$"
+    r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?\Z"
 )
 # The distribution reference grammar (docker/distribution reference.go).
 _LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
 _HOST = rf"{_LABEL}(?:\.{_LABEL})*(?::[0-9]+)?"
 _PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-HOST = re.compile(rf"^{_HOST}$")
-NAMESPACE = re.compile(rf"^{_PATH}(?:/{_PATH})*$")
+HOST = re.compile(rf"^{_HOST}\Z")
+NAMESPACE = re.compile(rf"^{_PATH}(?:/{_PATH})*\Z")
 IMAGE_REF = re.compile(
     rf"^(?:{_HOST}/)?{_PATH}(?:/{_PATH})*"
-    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?\Z"
 )
 # A project slug doubles as a repository path component of local image names.
-VERSION = re.compile(rf"{SEMVER.pattern}|^git$")
-CHANNEL = re.compile(r"^[a-z][a-z0-9]{0,19}$")
-SLUG = re.compile(rf"^(?=.{{1,100}}$){_PATH}$")
+VERSION = re.compile(rf"{SEMVER.pattern}|^git\Z")
+CHANNEL = re.compile(r"^[a-z][a-z0-9]{0,19}\Z")
+SLUG = re.compile(rf"^(?=.{{1,100}}\Z){_PATH}\Z")
 
 CELL_FIELDS = (
     "arch",

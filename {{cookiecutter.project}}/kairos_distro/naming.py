@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .config import Cell, Release
 
-TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+TAG = re.compile(r"^[\w][\w.-]{0,127}\Z")
 
 
 class NamingError(ValueError):

@@ -209,11 +209,12 @@ def read_record(registry: Registry, release: Release, cell: Cell) -> dict[str, A
         return None
     try:
         manifest = json.loads(found[0])
-        if manifest.get("artifactType") != RECORD_TYPE:
+        if not isinstance(manifest, dict) or manifest.get("artifactType") != RECORD_TYPE:
             return None
-        return json.loads(registry.get_blob(repo, manifest["layers"][0]["digest"]))
-    except (ValueError, KeyError, IndexError):
+        record = json.loads(registry.get_blob(repo, manifest["layers"][0]["digest"]))
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return None
+    return record if isinstance(record, dict) else None
 
 
 def checksum_files(artifacts: Path | None, cell: Cell) -> list[Path]:

@@ -67,6 +67,10 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# Docker Hub's API host; `docker login` stores its credentials under docker.io.
+DOCKER_HUB = "registry-1.docker.io"
+
+
 def credentials(host: str) -> tuple[str, str] | None:
     """From the environment first, then the docker config (helpers included)."""
     user, password = os.environ.get(USER_ENV), os.environ.get(PASSWORD_ENV)
@@ -75,7 +79,8 @@ def credentials(host: str) -> tuple[str, str] | None:
     try:
         import docker.auth
 
-        found = docker.auth.resolve_authconfig(docker.auth.load_config(), host) or {}
+        name = "docker.io" if host == DOCKER_HUB else host
+        found = docker.auth.resolve_authconfig(docker.auth.load_config(), name) or {}
     except Exception:  # an unreadable docker config means no stored login
         return None
     if found.get("username") and found.get("password"):
@@ -223,6 +228,20 @@ class Registry:
 
     def has_referrers_api(self, repo: str, digest: str) -> bool:
         return self.referrers(repo, digest) is not None
+
+    def manifest_digest(self, repo: str, reference: str) -> str | None:
+        """The digest `repo:reference` resolves to (HEAD, else GET), or None if absent."""
+        resp = self._send(
+            "HEAD", self._url(repo, f"manifests/{reference}"), repo, headers={"Accept": ACCEPT}
+        )
+        if resp.status_code == 404:
+            return None
+        self._check(resp, f"manifest {repo}:{reference}")
+        digest = resp.headers.get("Docker-Content-Digest", "")
+        if re.fullmatch(r"sha256:[a-f0-9]{64}", digest):
+            return digest
+        found = self.get_manifest(repo, reference)  # some registries omit the header
+        return found[2] if found else None
 
     def get_manifest(self, repo: str, reference: str) -> tuple[bytes, str, str] | None:
         """(body, media type, digest), or None when the reference does not exist."""

@@ -6,8 +6,10 @@ matrix feature (GitHub `strategy.matrix`, GitLab `parallel:matrix`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -139,6 +141,16 @@ def _one_line(err: Exception) -> str:
 
 # -- invoke release: every stage per cell, incrementally ------------------------------
 STEPS = ("build", "iso", "test-boot", "publish")
+IMAGE_AT_DIGEST = re.compile(r"[^/\s@]+/[^\s@]+@sha256:[0-9a-f]{64}")
+# Finer step names in errors, and the summary step they belong to.
+STEP_OF = {
+    "sign": "publish",
+    "resolve": "build",
+    "identity": "build",
+    "connect": "build",
+    "find build": "build",
+    "checksum": "iso",
+}
 BOOT_STAMP = ".test-boot"
 
 
@@ -173,12 +185,29 @@ class Plan:
     _stamps: dict[str, str] = field(default_factory=dict)
 
     def stamp(self, cell: Cell) -> str:
+        """The artifact fingerprint: what the image and ISO are made from."""
         if not self._stamps:
             digests = build.input_digests(self.runner, self.release)
             tree = build.tree_digest(self.context)
             for one in self.release.cells:
                 self._stamps[one.id] = build.fingerprint(self.release, one, digests, tree)
         return self._stamps[cell.id]
+
+    def key(self, cell: Cell) -> str:
+        """The release key: the artifacts plus what the boot test checks.
+
+        A new boot check re-runs the boot test (and republishes the same image
+        digest) without rebuilding anything.
+        """
+        checks = [vars(c) for c in boot.checks_for(self.release, cell)]
+        inputs = [
+            self.stamp(cell),
+            checks,
+            self.boot.marker,
+            self.user_data.decode(errors="replace"),
+        ]
+        blob = json.dumps(inputs, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:32]
 
 
 def run_release(plan: Plan, cells: list[Cell]) -> list[Report]:
@@ -193,7 +222,9 @@ def run_release(plan: Plan, cells: list[Cell]) -> list[Report]:
                 step = err.step if isinstance(err, StepError) else _current(report)
                 reason = err.reason if isinstance(err, StepError) else _one_line(err)
                 report.status, report.error = "failed", f"{step}: {reason}"
-                report.steps[step] = "failed"
+                report.steps[STEP_OF.get(step, step if step in STEPS else _current(report))] = (
+                    "failed"
+                )
                 plan.runner.say(cell.id, f"FAILED {step}: {reason}")
                 for line in getattr(err, "tail", [])[-5:]:
                     plan.runner.say(cell.id, f"  | {line}")
@@ -212,11 +243,11 @@ def _release_cell(plan: Plan, cell: Cell, report: Report) -> None:
         _dry(plan, cell)
         report.status = "dry run"
         return
-    stamp = plan.stamp(cell)
-    if not plan.force and _up_to_date(plan, cell, stamp, report):
-        runner.say(cell.id, f"up to date: {report.image} (fingerprint {stamp[:12]})")
+    stamp, key = plan.stamp(cell), plan.key(cell)
+    if not plan.force and _up_to_date(plan, cell, key, report):
+        runner.say(cell.id, f"up to date: {report.image} (release key {key[:12]})")
         return
-    built = build.reuse(runner, rel, cell, stamp)
+    built = None if plan.force else build.reuse(runner, rel, cell, stamp)
     if built:
         report.steps["build"] = "reused"
     else:
@@ -225,16 +256,15 @@ def _release_cell(plan: Plan, cell: Cell, report: Report) -> None:
         )
         report.steps["build"] = "done"
     made = _iso(plan, cell, built, stamp, report)
-    _boot(plan, cell, made, stamp, report)
-    report.steps["publish"] = "running"
-    done = publish.publish(runner, rel, cell, built, plan.sigstore, plan.artifacts, stamp)
+    _boot(plan, cell, made, key, report)
+    done = publish.publish(runner, rel, cell, built, plan.sigstore, plan.artifacts, key)
     report.steps["publish"] = "done"
     report.status, report.image = "published", done.ref if done else ""
     report.signature = "verified" if plan.sigstore else "unsigned"
 
 
 def _iso(plan: Plan, cell: Cell, built: Any, stamp: str, report: Report) -> Any:
-    made = artifacts.stamped(plan.artifacts, cell, stamp)
+    made = None if plan.force else artifacts.stamped(plan.artifacts, cell, stamp)
     if made:
         report.steps["iso"] = "reused"
     else:
@@ -254,11 +284,14 @@ def _boot(plan: Plan, cell: Cell, made: Any, stamp: str, report: Report) -> None
         report.steps["test-boot"] = report.boot = "skipped: no ISO"
         return
     record = made.directory / BOOT_STAMP
-    if record.exists() and record.read_text().split("\n", 1)[0] == stamp:
+    previous = record.read_text().split("\n") if record.exists() else []
+    if not plan.force and previous[:1] == [stamp]:
         report.steps["test-boot"] = "reused"
-        report.boot = record.read_text().split("\n", 1)[1].strip()
+        report.boot = (previous[1:2] or ["passed"])[0].strip() or "passed"
         return
-    iso = next(p for p in made.files if p.suffix == ".iso")
+    iso = next((p for p in made.files if p.suffix == ".iso"), None)
+    if iso is None:
+        raise StepError(cell.id, "test-boot", f"no ISO in {made.directory}")
     try:
         result = boot.boot_iso(plan.runner, plan.release, cell, iso, plan.boot, plan.user_data)
     except Skip as why:
@@ -279,7 +312,10 @@ def _up_to_date(plan: Plan, cell: Cell, stamp: str, report: Report) -> bool:
         return False
     if not record or record.get("fingerprint") != stamp:
         return False
-    host, _, rest = record["image"].partition("/")
+    image = record.get("image")
+    if not isinstance(image, str) or not IMAGE_AT_DIGEST.fullmatch(image):
+        return False  # an unreadable record: release again
+    host, _, rest = image.partition("/")
     repo, _, digest = rest.partition("@")
     if plan.sigstore:
         try:
@@ -287,19 +323,22 @@ def _up_to_date(plan: Plan, cell: Cell, stamp: str, report: Report) -> bool:
         except (sign.SignError, RegistryError):
             return False  # published but not verifiable: redo publish (and signing)
     report.status, report.image = "up to date", record["image"]
+    report.boot = "passed when released"
     report.signature = "verified" if plan.sigstore else "unsigned"
     report.steps = dict.fromkeys(STEPS, "up to date")
-    report.artifacts = sorted(record.get("checksums", {}))
+    checksums = record.get("checksums")
+    report.artifacts = sorted(checksums) if isinstance(checksums, dict) else []
     return True
 
 
 def _dry(plan: Plan, cell: Cell) -> None:
     runner, rel = plan.runner, plan.release
-    runner.would(cell.id, "skip this cell if its fingerprint is already published and verifies")
+    runner.would(cell.id, "skip this cell if its release key is already published and verifies")
     build.run(runner, rel, cell, network=plan.network, context=plan.context)
     try:
         artifacts.build_iso(runner, rel, None, cell, plan.artifacts, plan.network)
-        iso = plan.artifacts / cell.id / "ISO"
+        name = naming.artifact_name(naming.Identity.expected(rel, cell))
+        iso = plan.artifacts / cell.id / f"{name}.iso"
         boot.boot_iso(runner, rel, cell, iso, plan.boot, plan.user_data)
     except Skip as why:
         runner.say(cell.id, f"SKIPPED iso and test-boot: {why}")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from kairos_distro import config
 from kairos_distro.config import Cell, ConfigError
@@ -606,3 +607,170 @@ def test_signing_keeps_release_and_cells_hashable(write_release, release_data) -
         config.Signing(True, "production", "", WORKFLOW, GITHUB_ISSUER)
     )
     assert rel.cells == (Cell(arch="amd64"),)  # signing changes no cell
+
+
+# -- channels ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "block, expected",
+    [
+        ({}, ()),
+        ({"channels": None}, ()),
+        ({"channels": []}, ()),
+        ({"channels": ["edge"]}, ("edge",)),
+        ({"channels": ["edge", "stable", "lts2"]}, ("edge", "stable", "lts2")),
+        ({"channels": ["a" * 20]}, ("a" * 20,)),
+    ],
+    ids=["absent", "null", "empty", "one", "in-order", "twenty-chars"],
+)
+def test_channels_are_optional_lowercase_names(
+    write_release, release_data, block, expected
+) -> None:
+    release_data.pop("channels", None)
+    release_data.update(block)
+    rel = config.load(write_release(release_data))
+    assert rel.channels == expected
+    assert rel.cells == (Cell(arch="amd64"),)  # channels make no cell
+
+
+@pytest.mark.parametrize(
+    "channels, field, fragment",
+    [
+        ("edge", "channels", "expected a list of names such as [edge, stable]"),
+        ({"edge": True}, "channels", "expected a list of names"),
+        (True, "channels", "expected a list of names"),
+        (["edge", 1], "channels", "expected a list of names"),
+        ([["edge"]], "channels", "expected a list of names"),
+        (["Edge"], "channels[0]", "'Edge' is not a lowercase name"),
+        (["edge", "my-channel"], "channels[1]", "'my-channel' is not a lowercase name"),
+        (["edge", "stable", ""], "channels[2]", "'' is not a lowercase name"),
+        (["1st"], "channels[0]", "'1st' is not a lowercase name"),
+        (["edge stable"], "channels[0]", "is not a lowercase name"),
+        (["a" * 21], "channels[0]", "is not a lowercase name"),
+        (["edge", "stable", "edge"], "channels", "names repeat"),
+    ],
+    ids=[
+        "text",
+        "mapping",
+        "bool",
+        "number-item",
+        "list-item",
+        "uppercase",
+        "dash",
+        "empty-name",
+        "digit-first",
+        "space",
+        "too-long",
+        "repeated",
+    ],
+)
+def test_channels_refusals(write_release, release_data, channels, field, fragment) -> None:
+    release_data["channels"] = channels
+    assert_refused(write_release, release_data, field, fragment)
+
+
+# -- version: git --------------------------------------------------------------------------
+
+
+def test_version_git_is_accepted(write_release, release_data) -> None:
+    # Resolved by the tasks (git describe), not by the loader: the file says "git".
+    release_data["version"] = "git"
+    assert config.load(write_release(release_data)).version == "git"
+
+
+@pytest.mark.parametrize("version", ["Git", "GIT", "git ", "git-describe", "vgit", "head"])
+def test_version_git_is_spelled_exactly(write_release, release_data, version) -> None:
+    release_data["version"] = version
+    assert_refused(write_release, release_data, "version", 'such as v1.2.3, or "git"')
+
+
+# -- a trailing newline is not part of a value ------------------------------------------
+# `$` matches before a final newline; the patterns end with `\Z` so "v1.2.3\n" (as a
+# YAML block scalar writes it) is refused rather than baked into a tag or build arg.
+
+
+@pytest.mark.parametrize(
+    "pattern, value",
+    [
+        ("SEMVER", "v1.2.3"),
+        ("SEMVER", "v1.2.3-rc.1+build.5"),
+        ("VERSION", "v1.2.3"),
+        ("VERSION", "git"),
+        ("HOST", "ghcr.io"),
+        ("HOST", "127.0.0.1:5000"),
+        ("NAMESPACE", "my-org/team_a"),
+        ("IMAGE_REF", "ubuntu:24.04"),
+        ("IMAGE_REF", f"quay.io/kairos/kairos-init@{DIGEST}"),
+        ("CHANNEL", "edge"),
+        ("SLUG", "my-distro"),
+    ],
+)
+def test_patterns_refuse_a_trailing_newline(pattern, value) -> None:
+    regex = getattr(config, pattern)
+    assert regex.match(value)
+    assert not regex.match(f"{value}\n")
+    assert not regex.match(f"{value}\n\n")
+
+
+@pytest.mark.parametrize("provider, version", [("k3s", "v1.35.1+k3s1"), ("k0s", "v1.35.1+k0s.0")])
+def test_provider_version_patterns_refuse_a_trailing_newline(provider, version) -> None:
+    assert config.PROVIDER_VERSION[provider].match(version)
+    assert not config.PROVIDER_VERSION[provider].match(f"{version}\n")
+
+
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [
+        ("version", "v1.2.3\n", "semver with a leading v"),
+        ("version", "v1.2.3-rc.1\n", "semver with a leading v"),
+        ("version", "git\n", 'such as v1.2.3, or "git"'),
+        ("base_image", "ubuntu:24.04\n", "an image reference"),
+        ("kairos_init", f"quay.io/kairos/kairos-init@{DIGEST}\n", "an image reference"),
+        ("auroraboot", "quay.io/kairos/auroraboot:v0.26.2\n", "an image reference"),
+        ("registry", "ghcr.io\n", "a registry host"),
+        ("namespace", "my-org\n", "a lowercase path"),
+        ("repository", "my-distro\n", "a lowercase path"),
+        ("name", "my-distro\n", "a lowercase slug"),
+    ],
+)
+def test_top_fields_with_a_trailing_newline_are_refused(
+    write_release, release_data, field, value, fragment
+) -> None:
+    release_data[field] = value
+    path, message = refusal(write_release, release_data)
+    assert message.startswith(f"{path}: {field}: {value!r} is not "), message
+    assert fragment in message, message
+
+
+def test_version_from_a_block_scalar_is_refused(write_release, release_data) -> None:
+    # `version: |` keeps the line break: the version read is "v1.2.3\n".
+    text = yaml.safe_dump({**release_data, "version": "PLACEHOLDER"}, sort_keys=False)
+    text = text.replace("version: PLACEHOLDER\n", "version: |\n  v1.2.3\n")
+    assert yaml.safe_load(text)["version"] == "v1.2.3\n"
+    assert_refused(write_release, text, "version", "'v1.2.3\\n' is not semver")
+
+
+@pytest.mark.parametrize("channel", ["edge\n", "edge\n\n"])
+def test_channel_with_a_trailing_newline_is_refused(write_release, release_data, channel) -> None:
+    release_data["channels"] = ["stable", channel]
+    assert_refused(
+        write_release, release_data, "channels[1]", f"{channel!r} is not a lowercase name"
+    )
+
+
+@pytest.mark.parametrize(
+    "provider, version", [("k3s", "v1.35.1+k3s1\n"), ("k0s", "v1.35.1+k0s.0\n")]
+)
+def test_provider_version_with_a_trailing_newline_is_refused(
+    write_release, release_data, provider, version
+) -> None:
+    data = with_cell(
+        release_data, {"arch": "amd64", "provider": provider, "provider_version": version}
+    )
+    assert_refused(
+        write_release,
+        data,
+        "cells[1].provider_version",
+        f"{version!r} is not a full {provider} tag",
+    )

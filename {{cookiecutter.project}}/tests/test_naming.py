@@ -287,3 +287,94 @@ def test_mismatches_catches_another_provider_version() -> None:
     assert ident.mismatches(cell) == [
         "KAIROS_SOFTWARE_VERSION='v1.35.1+k3s1', cell wants 'v1.34.2+k3s1'"
     ]
+
+
+# -- channel tags --------------------------------------------------------------------------
+
+K0S_UBUNTU = dataclasses.replace(
+    UBUNTU_CORE, variant="standard", provider="k0s", provider_version="v1.35.1+k0s.0"
+)
+
+
+@pytest.mark.parametrize(
+    "ident, channel, tag",
+    [
+        (UBUNTU_CORE, "edge", "24.04-core-amd64-generic-edge"),
+        (UPSTREAM, "stable", "3.21-standard-arm64-rpi4-stable-k3s-v1.33.2-k3s1"),
+        (K0S_UBUNTU, "edge", "24.04-standard-amd64-generic-edge-k0s-v1.35.1-k0s.0"),
+        (
+            dataclasses.replace(UBUNTU_CORE, trusted_boot=True),
+            "edge",
+            "24.04-core-amd64-generic-edge-uki",
+        ),
+        (dataclasses.replace(UBUNTU_CORE, fips=True), "lts", "24.04-core-amd64-generic-lts-fips"),
+        (
+            dataclasses.replace(UPSTREAM, trusted_boot=True, fips=True),
+            "edge",
+            "3.21-standard-arm64-rpi4-edge-k3s-v1.33.2-k3s1-uki-fips",
+        ),
+        (
+            dataclasses.replace(UBUNTU_CORE, version="v1.0.0+b7"),
+            "edge",
+            "24.04-core-amd64-generic-edge",
+        ),
+    ],
+    ids=["core", "k3s", "k0s", "uki", "fips", "k3s-uki-fips", "build-metadata"],
+)
+def test_channel_tag_puts_the_channel_where_the_version_was(ident, channel, tag) -> None:
+    assert naming.channel_tag(ident, channel) == tag
+    assert naming.TAG.match(tag)
+    # The version tag is the same name with the version in that place.
+    version = naming.safe(ident.version)
+    assert naming.image_tag(ident) == tag.replace(f"-{channel}", f"-{version}", 1)
+
+
+def test_channel_tag_leaves_the_identity_alone() -> None:
+    before = dataclasses.replace(UPSTREAM)
+    naming.channel_tag(UPSTREAM, "edge")
+    assert before == UPSTREAM
+    assert naming.image_tag(UPSTREAM) == "3.21-standard-arm64-rpi4-v3.5.0-k3s-v1.33.2-k3s1"
+
+
+def test_channel_tag_of_an_expected_identity(make_release) -> None:
+    # What `invoke --dry publish` prints before the flavor is known.
+    rel = make_release({"arch": "arm64", **K3S})
+    ident = Identity.expected(rel, rel.cells[0])
+    assert naming.channel_tag(ident, "edge") == (
+        "FLAVOR_RELEASE-standard-arm64-generic-edge-k3s-v1.35.1-k3s1"
+    )
+
+
+def test_channel_tag_refuses_an_invalid_tag() -> None:
+    with pytest.raises(NamingError, match="is not a valid OCI tag"):
+        naming.channel_tag(UBUNTU_CORE, "edge/stable")
+
+
+# -- a trailing newline is not part of a tag -------------------------------------------
+
+
+@pytest.mark.parametrize("tag", ["edge", "24.04-core-amd64-generic-v0.1.0", "_x", "a" * 128])
+def test_tag_pattern_refuses_a_trailing_newline(tag) -> None:
+    assert naming.TAG.match(tag)
+    assert not naming.TAG.match(f"{tag}\n")
+    assert not naming.TAG.match(f"{tag}\n\n")
+
+
+@pytest.mark.parametrize(
+    "ident",
+    [
+        dataclasses.replace(UBUNTU_CORE, version="v0.1.0\n"),
+        dataclasses.replace(UPSTREAM, provider_version="v1.33.2+k3s1\n"),
+    ],
+    ids=["version", "provider-version"],
+)
+def test_image_tag_refuses_a_trailing_newline(ident) -> None:
+    # Each value ends its tag, where `$` used to let a final "\n" by.
+    with pytest.raises(NamingError, match="is not a valid OCI tag"):
+        naming.image_tag(ident)
+
+
+def test_channel_tag_refuses_a_trailing_newline() -> None:
+    assert naming.channel_tag(UBUNTU_CORE, "edge") == "24.04-core-amd64-generic-edge"
+    with pytest.raises(NamingError, match=r"'24\.04-core-amd64-generic-edge\\n' is not a valid"):
+        naming.channel_tag(UBUNTU_CORE, "edge\n")
