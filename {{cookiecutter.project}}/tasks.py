@@ -34,6 +34,7 @@ from kairos_distro.runner import Runner, StepError, summary
 
 CELL_HELP = {"cell": "Cell id to act on (repeatable); default: every cell of release.yaml."}
 FILE_HELP = "Release file to read (default: release.yaml)."
+TOKEN_HELP = "OIDC token for signing (else SIGSTORE_ID_TOKEN, CI credentials, or the browser)."
 
 
 def _setup(c: Context, release_file: str) -> tuple[Runner, config.Release]:
@@ -152,8 +153,7 @@ def _published(rel: config.Release, built: build.Built) -> tuple[Registry, str, 
     iterable=["cell"],
     help={
         **CELL_HELP,
-        "token": "OIDC identity token for signing (else SIGSTORE_ID_TOKEN, "
-        "CI ambient credentials, or the browser flow).",
+        "token": TOKEN_HELP,
         "release-file": FILE_HELP,
     },
 )
@@ -175,8 +175,7 @@ def publish_(c, cell=None, token="", release_file=""):
     iterable=["cell"],
     help={
         **CELL_HELP,
-        "token": "OIDC identity token (else SIGSTORE_ID_TOKEN, CI ambient "
-        "credentials, or the browser flow).",
+        "token": TOKEN_HELP,
         "release-file": FILE_HELP,
     },
 )
@@ -294,7 +293,7 @@ def _boot_settings(
     help={
         **CELL_HELP,
         "force": "Redo every step even where the inputs are already published.",
-        "token": "OIDC identity token for signing (else SIGSTORE_ID_TOKEN, CI, or the browser).",
+        "token": TOKEN_HELP,
         "accel": "test-boot acceleration: auto, kvm or tcg.",
         "release-file": FILE_HELP,
     },

@@ -6,6 +6,9 @@ repository, whatever its own release.yaml says.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,21 @@ import pytest
 import yaml
 
 from kairos_distro import config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`invoke ARGS` as a user runs it, from the repository root; output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def valid_release() -> dict[str, Any]:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from conftest import run_invoke
 
 from kairos_distro import naming, promote, publish, release, sign
 from kairos_distro.config import Cell, Release
@@ -355,15 +353,12 @@ def test_dry_promote_reads_and_verifies_but_writes_nothing(rel, verified) -> Non
 def test_invoke_promote_refuses_channels(tmp_path, release_data, args, message) -> None:
     path = tmp_path / "release.yaml"
     path.write_text(yaml.safe_dump({**release_data, "channels": ["edge", "stable"]}))
-    env = {**os.environ, "DOCKER_HOST": "unix:///nonexistent.sock"}
-    run_ = subprocess.run(
-        [sys.executable, "-m", "invoke", "promote", *args, "--release-file", str(path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    run_ = run_invoke(
+        "promote",
+        *args,
+        "--release-file",
+        str(path),
+        env={"DOCKER_HOST": "unix:///nonexistent.sock"},
     )
     assert run_.returncode == 2
     assert run_.stderr.splitlines() == [f"promote: {path}: {message}"]

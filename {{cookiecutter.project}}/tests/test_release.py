@@ -18,7 +18,6 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import run_invoke
 from docker.errors import APIError, DockerException
 
 from kairos_distro import artifacts, boot, build, naming, publish, release, sign
@@ -1942,16 +1942,7 @@ def git_runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
 
     def call(args: list[str], repo: Path) -> tuple[subprocess.CompletedProcess[str], Path]:
         path = repo / "release.yaml"
-        run = subprocess.run(
-            [sys.executable, "-m", "invoke", *args, "--release-file", str(path)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        return run, repo
+        return run_invoke(*args, "--release-file", str(path), env=env), repo
 
     with ThreadPoolExecutor(max_workers=len(calls)) as pool:
         futures = {name: pool.submit(call, *args) for name, args in calls.items()}

@@ -31,6 +31,7 @@ import sigstore.dsse
 import sigstore.models
 import sigstore.oidc
 import yaml
+from conftest import run_invoke
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -1190,15 +1191,7 @@ def task_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Runs, Path]:
     env["PYTHONUSERBASE"] = os.environ.get("PYTHONUSERBASE") or site.getuserbase()
 
     def call(args: list[str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "invoke", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return run_invoke(*args, env=env)
 
     with ThreadPoolExecutor(max_workers=len(calls)) as pool:
         futures = {name: pool.submit(call, args) for name, args in calls.items()}

@@ -11,12 +11,12 @@ import json
 import os
 import re
 import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_invoke
 
 from kairos_distro import boot, config, naming, release
 
@@ -26,16 +26,7 @@ Runs = dict[str, subprocess.CompletedProcess[str]]
 
 
 def invoke(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DOCKER_HOST": NO_ENGINE}
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_invoke(*args, env={"DOCKER_HOST": NO_ENGINE})
 
 
 def report(run: subprocess.CompletedProcess[str]) -> str:
@@ -259,15 +250,7 @@ def boot_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Runs, Path]:
     }
 
     def call(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "invoke", *args],
-            cwd=ROOT,
-            env={**os.environ, "DOCKER_HOST": NO_ENGINE, **env},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return run_invoke(*args, env={"DOCKER_HOST": NO_ENGINE, **env})
 
     with ThreadPoolExecutor(max_workers=len(calls)) as pool:
         futures = {name: pool.submit(call, *args) for name, args in calls.items()}
