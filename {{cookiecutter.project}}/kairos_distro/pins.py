@@ -172,10 +172,7 @@ def provider_versions(rel: config.Release, provider: str) -> list[str]:
 def provider_old(rel: config.Release, provider: str, to: str, from_: str = "") -> str:
     """The version a provider bump replaces; refuses bad tags and ambiguity in one line."""
     pattern = config.PROVIDER_VERSION[provider]
-    if not to:
-        example = config.PROVIDER_EXAMPLE[provider]
-        raise PinError(f"{provider}: --to is required (a full tag such as {example})")
-    if not pattern.match(to):
+    if to and not pattern.match(to):
         example = config.PROVIDER_EXAMPLE[provider]
         raise PinError(f"{provider}: --to {to!r} is not a full {provider} tag such as {example}")
     versions = provider_versions(rel, provider)
@@ -254,32 +251,44 @@ class Bump:
         return self.old != self.new
 
 
-def plan(
-    path: Path,
-    what: str,
-    to: str = "",
-    from_: str = "",
-    resolver: Callable[[ImageRef], str] = resolve,
-) -> Bump:
-    """Read release.yaml, resolve what the pin becomes, and rewrite the text (no write)."""
-    if what not in WHATS:
-        raise PinError(f"{what!r} is not one of {', '.join(WHATS)}")
+# -- provider versions from the upstream release list ------------------------------------
+GITHUB_REPOS = {"k3s": "k3s-io/k3s", "k0s": "k0sproject/k0s"}
+GITHUB_API_ENV = "KAIROS_GITHUB_API"  # a GitHub Enterprise or test API; default api.github.com
+
+
+def latest_patch(provider: str, current: str, tags: list[str]) -> str:
+    """The newest full tag of `current`'s minor line (e.g. v1.35.x+k3sN), else `current`."""
+    line = re.match(r"v(\d+)\.(\d+)\.", current)
+    pattern = config.PROVIDER_VERSION[provider]
+    same = [t for t in tags if pattern.match(t) and line and t.startswith(f"v{line[1]}.{line[2]}.")]
+
+    def order(tag: str) -> tuple[int, ...]:
+        return tuple(int(n) for n in re.findall(r"\d+", tag))
+
+    return max([current, *same], key=order)
+
+
+def release_tags(provider: str) -> list[str]:
+    """Published (not draft, not pre-release) tags of the provider's GitHub repository."""
+    import requests
+
+    api = os.environ.get(GITHUB_API_ENV, "https://api.github.com").rstrip("/")
+    url = f"{api}/repos/{GITHUB_REPOS[provider]}/releases?per_page=100"
+    headers = {"Accept": "application/vnd.github+json"}
+    if os.environ.get("GITHUB_TOKEN"):  # CI: avoids the anonymous rate limit
+        headers["Authorization"] = f"Bearer {os.environ['GITHUB_TOKEN']}"
     try:
-        rel = config.load(path)
-        text = path.read_bytes().decode("utf-8")
-    except config.ConfigError as err:
-        raise PinError(str(err)) from None
-    if what in IMAGES:
-        if from_:
-            raise PinError(f"{what}: --from is for k3s and k0s only")
-        field = IMAGES[what]
-        old = getattr(rel, field)
-        new = resolver(target(old, to))
-        new_text = text if new == old else rewrite(text, field, old, new)
-        return Bump(what, field, old, new, path, new_text)
-    old = provider_old(rel, what, to, from_)
-    new_text = text if to == old else rewrite_provider(text, old, to)
-    return Bump(what, "provider_version", old, to, path, new_text)
+        resp = requests.get(url, headers=headers, timeout=30)
+        resp.raise_for_status()
+        return [
+            r["tag_name"]
+            for r in resp.json()
+            if not r.get("draft") and not r.get("prerelease") and isinstance(r.get("tag_name"), str)
+        ]
+    except (requests.RequestException, ValueError, TypeError, KeyError) as err:
+        raise ResolveError(
+            f"{provider}: cannot read the release list at {url} ({type(err).__name__}); give --to"
+        ) from None
 
 
 def _check(bump: Bump, written: Path) -> None:
@@ -314,3 +323,33 @@ def apply(bump: Bump, *, dry: bool = False) -> None:
         temp.replace(bump.path)
     finally:
         temp.unlink(missing_ok=True)
+
+
+def plan(
+    path: Path,
+    what: str,
+    to: str = "",
+    from_: str = "",
+    resolver: Callable[[ImageRef], str] = resolve,
+    releases: Callable[[str], list[str]] = release_tags,
+) -> Bump:
+    """Read release.yaml, resolve what the pin becomes, and rewrite the text (no write)."""
+    if what not in WHATS:
+        raise PinError(f"{what!r} is not one of {', '.join(WHATS)}")
+    try:
+        rel = config.load(path)
+        text = path.read_bytes().decode("utf-8")
+    except config.ConfigError as err:
+        raise PinError(str(err)) from None
+    if what in IMAGES:
+        if from_:
+            raise PinError(f"{what}: --from is for k3s and k0s only")
+        field = IMAGES[what]
+        old = getattr(rel, field)
+        new = resolver(target(old, to))
+        new_text = text if new == old else rewrite(text, field, old, new)
+        return Bump(what, field, old, new, path, new_text)
+    old = provider_old(rel, what, to, from_)
+    to = to or latest_patch(what, old, releases(what))  # no --to: newest patch, same minor
+    new_text = text if to == old else rewrite_provider(text, old, to)
+    return Bump(what, "provider_version", old, to, path, new_text)

@@ -289,7 +289,6 @@ def test_bump_refuses_an_ambiguous_provider_version(release_file) -> None:
         ("k3s", "v1.35.2", "is not a full k3s tag such as v1.35.1+k3s1"),
         ("k3s", "v1.35.2+k0s.0", "is not a full k3s tag"),
         ("k0s", "1.35.2+k0s.0", "is not a full k0s tag such as v1.35.1+k0s.0"),
-        ("k3s", "", "--to is required"),
     ],
 )
 def test_bump_refuses_an_invalid_provider_tag(release_file, what, to, reason) -> None:
@@ -574,3 +573,91 @@ def test_renovate_replacement_writes_what_bump_writes(current) -> None:
     upgrade = {**found, "newValue": "24.04", "newDigest": A}
     replaced = text.replace(found["replace"], render(manager["autoReplaceStringTemplate"], upgrade))
     assert replaced == pins.rewrite(text, "base_image", current, f"ubuntu:24.04@{A}")
+
+
+# -- provider versions from the upstream release list ---------------------------------------
+RELEASES = [
+    {"tag_name": "v1.36.0+k3s1", "draft": False, "prerelease": False},  # next minor: not taken
+    {"tag_name": "v1.35.3-rc1+k3s1", "draft": False, "prerelease": True},
+    {"tag_name": "v1.35.2+k3s2", "draft": False, "prerelease": False},
+    {"tag_name": "v1.35.2+k3s1", "draft": False, "prerelease": False},
+    {"tag_name": "v1.35.10+k3s1", "draft": True, "prerelease": False},
+    {"tag_name": "v1.34.9+k3s1", "draft": False, "prerelease": False},
+]
+
+
+PUBLISHED = [r["tag_name"] for r in RELEASES if not r["draft"] and not r["prerelease"]]
+
+
+def test_latest_patch_stays_on_the_minor_line() -> None:
+    tags = PUBLISHED
+    assert pins.latest_patch("k3s", "v1.35.1+k3s1", tags) == "v1.35.2+k3s2"
+    assert pins.latest_patch("k3s", "v1.35.1+k3s1", ["v1.35.10+k3s1", "v1.35.9+k3s3"]) == (
+        "v1.35.10+k3s1"  # numeric, not text, order
+    )
+    assert pins.latest_patch("k3s", "v1.33.4+k3s1", tags) == "v1.33.4+k3s1"  # nothing newer
+    assert pins.latest_patch("k0s", "v1.35.1+k0s.0", ["v1.35.1+k0s.1", "v1.35.2+k3s1"]) == (
+        "v1.35.1+k0s.1"
+    )
+
+
+@pytest.fixture
+def github(monkeypatch):
+    """A GitHub releases API double on 127.0.0.1, selected through KAIROS_GITHUB_API."""
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            body = json.dumps(RELEASES).encode()
+            status = 200 if self.path.startswith("/repos/k3s-io/k3s/releases") else 404
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv(pins.GITHUB_API_ENV, f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    yield seen
+    server.shutdown()
+    server.server_close()
+
+
+def test_release_tags_reads_published_releases_only(github) -> None:
+    assert pins.release_tags("k3s") == [
+        "v1.36.0+k3s1",
+        "v1.35.2+k3s2",
+        "v1.35.2+k3s1",
+        "v1.34.9+k3s1",
+    ]
+    assert github == ["/repos/k3s-io/k3s/releases?per_page=100"]
+
+
+def test_release_list_failure_is_one_line(github) -> None:
+    with pytest.raises(pins.ResolveError) as caught:
+        pins.release_tags("k0s")  # the double knows k3s only: 404
+    message = str(caught.value)
+    assert message.startswith("k0s: cannot read the release list at http://127.0.0.1:")
+    assert message.endswith("(HTTPError); give --to") and "\n" not in message
+
+
+def test_bump_without_to_takes_the_newest_patch_of_the_minor(release_file) -> None:
+    change = pins.plan(
+        release_file,
+        "k3s",
+        from_="v1.35.1+k3s1",
+        releases=lambda provider: PUBLISHED,
+    )
+    assert (change.old, change.new) == ("v1.35.1+k3s1", "v1.35.2+k3s2")
+    original = release_file.read_text(encoding="utf-8")
+    assert change.text == pins.rewrite_provider(original, "v1.35.1+k3s1", "v1.35.2+k3s2")
+    assert change.text.count('provider_version: "v1.35.2+k3s2"') == 2  # both cells of the line
