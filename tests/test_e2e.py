@@ -8,14 +8,18 @@ be pulled here); everything else is real: BuildKit, the registry on
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import json
 import subprocess
 import sys
 import tarfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import pytest
 import requests
 
@@ -28,6 +32,7 @@ from tests.support.standins import docker_cli
 TAG = "12-core-amd64-generic-v0.1.0"
 ISO = "kairos-debian-12-core-amd64-generic-v0.1.0.iso"
 CELL = "amd64-generic"
+PROJECT = f"kdt-e2e-{uuid.uuid4().hex[:8]}"  # local image names of this run alone
 COSIGN_SIGN = "https://sigstore.dev/cosign/sign/v1"
 
 
@@ -57,16 +62,21 @@ def sign_with(repo: Path, local: LocalSigstore, identity: str = IDENTITY) -> Non
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory, standins, registry, env, sigstore) -> Path:
+def repo(tmp_path_factory, standins, registry, env, sigstore, docker_client) -> Iterator[Path]:
     """A debian:12 repo pointed at the stand-ins, the local registry and Sigstore, built once."""
     path = bake(
-        tmp_path_factory.mktemp("bake"), base_image="debian:12", registry=f"{registry.host}/kdt"
+        tmp_path_factory.mktemp("bake"),
+        base_image="debian:12",
+        project=PROJECT,
+        registry=f"{registry.host}/kdt",
     )
     retarget(path, **standins)
     sign_with(path, sigstore)
     out = run(path, "invoke", "build", **env).stdout
     assert f"built {registry.host}/kdt/debian:{TAG}" in out
-    return path
+    yield path
+    with contextlib.suppress(docker.errors.ImageNotFound):
+        docker_client.images.remove(f"kairos-local/{PROJECT}:{CELL}", force=True)
 
 
 def layer_paths(docker_client, ref: str) -> set[str]:
@@ -88,7 +98,7 @@ def test_build_names_the_image_from_its_kairos_release(repo, docker_client, regi
     assert labels["org.opencontainers.image.base.name"] == "kdt-standin/debian:12"
     assert labels["org.opencontainers.image.base.digest"].startswith("sha256:")
     assert labels["io.kairos.init.image"].startswith("kdt-standin/kairos-init:")
-    assert labels["org.opencontainers.image.source"].endswith("/my-org-kairos-debian")
+    assert labels["org.opencontainers.image.source"].endswith(f"/{PROJECT}")
 
 
 def test_no_kairos_init_in_any_layer(repo, docker_client, registry) -> None:
@@ -156,16 +166,16 @@ def test_iso_that_never_boots_fails_within_the_timeout(repo, env, tmp_path) -> N
 def test_ssh_that_never_answers_fails(repo, env, tmp_path, docker_client, standins) -> None:
     from tests.support.standins import fault_iso
 
-    image = f"kairos-local/my-org-kairos-debian:{CELL}"
+    image = f"kairos-local/{PROJECT}:{CELL}"
     iso = fault_iso(docker_client, standins["auroraboot"], image, tmp_path / "nossh", "nossh")
-    line = boot_failure(repo, env, iso, timeout=45)
+    line = boot_failure(repo, env, iso, timeout=90)  # room for a slow, loaded TCG boot
     assert "test-boot: SSH as kairos never answered" in line
 
 
 def test_wrong_boot_state_fails(repo, env, tmp_path, docker_client, standins) -> None:
     from tests.support.standins import fault_iso
 
-    image = f"kairos-local/my-org-kairos-debian:{CELL}"
+    image = f"kairos-local/{PROJECT}:{CELL}"
     iso = fault_iso(docker_client, standins["auroraboot"], image, tmp_path / "state", "wrongstate")
     line = boot_failure(repo, env, iso, timeout=120)
     assert "test-boot: boot state: expected 'livecd_boot', got 'active_boot'" in line

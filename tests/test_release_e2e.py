@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,11 +32,14 @@ CELLS = [
     {"arch": "amd64", "model": "generic", "provider": "k0s", "provider_version": "v1.35.1+k0s.0"},
 ]
 IDS = ["amd64-generic", "amd64-generic-k3s-v1.35.1-k3s1", "amd64-generic-k0s-v1.35.1-k0s.0"]
+STEPS = ["build", "iso", "test-boot", "publish"]
 TAGS = {
     IDS[0]: "12-core-amd64-generic-v0.1.0",
     IDS[1]: "12-standard-amd64-generic-v0.1.0-k3s-v1.35.1-k3s1",
     IDS[2]: "12-standard-amd64-generic-v0.1.0-k0s-v1.35.1-k0s.0",
 }
+EDGE = {one: tag.replace("v0.1.0", "edge") for one, tag in TAGS.items()}
+STABLE = {one: tag.replace("v0.1.0", "stable") for one, tag in TAGS.items()}
 
 
 @pytest.fixture(scope="module")
@@ -63,19 +68,26 @@ def env(sigstore, tmp_path_factory) -> dict[str, str]:
         "INVOKE_KAIROS_BOOT_ACCEL": "tcg",
         "SIGSTORE_ID_TOKEN": sigstore.token(lifetime=3600),
         "GITHUB_STEP_SUMMARY": str(tmp_path_factory.mktemp("gh") / "summary.md"),
+        "TRUST": str(sigstore.trust_config),  # read back by tests that switch trust roots
     }
 
 
-PROJECT = "kdt-release-e2e"  # its own local image names: no other test's build is reused
+# Local image names of this run alone: no other run's build is reused, and
+# test runs sharing an engine do not retag each other's images.
+RUN = uuid.uuid4().hex[:8]
+PROJECT = f"kdt-release-e2e-{RUN}"
+
+
+def remove_images(client, refs: list[str]) -> None:
+    import docker
+
+    for ref in refs:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            client.images.remove(ref, force=True)
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory, standins, proxy, sigstore, docker_client) -> Path:
-    import docker
-
-    for one in IDS:  # a previous run's builds would be reused, by design: start clean
-        with contextlib.suppress(docker.errors.ImageNotFound):
-            docker_client.images.remove(f"kairos-local/{PROJECT}:{one}", force=True)
+def repo(tmp_path_factory, standins, proxy, sigstore, docker_client) -> Iterator[Path]:
     path = bake(
         tmp_path_factory.mktemp("bake"),
         base_image="debian:12",
@@ -87,7 +99,8 @@ def repo(tmp_path_factory, standins, proxy, sigstore, docker_client) -> Path:
         path, enabled=True, trust=str(sigstore.trust_config), identity=IDENTITY, issuer=ISSUER
     )
     set_cells(path, CELLS)
-    return path
+    yield path
+    remove_images(docker_client, [f"kairos-local/{PROJECT}:{one}" for one in IDS])
 
 
 def release(repo: Path, env: dict[str, str], ok: bool = True) -> dict[str, dict]:
@@ -115,49 +128,16 @@ def digest_of(registry: LocalRegistry, tag: str) -> str:
     return resp.headers["Docker-Content-Digest"]
 
 
-def test_first_release_publishes_and_signs_every_cell_but_a_failing_boot(
-    repo, env, registry
-) -> None:
-    """One cell's boot check fails: only that cell fails, and nothing of it is tagged."""
-    set_cells(
-        repo,
-        [
-            *CELLS[:1],
-            {**CELLS[1], "boot_checks": [{"run": "k3s --version", "expect": "v9.9.9"}]},
-            CELLS[2],
-        ],
-    )
-    cells = release(repo, env, ok=False)
-    assert cells[IDS[1]]["status"] == "failed"
-    assert cells[IDS[1]]["error"].startswith("test-boot: k3s --version: expected 'v9.9.9'")
-    for one in (IDS[0], IDS[2]):
+def test_first_release_publishes_and_signs_every_cell(repo, env, registry) -> None:
+    cells = release(repo, env)
+    for one in IDS:
         assert cells[one]["status"] == "published"
         assert cells[one]["signature"] == "verified"
         assert cells[one]["boot"].startswith("passed (tcg")
-        assert cells[one]["steps"] == dict.fromkeys(
-            ["build", "iso", "test-boot", "publish"], "done"
-        )
-    assert tags(registry) == {
-        TAGS[IDS[0]],
-        TAGS[IDS[2]],
-        "12-core-amd64-generic-edge",
-        "12-standard-amd64-generic-edge-k0s-v1.35.1-k0s.0",
-    }
-
-
-def test_rerun_redoes_only_what_failed(repo, env, registry) -> None:
-    set_cells(repo, CELLS)
-    cells = release(repo, env)
-    assert cells[IDS[1]]["steps"] == {
-        "build": "reused",
-        "iso": "reused",
-        "test-boot": "done",
-        "publish": "done",
-    }
-    assert cells[IDS[1]]["status"] == "published"
-    for one in (IDS[0], IDS[2]):
-        assert cells[one]["status"] == "up to date"
-    assert {TAGS[one] for one in IDS} <= tags(registry)
+        assert cells[one]["steps"] == dict.fromkeys(STEPS, "done")
+    assert tags(registry) == {*TAGS.values(), *EDGE.values()}
+    for one in IDS:  # the channel tag and the version tag name one digest
+        assert digest_of(registry, EDGE[one]) == digest_of(registry, TAGS[one])
 
 
 def test_the_tested_image_is_the_pushed_image(repo, registry, docker_client) -> None:
@@ -178,15 +158,47 @@ def test_second_release_skips_every_cell(repo, env) -> None:
     assert markdown.count("| up to date |") >= 3 and "## Release v0.1.0" in markdown
 
 
+def with_check(expect: str) -> list[dict]:
+    check = {"run": "k3s --version", "expect": expect}
+    return [CELLS[0], {**CELLS[1], "boot_checks": [check]}, CELLS[2]]
+
+
+def test_a_failing_boot_fails_only_its_cell_and_moves_nothing(repo, env, registry) -> None:
+    before = {one: digest_of(registry, TAGS[one]) for one in IDS}
+    set_cells(repo, with_check("v9.9.9"))  # a new boot check: only that cell re-boots
+    cells = release(repo, env, ok=False)
+    assert cells[IDS[1]]["status"] == "failed"
+    assert cells[IDS[1]]["error"].startswith("test-boot: k3s --version: expected 'v9.9.9'")
+    assert cells[IDS[1]]["steps"] == {"build": "reused", "iso": "reused", "test-boot": "failed"}
+    for one in (IDS[0], IDS[2]):
+        assert cells[one]["status"] == "up to date"
+    assert {one: digest_of(registry, TAGS[one]) for one in IDS} == before
+
+
+def test_rerun_redoes_only_what_failed(repo, env) -> None:
+    set_cells(repo, with_check("v1.35.1+k3s1"))
+    cells = release(repo, env)
+    assert cells[IDS[1]]["status"] == "published"
+    assert cells[IDS[1]]["steps"] == {
+        "build": "reused",
+        "iso": "reused",
+        "test-boot": "done",
+        "publish": "done",
+    }
+    for one in (IDS[0], IDS[2]):
+        assert cells[one]["status"] == "up to date"
+
+
 @pytest.fixture(scope="module")
-def bumped_base(docker_client, standins) -> str:
+def bumped_base(docker_client, standins) -> Iterator[str]:
     """The base image with a security patch on top: a new digest, same tag name."""
     dockerfile = f"FROM {standins['base_image']}\nRUN echo patched > /etc/kdt-cve-fix\n"
-    ref = "kdt-standin/debian:12-patched"
+    ref = f"kdt-standin/debian:12-patched-{RUN}"
     docker_client.images.build(
         fileobj=io.BytesIO(dockerfile.encode()), tag=ref, rm=True, network_mode="host"
     )
-    return ref
+    yield ref
+    remove_images(docker_client, [ref])
 
 
 def test_base_bump_rebuilds_and_failed_signing_tags_nothing(
@@ -232,3 +244,30 @@ def test_registry_dying_mid_run_fails_the_rest_and_a_rerun_completes(
         }
     cells = release(repo, env)
     assert {one: cells[one]["status"] for one in IDS} == dict.fromkeys(IDS, "up to date")
+
+
+def test_promote_moves_stable_to_the_verified_edge_digest(repo, env, registry) -> None:
+    out = run(repo, "invoke", "promote", "--from", "edge", "--to", "stable", **env).stdout
+    assert "promote summary" in out
+    for one in IDS:
+        assert digest_of(registry, STABLE[one]) == digest_of(registry, EDGE[one])
+
+
+def test_promote_refuses_what_does_not_verify(repo, env, registry, tmp_path) -> None:
+    before = {one: digest_of(registry, STABLE[one]) for one in IDS}
+    with LocalSigstore(
+        tmp_path / "foreign"
+    ) as foreign:  # another trust root: no signature verifies
+        set_signing(
+            repo, enabled=True, trust=str(foreign.trust_config), identity=IDENTITY, issuer=ISSUER
+        )
+        try:
+            proc = run(
+                repo, "invoke", "promote", "--from", "edge", "--to", "stable", check=False, **env
+            )
+        finally:
+            sign_again = {"enabled": True, "identity": IDENTITY, "issuer": ISSUER}
+            set_signing(repo, trust=str(env["TRUST"]), **sign_again)
+    assert proc.returncode == 1
+    assert "promote: 3 of 3 cells failed" in proc.stderr
+    assert {one: digest_of(registry, STABLE[one]) for one in IDS} == before
