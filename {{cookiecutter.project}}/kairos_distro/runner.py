@@ -17,9 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO
 
-T = TypeVar("T")
 TAIL = 12  # lines of a failed command shown in its error
 
 
@@ -94,13 +93,6 @@ class Runner:
             except docker.errors.DockerException as err:
                 raise StepError("engine", "connect", f"Docker engine unreachable ({err})") from None
         return self._client
-
-    def call(self, cell: str, what: str, fn: Callable[[], T]) -> T | None:
-        """Run a docker-py (or other) effect, or describe it when dry."""
-        if self.dry:
-            self.would(cell, what)
-            return None
-        return fn()
 
 
 @contextmanager

@@ -489,18 +489,6 @@ def test_dry_runner_prints_the_command_and_runs_nothing(tmp_path) -> None:
     assert out.getvalue() == f"[cell-a] would run: {shlex.join(argv)}\n"
 
 
-def test_dry_runner_call_describes_and_skips_the_effect() -> None:
-    runner, out = dry_runner()
-    called: list[bool] = []
-    assert runner.call("cell-a", "delete everything", lambda: called.append(True)) is None
-    assert called == []
-    assert out.getvalue() == "[cell-a] would delete everything\n"
-
-
-def test_runner_call_runs_the_effect_when_not_dry() -> None:
-    assert Runner(dry=False, out=io.StringIO()).call("c", "add", lambda: 1 + 1) == 2
-
-
 def test_runner_streams_output_with_the_cell_prefix() -> None:
     out = io.StringIO()
     script = "import os; print('hello'); print(os.environ['EXTRA'])"
