@@ -59,3 +59,14 @@ def standins(docker_client) -> dict[str, str]:
 def registry(tmp_path: Path) -> Iterator[LocalRegistry]:
     with LocalRegistry(tmp_path / "registry") as reg:
         yield reg
+
+
+@pytest.fixture(scope="session")
+def arm64_standins(docker_client) -> dict[str, str]:
+    """The arm64 base (debootstrap under emulation, once) and kairos-init stand-ins."""
+    from tests.support.standins import debian_base, kairos_init
+
+    return {
+        "base_image": debian_base(docker_client, "arm64"),
+        "kairos_init": kairos_init(docker_client, "arm64"),
+    }

@@ -9,8 +9,12 @@ one is reused across test runs.
 from __future__ import annotations
 
 import hashlib
+import io
+import json
+import platform
 import shutil
 import subprocess
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -38,9 +42,33 @@ def _exists(client: docker.DockerClient, ref: str) -> bool:
         return False
 
 
-def debian_base(client: docker.DockerClient) -> str:
-    """A Debian 12 base image made with debootstrap (about 35 s, once)."""
-    ref = f"{PREFIX}/debian:12"
+#: Architectures the stand-ins are made for, as Docker and Debian name them.
+ARCHES = ("amd64", "arm64")
+_MACHINES = {"x86_64": "amd64", "aarch64": "arm64"}
+_QEMU = {"amd64": "qemu-x86_64", "arm64": "qemu-aarch64"}
+
+
+def _check_arch(arch: str) -> None:
+    if arch not in ARCHES:
+        raise ValueError(f"unsupported stand-in arch {arch!r} (known: {', '.join(ARCHES)})")
+    host = _MACHINES.get(platform.machine())
+    if arch != host and not Path("/proc/sys/fs/binfmt_misc", _QEMU[arch]).exists():
+        raise RuntimeError(
+            f"{arch} emulation is unavailable: install qemu-user-static and binfmt-support "
+            "and mount binfmt_misc (see .ci/setup)"
+        )
+
+
+def debian_base(client: docker.DockerClient, arch: str = "amd64") -> str:
+    """A Debian 12 base image made with debootstrap (about 35 s, once).
+
+    `arch="arm64"` makes `kdt-standin/debian:12-arm64` under qemu-user-static
+    emulation (a few minutes, once), whose image config says arm64, so BuildKit
+    uses it for `--platform linux/arm64` builds.
+    """
+    if arch != "amd64":  # amd64 stays the host's own debootstrap, as before
+        _check_arch(arch)
+    ref = f"{PREFIX}/debian:12" if arch == "amd64" else f"{PREFIX}/debian:12-{arch}"
     if _exists(client, ref):
         return ref
     if not shutil.which("debootstrap"):
@@ -48,17 +76,83 @@ def debian_base(client: docker.DockerClient) -> str:
     with tempfile.TemporaryDirectory(prefix="kdt-debootstrap-") as tmp:
         root = Path(tmp) / "rootfs"
         subprocess.run(
-            ["debootstrap", "--variant=minbase", DEBIAN_SUITE, str(root), DEBIAN_MIRROR],
+            [
+                "debootstrap",
+                *([] if arch == "amd64" else [f"--arch={arch}"]),
+                "--variant=minbase",
+                DEBIAN_SUITE,
+                str(root),
+                DEBIAN_MIRROR,
+            ],
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(
-            ["docker", "import", "-", ref], stdin=tar.stdout, check=True, stdout=subprocess.DEVNULL
-        )
-        if tar.wait() != 0:
-            raise RuntimeError("tar of the debootstrap tree failed")
+        if arch == "amd64":
+            tar = subprocess.Popen(["tar", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
+            subprocess.run(
+                ["docker", "import", "-", ref],
+                stdin=tar.stdout,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            if tar.wait() != 0:
+                raise RuntimeError("tar of the debootstrap tree failed")
+        else:
+            layer = Path(tmp) / "layer.tar"
+            subprocess.run(
+                ["tar", "-C", str(root), "--numeric-owner", "-cf", str(layer), "."], check=True
+            )
+            _load(
+                client,
+                ref,
+                arch,
+                layer,
+                f"debootstrap --arch={arch} --variant=minbase {DEBIAN_SUITE}",
+            )
     return ref
+
+
+def _load(client: docker.DockerClient, ref: str, arch: str, layer: Path, created_by: str) -> None:
+    """Load a one-layer image whose config names `arch`, as `docker load` reads it.
+
+    Engine 20.10 ignores `docker import --platform` (the image says the host's
+    architecture), and BuildKit then refuses the local image for another
+    platform. A `docker save`-format archive carries the architecture in the
+    image config, which `docker load` keeps.
+    """
+    digest = hashlib.sha256()
+    with layer.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    config = json.dumps(
+        {
+            "architecture": arch,
+            "os": "linux",
+            "created": "1970-01-01T00:00:00Z",
+            "config": {
+                "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+            },
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{digest.hexdigest()}"]},
+            "history": [{"created": "1970-01-01T00:00:00Z", "created_by": created_by}],
+        },
+        sort_keys=True,
+    ).encode()
+    config_name = f"{hashlib.sha256(config).hexdigest()}.json"
+    manifest = json.dumps(
+        [{"Config": config_name, "RepoTags": [ref], "Layers": ["layer/layer.tar"]}]
+    ).encode()
+    staging = layer.parent / "image"
+    (staging / "layer").mkdir(parents=True)
+    (staging / config_name).write_bytes(config)
+    (staging / "manifest.json").write_bytes(manifest)
+    layer.rename(staging / "layer" / "layer.tar")
+    tar = subprocess.Popen(["tar", "-C", str(staging), "-c", "."], stdout=subprocess.PIPE)
+    assert tar.stdout is not None
+    client.images.load(iter(lambda: tar.stdout.read(1 << 20), b""))
+    if tar.wait() != 0:
+        raise RuntimeError(f"tar of the {ref} archive failed")
+    if client.images.get(ref).attrs.get("Architecture") != arch:
+        raise RuntimeError(f"{ref} was loaded but does not say {arch}")
 
 
 def _build(client: docker.DockerClient, name: str, ref: str, **kw) -> str:
@@ -67,10 +161,64 @@ def _build(client: docker.DockerClient, name: str, ref: str, **kw) -> str:
     return ref
 
 
-def kairos_init(client: docker.DockerClient) -> str:
-    """The kairos-init stand-in: FROM scratch with one file, like upstream."""
+def kairos_init(client: docker.DockerClient, arch: str = "amd64") -> str:
+    """The kairos-init stand-in: FROM scratch with one file, like upstream.
+
+    Upstream's image is multi-arch; the engine's local store (20.10) holds one
+    platform per tag, and BuildKit ignores a local image of another platform
+    (it looks for it in a registry instead). So other arches get their own
+    tag, `kdt-standin/kairos-init:<hash>-<arch>`, with the same file.
+    """
+    if arch not in ARCHES:
+        raise ValueError(f"unsupported stand-in arch {arch!r} (known: {', '.join(ARCHES)})")
     source = HERE / "kairos-init"
-    return _build(client, "kairos-init", f"{PREFIX}/kairos-init:{_hash(source)}")
+    if arch == "amd64":
+        return _build(client, "kairos-init", f"{PREFIX}/kairos-init:{_hash(source)}")
+    ref = f"{PREFIX}/kairos-init:{_hash(source)}-{arch}"
+    if not _exists(client, ref):
+        script = (source / "kairos-init").read_bytes()
+        image_from_files(client, ref, {"kairos-init": script}, arch, modes={"kairos-init": 0o755})
+    return ref
+
+
+def image_from_files(
+    client: docker.DockerClient,
+    ref: str,
+    files: dict[str, bytes],
+    arch: str = "amd64",
+    *,
+    symlinks: dict[str, str] | None = None,
+    modes: dict[str, int] | None = None,
+) -> str:
+    """A FROM-scratch image holding `files` (path -> content), whose config says `arch`.
+
+    Nothing in it can run, so any arch works without emulation: for tests of
+    tools that only read images (AuroraBoot reads /boot and /etc/kairos-release).
+    """
+    modes = modes or {}
+    with tempfile.TemporaryDirectory(prefix="kdt-image-") as tmp:
+        layer = Path(tmp) / "layer.tar"
+        with tarfile.open(layer, "w", format=tarfile.PAX_FORMAT) as tar:
+            entries = [(path.strip("/"), data) for path, data in files.items()]
+            links = [(path.strip("/"), target) for path, target in (symlinks or {}).items()]
+            dirs = sorted(
+                {str(parent) for path, _ in [*entries, *links] for parent in Path(path).parents}
+                - {"."}
+            )
+            for name in dirs:
+                info = tarfile.TarInfo(name)
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            for name, data in entries:
+                info = tarfile.TarInfo(name)
+                info.size, info.mode = len(data), modes.get(name, modes.get("/" + name, 0o644))
+                tar.addfile(info, io.BytesIO(data))
+            for name, target in links:
+                info = tarfile.TarInfo(name)
+                info.type, info.linkname, info.mode = tarfile.SYMTYPE, target, 0o777
+                tar.addfile(info)
+        _load(client, ref, arch, layer, "files for a stand-in test")
+    return ref
 
 
 def auroraboot(client: docker.DockerClient, base: str) -> str:
