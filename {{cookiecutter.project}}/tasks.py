@@ -6,13 +6,19 @@ nothing. Settings that belong to a machine rather than to the release go in
 invoke's own config (invoke.yaml or INVOKE_KAIROS_* variables):
   kairos.network     build/run network for containers (e.g. host); default: engine's
   kairos.docker_cli  docker client used for BuildKit builds; default: docker
-  kairos.artifacts   where ISOs and checksums land; default: artifacts
+  kairos.privileged  run AuroraBoot's raw disk build --privileged, as the factory does;
+                     default: true (false where the engine refuses privileged containers)
+  kairos.artifacts   where ISOs, raw images, SBOMs and checksums land; default: artifacts
+  kairos.keys        trusted boot: the owner's key directory (a secret); default: keys
   kairos.boot.*      test-boot: accel (auto|kvm|tcg), memory, cpus, timeout, marker
 """
 
 from __future__ import annotations
 
 import dataclasses
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from invoke import Collection, Context, Exit, task
@@ -22,6 +28,7 @@ from kairos_distro import (
     boot,
     build,
     config,
+    keys,
     naming,
     pins,
     promote,
@@ -43,7 +50,11 @@ def _setup(c: Context, release_file: str) -> tuple[Runner, config.Release]:
         rel = config.load(release_file or settings.release_file)
     except config.ConfigError as err:
         raise Exit(str(err), code=2) from None
-    runner = Runner(dry=bool(c.config.run.dry), docker_cli=settings.docker_cli)
+    runner = Runner(
+        dry=bool(c.config.run.dry),
+        docker_cli=settings.docker_cli,
+        privileged=_switch("kairos.privileged", settings.privileged),
+    )
     if rel.version == "git":
         try:
             version = build.git_version(rel.path.parent)
@@ -53,6 +64,18 @@ def _setup(c: Context, release_file: str) -> tuple[Runner, config.Release]:
             raise Exit(f"{rel.path}: version: git describe gave {version!r}, not semver", code=2)
         rel = dataclasses.replace(rel, version=version)
     return runner, rel
+
+
+def _switch(name: str, value: object) -> bool:
+    """A true/false machine setting, from invoke.yaml (a bool) or the environment (text)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise Exit(f"{name}: expected true or false, got {value!r}", code=2)
 
 
 def _cells(rel: config.Release, cell: list[str]) -> list[config.Cell]:
@@ -120,17 +143,67 @@ def build_(c, cell=None, release_file=""):
 
 @task(iterable=["cell"], help={**CELL_HELP, "release-file": FILE_HELP})
 def iso(c, cell=None, release_file=""):
-    """Make a bootable ISO and its .sha256 per built cell with AuroraBoot."""
+    """Make each built cell's boot media (ISO, board raw image, UKI ISO) and SBOM."""
     runner, rel = _setup(c, release_file)
     out = Path(c.config.kairos.artifacts)
 
-    def act(one: config.Cell) -> str:
-        made = artifacts.build_iso(
-            runner, rel, _local(runner, rel, one), one, out, c.config.kairos.network
+    def act(one: config.Cell, key_dir: Path) -> str:
+        made = artifacts.make_artifacts(
+            runner, rel, _local(runner, rel, one), one, out, c.config.kairos.network, keys=key_dir
         )
-        return str(made.files[0]) if made else "dry run"
+        if made is None:
+            return "dry run"
+        return f"{', '.join(made.kinds)} in {made.directory}" + (
+            f" (boot media skipped: {made.skipped})" if made.skipped else ""
+        )
 
-    _finish("iso", release.for_each_cell(runner, _cells(rel, cell), "iso", act))
+    with _keys(c) as key_dir:
+        outcomes = release.for_each_cell(
+            runner, _cells(rel, cell), "iso", lambda one: act(one, key_dir)
+        )
+    _finish("iso", outcomes)
+
+
+@contextmanager
+def _keys(c: Context) -> Iterator[Path]:
+    try:
+        with keys.located(Path(c.config.kairos.keys)) as found:
+            yield found
+    except keys.KeysError as err:
+        raise Exit(str(err), code=2) from None
+
+
+@task(
+    name="keys",
+    help={
+        "name": "Name in the certificates (default: the project name).",
+        "days": "Days until the certificates expire (default 365, as AuroraBoot).",
+        "export": f"Print the key set build-uki needs as the {keys.ENV} CI secret "
+        "(pipe it, e.g. into `gh secret set KAIROS_KEYS`); makes no keys.",
+        "release-file": FILE_HELP,
+    },
+)
+def keys_(c, name="", days=365, export=False, release_file=""):
+    """Create your Secure Boot and TPM PCR keys for trusted boot (AuroraBoot genkey) in keys/."""
+    runner, rel = _setup(c, release_file)
+    directory = Path(c.config.kairos.keys)
+    try:
+        if export:
+            if sys.stdout.isatty():
+                raise Exit(
+                    f"keys: --export prints secret keys; pipe it (e.g. | gh secret set {keys.ENV})",
+                    code=2,
+                )
+            print(keys.export(directory))
+            return
+        keys.generate(runner, rel, directory, name or rel.name, int(days))
+    except keys.KeysError as err:
+        raise Exit(str(err), code=2) from None
+    except StepError as err:
+        raise Exit(str(err), code=1) from None
+    if not runner.dry:
+        print(f"wrote a key set to {directory}/: keep it secret (git-ignored); back it up.")
+        print(f"CI: invoke keys --export | gh secret set {keys.ENV}")
 
 
 def _sigstore(rel: config.Release, required: bool, token: str = "") -> sign.Sigstore | None:
@@ -141,11 +214,15 @@ def _sigstore(rel: config.Release, required: bool, token: str = "") -> sign.Sigs
     return sign.Sigstore(rel.signing, rel.path.parent, token)
 
 
-def _published(rel: config.Release, built: build.Built) -> tuple[Registry, str, str]:
-    """(registry, repository path, digest) of a cell's image as the registry has it."""
+def _published(rel: config.Release, built: build.Built) -> tuple[Registry, str, str, str]:
+    """(registry, repository path, image digest, raw image digest or "") as published."""
     host, repo = publish.split_repository(naming.repository(rel, built.identity))
     registry = Registry(host)
-    return registry, repo, publish.resolve(registry, repo, naming.image_tag(built.identity))
+    digest = publish.resolve(registry, repo, naming.image_tag(built.identity))
+    raw = ""
+    if rel.publish_raw and "raw" in built.cell.media:
+        raw = publish.resolve(registry, repo, naming.raw_tag(built.identity))
+    return registry, repo, digest, raw
 
 
 @task(
@@ -180,7 +257,7 @@ def publish_(c, cell=None, token="", release_file=""):
     },
 )
 def sign_(c, cell=None, token="", release_file=""):
-    """Sign each published cell's image digest and artifact checksums (Sigstore, keyless)."""
+    """Sign each published cell's image (and raw image) digest, SBOM and checksums (keyless)."""
     runner, rel = _setup(c, release_file)
     sigstore = _sigstore(rel, required=True, token=token)
     out = Path(c.config.kairos.artifacts)
@@ -188,11 +265,12 @@ def sign_(c, cell=None, token="", release_file=""):
     def act(one: config.Cell) -> str:
         built = _local(runner, rel, one)
         if built is None:
-            runner.would(one.id, "sign the published digest and artifacts/<cell>/*.sha256")
+            what = "sign the published digests, attest the SBOM, sign artifacts/<cell>/*.sha256"
+            runner.would(one.id, what)
             return "dry run"
         try:
-            registry, repo, digest = _published(rel, built)
-            publish.sign_cell(runner, sigstore, registry, repo, digest, one, out)
+            registry, repo, digest, raw = _published(rel, built)
+            publish.sign_cell(runner, sigstore, registry, repo, digest, one, out, raw)
         except (RegistryError, sign.SignError) as err:
             raise StepError(one.id, "sign", str(err)) from None
         return f"{registry.host}/{repo}@{digest}"
@@ -209,7 +287,7 @@ def sign_(c, cell=None, token="", release_file=""):
     },
 )
 def verify(c, cell=None, image="", release_file=""):
-    """Verify signatures offline: image and artifacts against release.yaml's identity."""
+    """Verify offline: image signature, SBOM attestation, raw image, checksums vs release.yaml."""
     runner, rel = _setup(c, release_file)
     sigstore = _sigstore(rel, required=True)
     out = Path(c.config.kairos.artifacts)
@@ -220,11 +298,13 @@ def verify(c, cell=None, image="", release_file=""):
     def act(one: config.Cell) -> str:
         built = _local(runner, rel, one)
         if built is None:
-            runner.would(one.id, "verify the published image and artifacts/<cell>/*.sha256")
+            runner.would(
+                one.id, "verify the published image, its SBOM attestation and *.sha256 bundles"
+            )
             return "dry run"
         try:
-            registry, repo, digest = _published(rel, built)
-            publish.verify_cell(runner, sigstore, registry, repo, digest, one, out)
+            registry, repo, digest, raw = _published(rel, built)
+            publish.verify_cell(runner, sigstore, registry, repo, digest, one, out, raw)
         except (RegistryError, sign.SignError) as err:
             raise StepError(one.id, "verify", str(err)) from None
         return f"{registry.host}/{repo}@{digest}"
@@ -303,18 +383,20 @@ def release_(c, cell=None, force=False, token="", accel="", release_file=""):
     runner, rel = _setup(c, release_file)
     settings, user_data = _boot_settings(c, "release", accel)
     out = Path(c.config.kairos.artifacts)
-    plan = release.Plan(
-        runner,
-        rel,
-        out,
-        c.config.kairos.network,
-        settings,
-        user_data,
-        sigstore=_sigstore(rel, required=False, token=token),
-        force=force,
-        context=rel.path.parent,
-    )
-    reports = release.run_release(plan, _cells(rel, cell))
+    with _keys(c) as key_dir:
+        plan = release.Plan(
+            runner,
+            rel,
+            out,
+            c.config.kairos.network,
+            settings,
+            user_data,
+            sigstore=_sigstore(rel, required=False, token=token),
+            force=force,
+            context=rel.path.parent,
+            keys=key_dir,
+        )
+        reports = release.run_release(plan, _cells(rel, cell))
     if runner.dry:
         return
     summary(f"release {rel.version}", release.summary_rows(reports))
@@ -416,14 +498,19 @@ def promote_(c, from_="", to="", cell=None, release_file=""):
     _finish("promote", release.for_each_cell(runner, _cells(rel, cell), "promote", act))
 
 
-ns = Collection(matrix, build_, iso, test_boot, sign_, verify, publish_, release_, bump, promote_)
+ns = Collection(
+    matrix, build_, iso, test_boot, sign_, verify, publish_, release_, keys_, bump, promote_
+)
 ns.configure(
     {
         "kairos": {
             "release_file": "release.yaml",
             "artifacts": "artifacts",
+            "keys": keys.DEFAULT_DIR,
             "network": "",
             "docker_cli": "docker",
+            # Text, not a bool: invoke would read INVOKE_KAIROS_PRIVILEGED=false as true.
+            "privileged": "true",
             "boot": {
                 "accel": "auto",
                 "memory": 2048,

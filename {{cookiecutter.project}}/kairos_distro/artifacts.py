@@ -1,10 +1,14 @@
-"""Artifacts stage: AuroraBoot turns a built image into an ISO and its checksum.
+"""Artifacts stage: boot media from AuroraBoot, checksums, and the image's SBOM.
 
-AuroraBoot runs in a container as the factory runs it: the Docker socket
-mounted (it reads `docker:<image>` from the local engine) and an output
-directory. Output lands in a staging directory and is moved into
-`artifacts/<cell>/` only once the ISO matches its `.sha256`, so a failed or
-interrupted run never leaves a half-written cell directory.
+Per cell (see `Cell.media`): an ISO (`build-iso`) for generic cells, a raw
+disk image (legacy mode with `disk.efi`) for boards or cells asking for one,
+a UKI ISO signed with the owner's keys (`build-uki --output-type iso`) for
+trusted boot; and for every image a CycloneDX SBOM read from its own package
+database. AuroraBoot runs as the factory runs it: the Docker socket mounted
+(it reads `docker:<image>` from the local engine) and an output directory.
+Everything lands in a staging directory that replaces `artifacts/<cell>/`
+only once each file matches its `.sha256`, so a failed or interrupted run
+never leaves a half-written cell directory.
 """
 
 from __future__ import annotations
@@ -13,41 +17,30 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-import docker
-
-from . import naming
+from . import keys as keyset
+from . import naming, sbom
 from .build import Built
 from .config import Cell, Release
-from .runner import TAIL, Runner, Skip, StepError
+from .runner import Runner, Skip, StepError
 
 STAMP = ".fingerprint"
-
-
-def stamped(artifacts: Path, cell: Cell, stamp: str) -> Artifacts | None:
-    """The cell's artifacts if they were made from inputs with this fingerprint."""
-    final = artifacts / cell.id
-    try:
-        if (final / STAMP).read_text().strip() != stamp:
-            return None
-    except OSError:
-        return None
-    files = tuple(sorted(p for p in final.iterdir() if not p.name.startswith(".")))
-    isos = [p for p in files if p.suffix == ".iso"]
-    if not isos or not all(iso.with_name(iso.name + ".sha256").exists() for iso in isos):
-        return None  # the stamp outlived its files: make them again
-    return Artifacts(cell, final, files)
+KEYS_MOUNT = "/keys"
 
 
 @dataclass(frozen=True)
-class IsoPlan:
+class MediaPlan:
+    """One AuroraBoot run: the image, its argv and the file it must write."""
+
     cell: Cell
+    kind: str  # iso | raw | uki
     image: str
     command: list[str]
-    iso_name: str
+    output: str
+    privileged: bool = False  # the raw disk build partitions and formats a disk file
+    keys: Path | None = None  # mounted read-only at /keys for build-uki
 
 
 @dataclass(frozen=True)
@@ -55,6 +48,92 @@ class Artifacts:
     cell: Cell
     directory: Path
     files: tuple[Path, ...]
+    skipped: str = ""  # why no boot media was made (the SBOM still was)
+
+    @property
+    def isos(self) -> list[Path]:
+        return [p for p in self.files if p.suffix == ".iso"]
+
+    @property
+    def kinds(self) -> list[str]:
+        return kinds([p.name for p in self.files], self.cell.trusted_boot)
+
+
+def kinds(names: list[str], trusted_boot: bool) -> list[str]:
+    """What a summary shows of a cell's files: iso or uki iso, raw, sbom."""
+    found = ["uki iso" if trusted_boot else "iso"] if any(n.endswith(".iso") for n in names) else []
+    found += ["raw"] if any(n.endswith(".raw") for n in names) else []
+    return found + (["sbom"] if any(n.endswith(naming.SBOM_SUFFIX) for n in names) else [])
+
+
+def _listing(directory: Path) -> tuple[Path, ...]:
+    return tuple(sorted(p for p in directory.iterdir() if not p.name.startswith(".")))
+
+
+def stamped(artifacts: Path, cell: Cell, stamp: str) -> Artifacts | None:
+    """The cell's artifacts if they were made, whole, from inputs with this fingerprint."""
+    final = artifacts / cell.id
+    try:
+        if (final / STAMP).read_text().split("\n") != [stamp, ""]:
+            return None  # another fingerprint, or media were skipped on that run
+    except OSError:
+        return None
+    made = Artifacts(cell, final, _listing(final))
+    suffixes = {naming.MEDIA_SUFFIX[kind] for kind in cell.media}
+    media = [p for p in made.files if p.suffix in suffixes]
+    complete = {p.suffix for p in media} == suffixes and "sbom" in made.kinds
+    if not complete or not all(p.with_name(p.name + ".sha256").exists() for p in media):
+        return None  # the stamp outlived its files: make them again
+    return made
+
+
+# -- pure: what AuroraBoot is asked to do ---------------------------------------------
+def plan_media(
+    release: Release, cell: Cell, ref: str, ident: naming.Identity, keys: Path = Path("keys")
+) -> list[MediaPlan]:
+    """The AuroraBoot runs for a cell's boot media, in the order they are made."""
+    source = f"docker:{ref}"
+    plans = []
+    for kind in cell.media:
+        output = naming.media_file(ident, kind)
+        if kind == "iso":
+            command = ["--debug", "build-iso", "--output", "/output/", "--arch", cell.arch]
+            plans.append(MediaPlan(cell, kind, release.auroraboot, [*command, source], output))
+        elif kind == "raw":
+            settings = [
+                "disable_http_server=true",
+                "disable_netboot=true",
+                f"container_image={source}",
+                "state_dir=/output",
+                "disk.efi=true",
+            ]
+            command = ["--debug", *(arg for s in settings for arg in ("--set", s))]
+            plans.append(MediaPlan(cell, kind, release.auroraboot, command, output, True))
+        else:
+            command = uki_command(source)
+            plans.append(MediaPlan(cell, kind, release.auroraboot, command, output, keys=keys))
+    return plans
+
+
+def uki_command(source: str) -> list[str]:
+    k = KEYS_MOUNT
+    return [
+        "--debug",
+        "build-uki",
+        "--output-dir",
+        "/output/",
+        "--output-type",
+        "iso",
+        "--public-keys",
+        k,
+        "--tpm-pcr-private-key",
+        f"{k}/tpm2-pcr-private.pem",
+        "--sb-key",
+        f"{k}/db.key",
+        "--sb-cert",
+        f"{k}/db.pem",
+        source,
+    ]
 
 
 def docker_socket() -> str:
@@ -64,31 +143,43 @@ def docker_socket() -> str:
     return host.removeprefix("unix://")
 
 
-def plan_iso(release: Release, cell: Cell, ref: str, iso_name: str) -> IsoPlan:
-    """The AuroraBoot invocation for a cell; cells that get no ISO are skipped, with why."""
-    if cell.model != "generic":
-        raise Skip(f"model {cell.model} boots from a raw disk image, not an ISO (not built yet)")
-    if cell.trusted_boot:
-        raise Skip("trusted-boot cells need a signed UKI ISO (not built yet)")
-    command = ["--debug", "build-iso", "--output", "/output/", "--arch", cell.arch]
-    command.append(f"docker:{ref}")
-    return IsoPlan(cell, release.auroraboot, command, f"{iso_name}.iso")
+def volumes(plan: MediaPlan, socket: str, output: Path) -> dict[str, dict[str, str]]:
+    mounts = {
+        socket: {"bind": "/var/run/docker.sock", "mode": "rw"},
+        str(output.resolve()): {"bind": "/output", "mode": "rw"},
+    }
+    if plan.keys is not None:
+        mounts[str(plan.keys.resolve())] = {"bind": KEYS_MOUNT, "mode": "ro"}
+    return mounts
+
+
+# -- checksums -----------------------------------------------------------------------
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def check_sha256(iso: Path) -> None:
-    """The checksum file must name the ISO and match its bytes."""
+    """The checksum file must name the file and match its bytes."""
     sums = iso.with_name(iso.name + ".sha256")
     if not sums.exists():
         raise StepError("iso", "checksum", f"{sums.name} was not written")
     fields = sums.read_text().split()
     if len(fields) != 2 or Path(fields[1]).name != iso.name:
         raise StepError("iso", "checksum", f"{sums.name} does not name {iso.name}")
-    digest = hashlib.sha256()
-    with iso.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    if digest.hexdigest() != fields[0]:
+    if sha256_of(iso) != fields[0]:
         raise StepError("iso", "checksum", f"{iso.name} does not match {sums.name}")
+
+
+def ensure_sha256(path: Path) -> None:
+    """Check AuroraBoot's checksum file; write one (sha256sum format) where it writes none."""
+    sums = path.with_name(path.name + ".sha256")
+    if not sums.exists():
+        sums.write_text(f"{sha256_of(path)}  {path.name}\n")
+    check_sha256(path)
 
 
 def replace_dir(staging: Path, final: Path) -> None:
@@ -102,40 +193,76 @@ def replace_dir(staging: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _run_auroraboot(runner: Runner, iso_plan: IsoPlan, staging: Path, network: str) -> None:
-    client = runner.docker()
-    sock = docker_socket()
-    volumes = {
-        sock: {"bind": "/var/run/docker.sock", "mode": "rw"},
-        str(staging.resolve()): {"bind": "/output", "mode": "rw"},
-    }
+# -- effects ---------------------------------------------------------------------------
+def _make_media(runner: Runner, plan: MediaPlan, staging: Path, network: str) -> Path:
+    """One AuroraBoot run in its own directory; only the expected file is kept."""
+    work = Path(tempfile.mkdtemp(dir=staging, prefix=f".{plan.kind}-"))
+    work.chmod(0o755)  # AuroraBoot may run as another user than ours
+    runner.say(plan.cell.id, f"AuroraBoot: making the {plan.kind} ({plan.output})")
+    runner.container(
+        plan.cell.id,
+        "iso",
+        plan.image,
+        plan.command,
+        volumes(plan, docker_socket(), work),
+        label="AuroraBoot",
+        network=network,
+        privileged=plan.privileged,
+    )
+    made = work / plan.output
+    if not made.exists():
+        found = ", ".join(sorted(p.name for p in work.iterdir())) or "nothing"
+        raise StepError(plan.cell.id, "iso", f"expected {plan.output}, AuroraBoot wrote {found}")
+    for path in (made, made.with_name(made.name + ".sha256")):
+        if path.exists():
+            path.rename(staging / path.name)
+    shutil.rmtree(work, ignore_errors=True)
     try:
-        container = client.containers.run(
-            iso_plan.image,
-            iso_plan.command,
-            volumes=volumes,
-            detach=True,
-            network_mode=network or None,
+        ensure_sha256(staging / plan.output)
+    except StepError as err:
+        raise StepError(plan.cell.id, "iso", err.reason) from None
+    return staging / plan.output
+
+
+def write_sbom(runner: Runner, release: Release, built: Built, directory: Path) -> Path:
+    """The image's CycloneDX SBOM, from its own package database, into `directory`."""
+    ident, cell = built.identity, built.cell
+    try:
+        path, count = sbom.write_sbom(
+            runner,
+            built.image_id,
+            directory / naming.sbom_file(ident),
+            name=naming.repository(release, ident),
+            version=naming.image_tag(ident),
+            distro=ident.flavor,
+            distro_release=ident.flavor_release,
+            image_digest=built.image_id,
         )
-    except docker.errors.APIError as err:
-        reason = " ".join(str(err.explanation).split())
-        raise StepError(iso_plan.cell.id, "iso", f"AuroraBoot did not start: {reason}") from None
-    tail: deque[str] = deque(maxlen=TAIL)
+    except sbom.SbomError as err:
+        raise StepError(cell.id, "sbom", str(err)) from None
+    runner.say(cell.id, f"SBOM: {count} packages in {path.name}")
+    return path
+
+
+def _check_keys(cell: Cell, keys: Path) -> None:
     try:
-        for chunk in container.logs(stream=True, follow=True):
-            for line in chunk.decode(errors="replace").splitlines():
-                runner.say(iso_plan.cell.id, line)
-                if line.strip():
-                    tail.append(line.strip())
-        status = container.wait().get("StatusCode", 1)
-    finally:
-        container.remove(force=True)
-    if status != 0:
-        last = f": {tail[-1][:200]}" if tail else ""
-        raise StepError(iso_plan.cell.id, "iso", f"AuroraBoot exited {status}{last}", tail)
+        keyset.check(keys)
+    except keyset.KeysError as err:
+        raise StepError(cell.id, "iso", str(err)) from None
 
 
-def build_iso(
+def _dry(runner: Runner, cell: Cell, plans: list[MediaPlan], final: Path, sbom_name: str) -> None:
+    socket = docker_socket()
+    for plan in plans:
+        mounts = f"{socket}:/var/run/docker.sock, {final}:/output"
+        if plan.keys is not None:
+            mounts += f", {plan.keys}:{KEYS_MOUNT}:ro"
+        flags = "--privileged " if plan.privileged and runner.privileged else ""
+        runner.would(cell.id, f"run {flags}{plan.image} {' '.join(plan.command)} ({mounts})")
+    runner.would(cell.id, f"write {final / sbom_name} from the image's package database")
+
+
+def make_artifacts(
     runner: Runner,
     release: Release,
     built: Built | None,
@@ -143,39 +270,44 @@ def build_iso(
     artifacts: Path = Path("artifacts"),
     network: str = "",
     stamp: str = "",
+    keys: Path = Path(keyset.DEFAULT_DIR),
 ) -> Artifacts | None:
-    """Make `artifacts/<cell>/<name>.iso` and its `.sha256` from a built image.
+    """Make `artifacts/<cell>/`: boot media with their `.sha256`, and the SBOM.
 
     `stamp` (the release fingerprint) is written as `.fingerprint` inside the
     same atomic swap, so a rerun knows these artifacts match their inputs.
     """
     ident = built.identity if built else naming.Identity.expected(release, cell)
     ref = built.ref if built else naming.image_ref(release, ident)
-    iso_plan = plan_iso(release, cell, ref, naming.artifact_name(ident))
+    plans = plan_media(release, cell, ref, ident, keys)
     final = artifacts / cell.id
-    if runner.dry:
-        mounts = f"{docker_socket()}:/var/run/docker.sock, {final}:/output"
-        runner.would(cell.id, f"run {iso_plan.image} {' '.join(iso_plan.command)} ({mounts})")
+    if runner.dry or built is None:
+        _dry(runner, cell, plans, final, naming.sbom_file(ident))
         return None
     artifacts.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=artifacts, prefix=f".staging-{cell.id}-"))
     staging.chmod(0o755)  # mkdtemp makes it private; the cell directory is not
     try:
-        _run_auroraboot(runner, iso_plan, staging, network)
-        iso = staging / iso_plan.iso_name
-        if not iso.exists():
-            found = ", ".join(sorted(p.name for p in staging.iterdir())) or "nothing"
-            raise StepError(cell.id, "iso", f"expected {iso.name}, AuroraBoot wrote {found}")
+        write_sbom(runner, release, built, staging)
+        skipped = ""
         try:
-            check_sha256(iso)
-        except StepError as err:
-            raise StepError(cell.id, "iso", err.reason) from None
+            if plans:
+                docker_socket()  # no local engine socket: no boot media, the SBOM still
+            if "uki" in cell.media:
+                _check_keys(cell, keys)
+            for plan in plans:
+                _make_media(runner, plan, staging, network)
+        except Skip as why:
+            skipped = str(why)
+            runner.say(cell.id, f"SKIPPED boot media: {why}")
         if stamp:
-            (staging / STAMP).write_text(stamp + "\n")
+            note = f"skipped: {skipped}\n" if skipped else ""  # never reused as complete
+            (staging / STAMP).write_text(f"{stamp}\n{note}")
         replace_dir(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    files = tuple(sorted(p for p in final.iterdir() if not p.name.startswith(".")))
-    runner.say(cell.id, f"wrote {final / iso_plan.iso_name}")
-    return Artifacts(cell, final, files)
+    made = Artifacts(cell, final, _listing(final), skipped)
+    for path in made.files:
+        runner.say(cell.id, f"wrote {path}")
+    return made

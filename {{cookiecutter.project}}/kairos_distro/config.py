@@ -64,6 +64,7 @@ CELL_FIELDS = (
     "provider_version",
     "trusted_boot",
     "fips",
+    "raw",
     "boot_checks",
 )
 TOP_FIELDS = (
@@ -78,6 +79,7 @@ TOP_FIELDS = (
     "namespace",
     "repository",
     "channels",
+    "publish_raw",
     "signing",
     "boot_checks",
     "cells",
@@ -119,11 +121,27 @@ class Cell:
     provider_version: str | None = None
     trusted_boot: bool = False
     fips: bool = False
+    raw: bool | None = None  # None: boards get a raw disk image, others do not
     boot_checks: tuple[BootCheck, ...] = ()
 
     @property
     def id(self) -> str:
         return naming.cell_id(self)
+
+    @property
+    def board(self) -> bool:
+        return self.model != "generic"
+
+    @property
+    def media(self) -> tuple[str, ...]:
+        """Boot media AuroraBoot makes: `uki` (trusted boot), `iso` and/or `raw`.
+
+        Boards never get an ISO: they boot from a raw disk image.
+        """
+        if self.trusted_boot:
+            return ("uki",)
+        raw = self.board if self.raw is None else self.raw
+        return (() if self.board else ("iso",)) + (("raw",) if raw else ())
 
     @property
     def variant(self) -> str:
@@ -147,6 +165,7 @@ class Release:
     repository: str
     cells: tuple[Cell, ...]
     channels: tuple[str, ...] = ()
+    publish_raw: bool = True  # push raw disk images as OCI artifacts <tag>-img
     signing: Signing = Signing()
     boot_checks: tuple[BootCheck, ...] = ()
     path: Path = Path("release.yaml")
@@ -177,6 +196,8 @@ def cell_problems(cell: Cell, base_image: str) -> list[tuple[str, str]]:
         )
     if cell.fips and cell.arch == "riscv64":
         problems.append(("fips", "FIPS is not available on riscv64"))
+    if cell.trusted_boot and cell.raw:
+        problems.append(("raw", "trusted-boot cells ship a signed UKI ISO, not a raw disk image"))
     problems += _provider_problems(cell)
     return problems
 
@@ -235,7 +256,7 @@ def parse(data: Any, path: Path = Path("release.yaml")) -> Release:
         raise ConfigError(f"{path}: expected a mapping at the top level")
     _no_unknown(data, TOP_FIELDS, "", path)
     optional = ("description", "repository")
-    skip = ("cells", "boot_checks", "signing", "channels", *optional)
+    skip = ("cells", "boot_checks", "signing", "channels", "publish_raw", *optional)
     top = {k: _text(data, k, path) for k in TOP_FIELDS if k not in skip}
     top.update({k: _text(data, k, path, required=False) for k in optional})
     _check_top(top, path)
@@ -244,7 +265,13 @@ def parse(data: Any, path: Path = Path("release.yaml")) -> Release:
     signing = _signing(data.get("signing"), path)
     channels = _channels(data.get("channels"), path)
     return Release(
-        cells=cells, channels=channels, signing=signing, boot_checks=checks, path=path, **top
+        cells=cells,
+        channels=channels,
+        publish_raw=_flag(data, "publish_raw", path, "", default=True),
+        signing=signing,
+        boot_checks=checks,
+        path=path,
+        **top,
     )
 
 
@@ -336,6 +363,7 @@ def _cell(item: Any, where: str, path: Path) -> Cell:
         provider_version=_text(item, "provider_version", path, where, required=False) or None,
         trusted_boot=_flag(item, "trusted_boot", path, where),
         fips=_flag(item, "fips", path, where),
+        raw=_flag(item, "raw", path, where) if "raw" in item else None,
         boot_checks=_boot_checks(item.get("boot_checks"), f"{where}.boot_checks", path),
     )
 
@@ -374,8 +402,9 @@ def _text(data: dict, key: str, path: Path, where: str = "", *, required: bool =
     return value
 
 
-def _flag(data: dict, key: str, path: Path, where: str) -> bool:
-    value = data.get(key, False)
+def _flag(data: dict, key: str, path: Path, where: str, default: bool = False) -> bool:
+    value = data.get(key, default)
     if not isinstance(value, bool):
-        raise ConfigError(f"{path}: {where}.{key}: expected true or false, got {value!r}")
+        name = f"{where}.{key}" if where else key
+        raise ConfigError(f"{path}: {name}: expected true or false, got {value!r}")
     return value

@@ -152,6 +152,11 @@ def channel_tag(ident: Identity, channel: str) -> str:
     return image_tag(replace(ident, version=channel))
 
 
+def raw_tag(ident: Identity) -> str:
+    """The OCI artifact carrying a raw disk image, as kairos-factory-action names it."""
+    return f"{image_tag(ident)}-img"
+
+
 def repository(release: Release, ident: Identity) -> str:
     """<registry>/<namespace>/<repository or FLAVOR>, without the tag."""
     return f"{release.registry}/{release.namespace}/{release.repository or ident.flavor}"
@@ -172,6 +177,19 @@ def artifact_name(ident: Identity) -> str:
     if ident.trusted_boot:
         name += "-uki"
     return name
+
+
+# What AuroraBoot writes per kind of boot media (the UKI's name already ends in -uki).
+MEDIA_SUFFIX = {"iso": ".iso", "uki": ".iso", "raw": ".raw"}
+SBOM_SUFFIX = ".cdx.json"
+
+
+def media_file(ident: Identity, kind: str) -> str:
+    return artifact_name(ident) + MEDIA_SUFFIX[kind]
+
+
+def sbom_file(ident: Identity) -> str:
+    return artifact_name(ident) + SBOM_SUFFIX
 
 
 def local_tag(release: Release, cell: Cell) -> str:

@@ -2,8 +2,10 @@
 
 Blobs go first, then the manifest under its digest; tags are written only
 after that succeeded, so a dead registry or a refused blob never leaves a tag
-pointing at a partial image. Credentials come from the environment or the
-docker config and are never printed.
+pointing at a partial image. A raw disk image goes beside its image as an OCI
+artifact `<tag>-img` (as kairos-factory-action publishes it), and with signing
+on the SBOM is attached as a signed CycloneDX attestation. Credentials come
+from the environment or the docker config and are never printed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import naming, sign
+from . import artifacts as artifacts_stage
+from . import naming, sbom, sign
 from .build import Built
 from .config import Cell, Release
 from .registry import OCI_MANIFEST, Registry, RegistryError, manifest_bytes
@@ -34,6 +37,7 @@ class Published:
     repository: str
     digest: str
     tags: tuple[str, ...]
+    raw_digest: str = ""  # the <tag>-img artifact, when one was pushed
 
     @property
     def ref(self) -> str:
@@ -101,6 +105,54 @@ def push_image(runner: Runner, registry: Registry, repo: str, built: Built) -> s
     return digest
 
 
+class _Hashing:
+    """A write-only stream that hashes what passes through (a layer's diff id)."""
+
+    def __init__(self, sink: Any) -> None:
+        self.sink, self.hash = sink, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        return self.sink.write(data)
+
+
+def push_raw(registry: Registry, repo: str, raw: Path, arch: str) -> str:
+    """Push a raw disk image as a one-layer image holding /artifacts/<name>.raw.
+
+    The form kairos-factory-action publishes: `docker create` it, then
+    `docker cp <container>:/artifacts/. .` gives the file back.
+    """
+    with tempfile.TemporaryDirectory(prefix="kairos-raw-") as tmp:
+        packed = Path(tmp) / "layer.tar.gz"
+        with (
+            packed.open("wb") as out,
+            gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as gz,
+        ):
+            hashing = _Hashing(gz)
+            with tarfile.open(fileobj=hashing, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+                folder = tarfile.TarInfo("artifacts")
+                folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(folder)
+                info = tar.gettarinfo(str(raw), arcname=f"artifacts/{raw.name}")
+                # Only the bytes count: the same image gives the same digest for anyone.
+                info.mtime, info.mode, info.uid, info.gid = 0, 0o644, 0, 0
+                info.uname = info.gname = ""
+                with raw.open("rb") as f:
+                    tar.addfile(info, f)
+        layer = registry.push_file(repo, packed, LAYER_TYPE).as_json()
+    config = {
+        "architecture": arch,
+        "os": "linux",
+        "config": {"Labels": {"io.kairos.artifact": raw.name}},
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{hashing.hash.hexdigest()}"]},
+    }
+    config_desc = registry.push_bytes(repo, manifest_bytes(config), CONFIG_TYPE).as_json()
+    body = manifest_bytes(oci_manifest(config_desc, [layer], {}))
+    digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
+    registry.put_manifest(repo, digest, body, OCI_MANIFEST)
+    return digest
+
+
 def move_tags(registry: Registry, repo: str, digest: str, tags: list[str]) -> None:
     """Point each tag at an already-pushed manifest, re-using its exact bytes."""
     found = registry.get_manifest(repo, digest)
@@ -120,7 +172,8 @@ def publish(
     artifacts: Path | None = None,
     stamp: str = "",
 ) -> Published | None:
-    """Push by digest; with signing on, sign and verify that digest; then tag.
+    """Push by digest (the image, and its raw disk image); with signing on, sign,
+    attest the SBOM and verify those digests; then tag.
 
     The version tag and the first channel's tag (e.g. edge) move last; with a
     `stamp` a release record follows, so the next `invoke release` can skip it.
@@ -129,11 +182,9 @@ def publish(
     repository = naming.repository(release, ident)
     tags = [naming.image_tag(ident)]
     tags += [naming.channel_tag(ident, c) for c in release.channels[:1]]
+    raw = raw_file(release, artifacts, cell)
     if built is None:
-        runner.would(cell.id, f"push {naming.local_tag(release, cell)} to {repository} by digest")
-        if sigstore:
-            runner.would(cell.id, "sign that digest and the artifact checksums, then verify")
-        runner.would(cell.id, f"then tag it {', '.join(tags)}")
+        _dry(runner, release, cell, repository, tags, sigstore, ident)
         return None
     host, repo = split_repository(repository)
     registry = Registry(host)
@@ -141,19 +192,78 @@ def publish(
     try:
         digest = push_image(runner, registry, repo, built)
         runner.say(cell.id, f"pushed {repository}@{digest}")
+        raw_digest = ""
+        if raw:
+            runner.say(cell.id, f"pushing {raw.name} as {naming.raw_tag(ident)}")
+            raw_digest = push_raw(registry, repo, raw, cell.arch)
         if sigstore:
             step = "sign"
-            sign_cell(runner, sigstore, registry, repo, digest, cell, artifacts)
+            if artifacts and not sbom_file(artifacts, cell):  # published without `invoke iso`
+                artifacts_stage.write_sbom(runner, release, built, _cell_dir(artifacts, cell))
+            sign_cell(runner, sigstore, registry, repo, digest, cell, artifacts, raw_digest)
         step = "publish"
         move_tags(registry, repo, digest, tags)
+        if raw_digest:
+            move_tags(registry, repo, raw_digest, [naming.raw_tag(ident)])
         if stamp:
             files = checksum_files(artifacts, cell)
             record = release_record(cell, stamp, release.version, repository, digest, tags, files)
+            record.update(extras(repository, raw_digest, sbom_file(artifacts, cell)))
             write_record(Registry(release.registry), release, cell, record)
     except (RegistryError, sign.SignError) as err:
         raise StepError(cell.id, step, str(err)) from None
     runner.say(cell.id, f"tagged {repository}:{', '.join(tags)}")
-    return Published(cell, repository, digest, tuple(tags))
+    if raw_digest:
+        runner.say(cell.id, f"tagged {repository}:{naming.raw_tag(ident)}")
+    return Published(cell, repository, digest, tuple(tags), raw_digest)
+
+
+def _dry(
+    runner: Runner,
+    release: Release,
+    cell: Cell,
+    repository: str,
+    tags: list[str],
+    sigstore: sign.Sigstore | None,
+    ident: naming.Identity,
+) -> None:
+    runner.would(cell.id, f"push {naming.local_tag(release, cell)} to {repository} by digest")
+    if "raw" in cell.media and release.publish_raw:
+        runner.would(cell.id, f"push the raw disk image as {repository}:{naming.raw_tag(ident)}")
+    if sigstore:
+        runner.would(
+            cell.id, "sign those digests, attest the SBOM, sign the artifact checksums, then verify"
+        )
+    runner.would(cell.id, f"then tag it {', '.join(tags)}")
+
+
+def raw_file(release: Release, artifacts: Path | None, cell: Cell) -> Path | None:
+    """The cell's raw disk image when it is to be pushed as `<tag>-img`."""
+    if not (release.publish_raw and artifacts and "raw" in cell.media):
+        return None
+    return next(iter(sorted((artifacts / cell.id).glob("*.raw"))), None)
+
+
+def _cell_dir(artifacts: Path, cell: Cell) -> Path:
+    directory = artifacts / cell.id
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def sbom_file(artifacts: Path | None, cell: Cell) -> Path | None:
+    if not artifacts:
+        return None
+    return next(iter(sorted((artifacts / cell.id).glob(f"*{naming.SBOM_SUFFIX}"))), None)
+
+
+def extras(repository: str, raw_digest: str, sbom: Path | None) -> dict[str, Any]:
+    """What a release record adds for a raw disk image and an SBOM."""
+    found: dict[str, Any] = {}
+    if raw_digest:
+        found["raw_image"] = f"{repository}@{raw_digest}"
+    if sbom:
+        found["sbom"] = {sbom.name: hashlib.sha256(sbom.read_bytes()).hexdigest()}
+    return found
 
 
 # -- release records: what `invoke release` published, per cell ----------------------
@@ -229,12 +339,21 @@ def sign_cell(
     digest: str,
     cell: Cell,
     artifacts: Path | None,
+    raw_digest: str = "",
 ) -> None:
-    """Sign the image digest and the cell's checksum files, then verify them all."""
+    """Sign the image (and raw disk image) digests, attest the SBOM, sign the
+    checksum files; then verify them all."""
     sign.sign_image(sigstore, registry, repo, digest)
+    if raw_digest:
+        sign.sign_image(sigstore, registry, repo, raw_digest)
+    bom = sbom_file(artifacts, cell)
+    if bom is None:
+        raise sign.SignError(f"no SBOM for {cell.id} to attest: run `invoke iso` first")
+    document = json.loads(bom.read_text())
+    sign.attest_image(sigstore, registry, repo, digest, sign.CYCLONEDX, document)
     for path in checksum_files(artifacts, cell):
         sign.sign_file(sigstore, path)
-    verify_cell(runner, sigstore, registry, repo, digest, cell, artifacts)
+    verify_cell(runner, sigstore, registry, repo, digest, cell, artifacts, raw_digest)
 
 
 def verify_cell(
@@ -245,9 +364,22 @@ def verify_cell(
     digest: str,
     cell: Cell,
     artifacts: Path | None,
+    raw_digest: str = "",
 ) -> None:
+    """The image signature, the SBOM attestation (equal to the local SBOM when
+    there is one), the raw disk image's signature and the checksum bundles."""
+    where = f"{registry.host}/{repo}"
     sign.verify_image(sigstore, registry, repo, digest)
-    runner.say(cell.id, f"verified signature of {registry.host}/{repo}@{digest}")
+    runner.say(cell.id, f"verified signature of {where}@{digest}")
+    document = sign.verify_attestation(sigstore, registry, repo, digest, sign.CYCLONEDX)
+    bom = sbom_file(artifacts, cell)
+    if bom and document != json.loads(bom.read_text()):
+        raise sign.SignError(f"the SBOM attested for {where}@{digest} is not {bom.name}")
+    count = len(sbom.component_purls(document))
+    runner.say(cell.id, f"verified SBOM attestation ({count} packages)")
+    if raw_digest:
+        sign.verify_image(sigstore, registry, repo, raw_digest)
+        runner.say(cell.id, f"verified signature of {where}@{raw_digest} (raw disk image)")
     for path in checksum_files(artifacts, cell):
         sign.verify_file(sigstore, path)
         runner.say(cell.id, f"verified {path.name}{sign.BUNDLE_SUFFIX}")

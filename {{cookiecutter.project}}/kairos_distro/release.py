@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from docker.errors import DockerException
 
-from . import artifacts, boot, build, naming, publish, sign
+from . import artifacts, boot, build, keys, naming, publish, sign
 from .config import Cell, Release
 from .naming import NamingError
 from .registry import Registry, RegistryError
@@ -63,7 +63,13 @@ def matrix_json(release: Release) -> str:
 def github_matrix(release: Release) -> str:
     """One line for `$GITHUB_OUTPUT`, read back with fromJSON() as strategy.matrix."""
     include = [
-        {"cell": c.id, "arch": c.arch, "runner": GITHUB_RUNNER[c.arch]} for c in release.cells
+        {
+            "cell": c.id,
+            "arch": c.arch,
+            "runner": GITHUB_RUNNER[c.arch],
+            "trusted_boot": c.trusted_boot,
+        }
+        for c in release.cells
     ]
     return json.dumps({"include": include}, separators=(",", ":"))
 
@@ -150,6 +156,7 @@ STEP_OF = {
     "connect": "build",
     "find build": "build",
     "checksum": "iso",
+    "sbom": "iso",
 }
 BOOT_STAMP = ".test-boot"
 
@@ -163,6 +170,7 @@ class Report:
     steps: dict[str, str] = field(default_factory=dict)
     image: str = ""
     artifacts: list[str] = field(default_factory=list)
+    media: str = ""  # kinds of artifacts: iso / uki iso / raw (+ oci), sbom
     boot: str = ""
     signature: str = ""
     seconds: float = 0.0
@@ -182,6 +190,7 @@ class Plan:
     sigstore: Any = None  # sign.Sigstore when signing is on
     force: bool = False
     context: Path = Path(".")
+    keys: Path = Path(keys.DEFAULT_DIR)
     _stamps: dict[str, str] = field(default_factory=dict)
 
     def stamp(self, cell: Cell) -> str:
@@ -193,6 +202,17 @@ class Plan:
                 self._stamps[one.id] = build.fingerprint(self.release, one, digests, tree)
         return self._stamps[cell.id]
 
+    def media_stamp(self, cell: Cell) -> str:
+        """The artifacts' fingerprint: the image's, plus what shapes the boot media.
+
+        A UKI is signed with the owner's db key: a new key remakes it (and only it).
+        """
+        extra: dict[str, Any] = {"media": cell.media}
+        if "uki" in cell.media:
+            extra["db_certificate"] = keys.certificate_digest(self.keys)
+        blob = json.dumps([self.stamp(cell), extra], sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:32]
+
     def key(self, cell: Cell) -> str:
         """The release key: the artifacts plus what the boot test checks.
 
@@ -201,7 +221,8 @@ class Plan:
         """
         checks = [vars(c) for c in boot.checks_for(self.release, cell)]
         inputs = [
-            self.stamp(cell),
+            self.media_stamp(cell),
+            self.release.publish_raw,
             checks,
             self.boot.marker,
             self.user_data.decode(errors="replace"),
@@ -255,43 +276,52 @@ def _release_cell(plan: Plan, cell: Cell, report: Report) -> None:
             runner, rel, cell, network=plan.network, context=plan.context, stamp=stamp
         )
         report.steps["build"] = "done"
-    made = _iso(plan, cell, built, stamp, report)
+    made = _artifacts(plan, cell, built, plan.media_stamp(cell), report)
     _boot(plan, cell, made, key, report)
     done = publish.publish(runner, rel, cell, built, plan.sigstore, plan.artifacts, key)
     report.steps["publish"] = "done"
     report.status, report.image = "published", done.ref if done else ""
+    if done and done.raw_digest:
+        report.media = report.media.replace("raw", f"raw (+ {naming.raw_tag(built.identity)})")
     report.signature = "verified" if plan.sigstore else "unsigned"
 
 
-def _iso(plan: Plan, cell: Cell, built: Any, stamp: str, report: Report) -> Any:
+def _artifacts(plan: Plan, cell: Cell, built: Any, stamp: str, report: Report) -> Any:
     made = None if plan.force else artifacts.stamped(plan.artifacts, cell, stamp)
     if made:
         report.steps["iso"] = "reused"
     else:
-        try:
-            made = artifacts.build_iso(
-                plan.runner, plan.release, built, cell, plan.artifacts, plan.network, stamp
-            )
-            report.steps["iso"] = "done"
-        except Skip as why:
-            report.steps["iso"] = f"skipped: {why}"
+        made = artifacts.make_artifacts(
+            plan.runner,
+            plan.release,
+            built,
+            cell,
+            plan.artifacts,
+            plan.network,
+            stamp,
+            plan.keys,
+        )
+        done = f"skipped: {made.skipped}" if made and made.skipped else "done"
+        report.steps["iso"] = done if cell.media else "no boot media"
     report.artifacts = [str(p) for p in made.files] if made else []
+    report.media = ", ".join(made.kinds) if made else ""
     return made
 
 
 def _boot(plan: Plan, cell: Cell, made: Any, stamp: str, report: Report) -> None:
-    if made is None:
-        report.steps["test-boot"] = report.boot = "skipped: no ISO"
+    why = _no_boot(cell, made)
+    if why:
+        report.steps["test-boot"] = report.boot = f"skipped: {why}"
         return
+    iso = next(iter(made.isos), None)
+    if iso is None:
+        raise StepError(cell.id, "test-boot", f"no ISO in {made.directory}")
     record = made.directory / BOOT_STAMP
     previous = record.read_text().split("\n") if record.exists() else []
     if not plan.force and previous[:1] == [stamp]:
         report.steps["test-boot"] = "reused"
         report.boot = (previous[1:2] or ["passed"])[0].strip() or "passed"
         return
-    iso = next((p for p in made.files if p.suffix == ".iso"), None)
-    if iso is None:
-        raise StepError(cell.id, "test-boot", f"no ISO in {made.directory}")
     try:
         result = boot.boot_iso(plan.runner, plan.release, cell, iso, plan.boot, plan.user_data)
     except Skip as why:
@@ -301,6 +331,17 @@ def _boot(plan: Plan, cell: Cell, made: Any, stamp: str, report: Report) -> None
     report.boot = f"passed ({result.accel}, {len(result.results)} checks, {last:.0f} s)"
     record.write_text(f"{stamp}\n{report.boot}\n")
     report.steps["test-boot"] = "done"
+
+
+def _no_boot(cell: Cell, made: Any) -> str:
+    """Why a cell's artifacts get no boot test; empty when they get one."""
+    if made is None:
+        return "no ISO"
+    if made.skipped:
+        return made.skipped
+    if not {"iso", "uki"} & set(cell.media):
+        return "boards boot from their raw disk image, which is not boot-tested here"
+    return ""
 
 
 def _up_to_date(plan: Plan, cell: Cell, stamp: str, report: Report) -> bool:
@@ -326,8 +367,11 @@ def _up_to_date(plan: Plan, cell: Cell, stamp: str, report: Report) -> bool:
     report.boot = "passed when released"
     report.signature = "verified" if plan.sigstore else "unsigned"
     report.steps = dict.fromkeys(STEPS, "up to date")
-    checksums = record.get("checksums")
-    report.artifacts = sorted(checksums) if isinstance(checksums, dict) else []
+    names = [n for k in ("checksums", "sbom") if isinstance(record.get(k), dict) for n in record[k]]
+    report.artifacts = sorted(names)
+    report.media = ", ".join(artifacts.kinds(names, cell.trusted_boot))
+    if record.get("raw_image"):
+        report.media = report.media.replace("raw", "raw (+ oci)")
     return True
 
 
@@ -336,12 +380,21 @@ def _dry(plan: Plan, cell: Cell) -> None:
     runner.would(cell.id, "skip this cell if its release key is already published and verifies")
     build.run(runner, rel, cell, network=plan.network, context=plan.context)
     try:
-        artifacts.build_iso(runner, rel, None, cell, plan.artifacts, plan.network)
-        name = naming.artifact_name(naming.Identity.expected(rel, cell))
-        iso = plan.artifacts / cell.id / f"{name}.iso"
-        boot.boot_iso(runner, rel, cell, iso, plan.boot, plan.user_data)
+        artifacts.make_artifacts(
+            runner, rel, None, cell, plan.artifacts, plan.network, keys=plan.keys
+        )
     except Skip as why:
-        runner.say(cell.id, f"SKIPPED iso and test-boot: {why}")
+        runner.say(cell.id, f"SKIPPED boot media and test-boot: {why}")
+    else:
+        kind = next((k for k in cell.media if k != "raw"), "")
+        ident = naming.Identity.expected(rel, cell)
+        try:
+            if not kind:
+                raise Skip(_no_boot(cell, artifacts.Artifacts(cell, plan.artifacts, ())))
+            iso = plan.artifacts / cell.id / naming.media_file(ident, kind)
+            boot.boot_iso(runner, rel, cell, iso, plan.boot, plan.user_data)
+        except Skip as why:
+            runner.say(cell.id, f"SKIPPED test-boot: {why}")
     publish.publish(runner, rel, cell, None, plan.sigstore, plan.artifacts)
 
 
@@ -352,6 +405,7 @@ def summary_rows(reports: list[Report]) -> list[dict[str, str]]:
             "cell": r.cell,
             "result": r.status,
             "image": r.image or "-",
+            "artifacts": r.media or "-",
             "boot": r.boot or "-",
             "signature": r.signature or "-",
             "seconds": f"{r.seconds:.1f}",

@@ -40,6 +40,9 @@ class Runner:
     dry: bool = False
     out: TextIO = field(default_factory=lambda: sys.stdout)
     docker_cli: str = "docker"
+    # Containers that ask for --privileged get it (AuroraBoot's raw disk build,
+    # as the factory runs it); false where the engine refuses privileged ones.
+    privileged: bool = True
     _client: Any = None
 
     def say(self, cell: str, message: str) -> None:
@@ -81,6 +84,54 @@ class Runner:
             last = next((x.strip() for x in reversed(tail) if x.strip()), "")
             reason = f"{Path(argv[0]).name} exited {proc.returncode}"
             raise StepError(cell, step, f"{reason}: {last[:200]}" if last else reason, tail)
+
+    def container(
+        self,
+        cell: str,
+        step: str,
+        image: str,
+        command: list[str],
+        volumes: dict[str, dict[str, str]],
+        *,
+        label: str,
+        network: str = "",
+        privileged: bool = False,
+        user: str = "",
+    ) -> None:
+        """Run a container to its end, streaming its log; one-line StepError on failure.
+
+        `label` names the tool in errors (e.g. AuroraBoot), whatever image provides it.
+        """
+        import docker
+
+        if privileged and not self.privileged:
+            self.say(cell, f"running {label} unprivileged (kairos.privileged is false)")
+        try:
+            box = self.docker().containers.run(
+                image,
+                command,
+                volumes=volumes,
+                detach=True,
+                network_mode=network or None,
+                privileged=privileged and self.privileged,
+                user=user or None,
+            )
+        except docker.errors.APIError as err:
+            reason = " ".join(str(err.explanation).split())
+            raise StepError(cell, step, f"{label} did not start: {reason}") from None
+        tail: deque[str] = deque(maxlen=TAIL)
+        try:
+            for chunk in box.logs(stream=True, follow=True):
+                for line in chunk.decode(errors="replace").splitlines():
+                    self.say(cell, line)
+                    if line.strip():
+                        tail.append(line.strip())
+            status = box.wait().get("StatusCode", 1)
+        finally:
+            box.remove(force=True)
+        if status != 0:
+            last = f": {tail[-1][:200]}" if tail else ""
+            raise StepError(cell, step, f"{label} exited {status}{last}", tail)
 
     def docker(self) -> Any:
         """A docker-py client, created on first use so --dry never connects."""

@@ -3,10 +3,13 @@
 Images: a DSSE in-toto statement over the manifest digest with cosign's
 `https://sigstore.dev/cosign/sign/v1` predicate, in a Sigstore bundle attached
 as an OCI referrer, and listed under the `sha256-<hex>` fallback tag for
-registries without the referrers API. Artifacts: each `.sha256` file signed
-as a blob bundle `<file>.sigstore.json` (what `cosign verify-blob --bundle`
-and `sigstore verify identity` read). Verification is offline, from the
-trusted root, against the identity and issuer in release.yaml.
+registries without the referrers API. Attestations (the CycloneDX SBOM) are
+the same form with the predicate type `https://cyclonedx.org/bom` and the
+document as predicate: what `cosign verify-attestation --type cyclonedx` reads.
+Artifacts: each `.sha256` file signed as a blob bundle `<file>.sigstore.json`
+(what `cosign verify-blob --bundle` and `sigstore verify identity` read).
+Verification is offline, from the trusted root, against the identity and
+issuer in release.yaml.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from .config import Signing
 from .registry import OCI_INDEX, OCI_MANIFEST, Descriptor, Registry, RegistryError, manifest_bytes
 
 COSIGN_SIGN = "https://sigstore.dev/cosign/sign/v1"
+CYCLONEDX = "https://cyclonedx.org/bom"  # cosign's --type cyclonedx
 INTOTO = "https://in-toto.io/Statement/v1"
 INTOTO_PAYLOAD = "application/vnd.in-toto+json"
 BUNDLE_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -39,8 +43,10 @@ class SignError(RuntimeError):
 
 
 # -- pure: what gets signed and how it is attached ------------------------------
-def statement(name: str, digest: str) -> bytes:
-    """cosign's image-signature statement: subject = the manifest digest.
+def statement(
+    name: str, digest: str, predicate_type: str = COSIGN_SIGN, predicate: Any = None
+) -> bytes:
+    """An in-toto statement about the manifest digest; by default cosign's signature.
 
     cosign leaves the subject unnamed; sigstore-python requires a name, so the
     repository goes there (verifiers match the digest only).
@@ -49,13 +55,15 @@ def statement(name: str, digest: str) -> bytes:
     body = {
         "_type": INTOTO,
         "subject": [{"name": name, "digest": {algorithm: hexdigest}}],
-        "predicateType": COSIGN_SIGN,
-        "predicate": {},
+        "predicateType": predicate_type,
+        "predicate": {} if predicate is None else predicate,
     }
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def referrer_manifest(bundle: Descriptor, subject: Descriptor, created: str) -> dict[str, Any]:
+def referrer_manifest(
+    bundle: Descriptor, subject: Descriptor, created: str, predicate_type: str = COSIGN_SIGN
+) -> dict[str, Any]:
     """The OCI manifest that attaches a bundle to `subject` (OCI 1.1 referrers)."""
     return {
         "schemaVersion": 2,
@@ -64,14 +72,17 @@ def referrer_manifest(bundle: Descriptor, subject: Descriptor, created: str) -> 
         "config": Descriptor(EMPTY_TYPE, _digest(EMPTY), len(EMPTY)).as_json(),
         "layers": [bundle.as_json()],
         "subject": subject.as_json(),
-        "annotations": annotations(created),
+        "annotations": annotations(created, predicate_type),
     }
 
 
-def annotations(created: str) -> dict[str, str]:
+PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
+
+
+def annotations(created: str, predicate_type: str = COSIGN_SIGN) -> dict[str, str]:
     return {
         "dev.sigstore.bundle.content": "dsse-envelope",
-        "dev.sigstore.bundle.predicateType": COSIGN_SIGN,
+        PREDICATE_ANNOTATION: predicate_type,
         "org.opencontainers.image.created": created,
     }
 
@@ -216,36 +227,55 @@ class Sigstore:
 # -- effects ---------------------------------------------------------------------------
 def sign_image(sigstore: Sigstore, registry: Registry, repo: str, digest: str) -> dict[str, Any]:
     """Sign `repo@digest` and attach the bundle; return the referrer's descriptor."""
+    return attest_image(sigstore, registry, repo, digest, COSIGN_SIGN, None)
+
+
+def attest_image(
+    sigstore: Sigstore,
+    registry: Registry,
+    repo: str,
+    digest: str,
+    predicate_type: str,
+    predicate: Any,
+) -> dict[str, Any]:
+    """Sign a statement about `repo@digest` and attach it as a referrer."""
     from sigstore.dsse import Statement
 
     found = registry.get_manifest(repo, digest)
     if found is None:
         raise SignError(f"{registry.host}/{repo}@{digest} does not exist")
     body, media_type, _ = found
+    what = "signing" if predicate_type == COSIGN_SIGN else f"attesting {predicate_type} for"
     try:
         name = f"{registry.host}/{repo}"
-        bundle = sigstore.signer().sign_dsse(Statement(statement(name, digest)))
+        payload = statement(name, digest, predicate_type, predicate)
+        bundle = sigstore.signer().sign_dsse(Statement(payload))
     except SignError:
         raise
     except Exception as err:  # Rekor refused or unreachable
-        raise SignError(f"signing {digest}: {one_line(err)}") from None
-    return attach(
-        registry, repo, Descriptor(media_type, digest, len(body)), bundle.to_json().encode()
-    )
+        raise SignError(f"{what} {digest}: {one_line(err)}") from None
+    subject = Descriptor(media_type, digest, len(body))
+    return attach(registry, repo, subject, bundle.to_json().encode(), predicate_type)
 
 
-def attach(registry: Registry, repo: str, subject: Descriptor, bundle: bytes) -> dict[str, Any]:
+def attach(
+    registry: Registry,
+    repo: str,
+    subject: Descriptor,
+    bundle: bytes,
+    predicate_type: str = COSIGN_SIGN,
+) -> dict[str, Any]:
     """Push the referrer manifest by digest; keep the fallback index up to date."""
     registry.push_bytes(repo, EMPTY, EMPTY_TYPE)
     layer = registry.push_bytes(repo, bundle, BUNDLE_TYPE)
     created = now()
-    body = manifest_bytes(referrer_manifest(layer, subject, created))
+    body = manifest_bytes(referrer_manifest(layer, subject, created, predicate_type))
     digest = _digest(body)
     registry.put_manifest(repo, digest, body, OCI_MANIFEST)
     descriptor = {
         **Descriptor(OCI_MANIFEST, digest, len(body)).as_json(),
         "artifactType": BUNDLE_TYPE,
-        "annotations": annotations(created),
+        "annotations": annotations(created, predicate_type),
     }
     if not registry.has_referrers_api(repo, subject.digest):
         tag = fallback_tag(subject.digest)
@@ -257,22 +287,40 @@ def attach(registry: Registry, repo: str, subject: Descriptor, bundle: bytes) ->
     return descriptor
 
 
-def referrers(registry: Registry, repo: str, digest: str) -> list[dict[str, Any]]:
-    """Bundle referrers of `digest`: from the referrers API, else the fallback tag."""
+def referrers(
+    registry: Registry, repo: str, digest: str, predicate_type: str = COSIGN_SIGN
+) -> list[dict[str, Any]]:
+    """Bundle referrers of `digest` for one predicate type: referrers API, else fallback tag.
+
+    A referrer without the predicate annotation is kept: its statement is checked anyway.
+    """
     index = registry.referrers(repo, digest)
     if index is None:
         found = registry.get_manifest(repo, fallback_tag(digest))
         index = json.loads(found[0]) if found else {}
-    return [m for m in index.get("manifests", []) if m.get("artifactType") == BUNDLE_TYPE]
+    return [
+        m
+        for m in index.get("manifests", [])
+        if m.get("artifactType") == BUNDLE_TYPE
+        and (m.get("annotations") or {}).get(PREDICATE_ANNOTATION, predicate_type) == predicate_type
+    ]
 
 
 def verify_image(sigstore: Sigstore, registry: Registry, repo: str, digest: str) -> None:
     """Some attached bundle must verify, sign cosign's statement, and name `digest`."""
+    verify_attestation(sigstore, registry, repo, digest, COSIGN_SIGN)
+
+
+def verify_attestation(
+    sigstore: Sigstore, registry: Registry, repo: str, digest: str, predicate_type: str
+) -> Any:
+    """The predicate of an attached statement of this type that verifies for `digest`."""
     from sigstore.models import Bundle
 
-    candidates = referrers(registry, repo, digest)
+    what = "signature" if predicate_type == COSIGN_SIGN else f"{predicate_type} attestation"
+    candidates = referrers(registry, repo, digest, predicate_type)
     if not candidates:
-        raise SignError(f"no signature attached to {registry.host}/{repo}@{digest}")
+        raise SignError(f"no {what} attached to {registry.host}/{repo}@{digest}")
     verifier, pol, reasons = sigstore.verifier(), policy(sigstore.signing), []
     for candidate in candidates:
         try:
@@ -281,13 +329,12 @@ def verify_image(sigstore: Sigstore, registry: Registry, repo: str, digest: str)
                 raise SignError("referrer names another subject")
             blob = registry.get_blob(repo, manifest["layers"][0]["digest"])
             payload_type, payload = verifier.verify_dsse(Bundle.from_json(blob), pol)
-            check_statement(payload_type, payload, digest)
-            return
+            return check_statement(payload_type, payload, digest, predicate_type)
         except (SignError, RegistryError, KeyError, ValueError) as err:
             reasons.append(one_line(err))
         except Exception as err:  # sigstore's VerificationError and friends
             reasons.append(one_line(err))
-    raise SignError(f"no valid signature for {registry.host}/{repo}@{digest}: {reasons[0]}")
+    raise SignError(f"no valid {what} for {registry.host}/{repo}@{digest}: {reasons[0]}")
 
 
 def _must(found: tuple[bytes, str, str] | None) -> tuple[bytes, str, str]:
@@ -296,15 +343,19 @@ def _must(found: tuple[bytes, str, str] | None) -> tuple[bytes, str, str]:
     return found
 
 
-def check_statement(payload_type: str, payload: bytes, digest: str) -> None:
+def check_statement(
+    payload_type: str, payload: bytes, digest: str, predicate_type: str = COSIGN_SIGN
+) -> Any:
+    """The statement's predicate, once its type and subject digest are the expected ones."""
     if payload_type != INTOTO_PAYLOAD:
         raise SignError(f"payload type {payload_type!r} is not in-toto")
     body = json.loads(payload)
-    if body.get("predicateType") != COSIGN_SIGN:
-        raise SignError(f"predicate {body.get('predicateType')!r} is not cosign's sign")
+    if body.get("predicateType") != predicate_type:
+        raise SignError(f"predicate {body.get('predicateType')!r} is not {predicate_type}")
     algorithm, _, hexdigest = digest.partition(":")
     if not any(s.get("digest", {}).get(algorithm) == hexdigest for s in body.get("subject", [])):
         raise SignError(f"signature is for another digest than {digest}")
+    return body.get("predicate")
 
 
 def sign_file(sigstore: Sigstore, path: Path) -> Path:

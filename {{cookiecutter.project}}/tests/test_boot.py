@@ -573,7 +573,8 @@ def nondry(monkeypatch, which: Callable[[str], str | None]) -> tuple[Runner, io.
 def test_boot_iso_skips_board_models(make_release, no_effects, monkeypatch, tmp_path, model):
     rel = make_release({"arch": "arm64", "model": model})
     runner, out = nondry(monkeypatch, refuse("shutil.which"))
-    with pytest.raises(Skip, match=rf"^model {model} boots from a raw disk image, not an ISO$"):
+    why = rf"^model {model} boots from its raw disk image, which is not boot-tested$"
+    with pytest.raises(Skip, match=why):
         boot.boot_iso(runner, rel, rel.cells[0], tmp_path / "x.iso", Settings(), b"")
     assert out.getvalue() == ""
 
@@ -598,13 +599,16 @@ def test_boot_iso_missing_iso_is_an_error(make_release, no_effects, monkeypatch,
     )
 
 
-def test_boot_iso_trusted_boot_without_iso_is_skipped(
+def test_boot_iso_trusted_boot_without_its_uki_iso_fails(
     make_release, no_effects, monkeypatch, tmp_path
 ):
+    # UKI ISOs are built now: a missing one is a missing step, not something to skip.
     rel = make_release({"arch": "amd64", "trusted_boot": True})
     runner, _ = nondry(monkeypatch, lambda name: f"/usr/bin/{name}")
-    with pytest.raises(Skip, match=r"^no UKI ISO: "):
-        boot.boot_iso(runner, rel, rel.cells[0], tmp_path / "missing.iso", Settings(), b"")
+    iso = tmp_path / "missing-uki.iso"
+    with pytest.raises(StepError) as caught:
+        boot.boot_iso(runner, rel, rel.cells[0], iso, Settings(), b"")
+    assert caught.value.reason == f"no ISO at {iso}; run `invoke iso --cell amd64-generic-uki`"
 
 
 # -- Skip in for_each_cell and the task's verdict ------------------------------------------

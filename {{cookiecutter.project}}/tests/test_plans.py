@@ -154,10 +154,20 @@ def test_dry_build_prints_and_never_touches_docker(make_release, no_docker, tmp_
 # -- artifacts ----------------------------------------------------------------------
 
 
-def test_iso_plan_for_generic_cell(make_release) -> None:
+def expected(rel, cell) -> naming.Identity:
+    return naming.Identity.expected(rel, cell)
+
+
+def test_generic_cell_gets_an_iso(make_release) -> None:
     rel = make_release({"arch": "arm64"})
-    plan = artifacts.plan_iso(rel, rel.cells[0], "ghcr.io/my-org/ubuntu:tag", "kairos-x")
-    assert plan.image == "quay.io/kairos/auroraboot:v0.26.2"
+    cell = rel.cells[0]
+    (plan,) = artifacts.plan_media(rel, cell, "ghcr.io/my-org/ubuntu:tag", expected(rel, cell))
+    assert (plan.kind, plan.image, plan.privileged, plan.keys) == (
+        "iso",
+        "quay.io/kairos/auroraboot:v0.26.2",
+        False,
+        None,
+    )
     assert plan.command == [
         "--debug",
         "build-iso",
@@ -167,38 +177,105 @@ def test_iso_plan_for_generic_cell(make_release) -> None:
         "arm64",
         "docker:ghcr.io/my-org/ubuntu:tag",
     ]
-    assert plan.iso_name == "kairos-x.iso"
+    assert plan.output == "kairos-FLAVOR-FLAVOR_RELEASE-core-arm64-generic-v0.1.0.iso"
+
+
+def test_board_gets_a_raw_disk_image_instead_of_an_iso(make_release) -> None:
+    rel = make_release({"arch": "arm64", "model": "rpi4"})
+    cell = rel.cells[0]
+    (plan,) = artifacts.plan_media(rel, cell, "ghcr.io/my-org/ubuntu:tag", expected(rel, cell))
+    assert plan.kind == "raw" and plan.privileged  # AuroraBoot partitions a disk file
+    assert plan.command == [
+        "--debug",
+        "--set",
+        "disable_http_server=true",
+        "--set",
+        "disable_netboot=true",
+        "--set",
+        "container_image=docker:ghcr.io/my-org/ubuntu:tag",
+        "--set",
+        "state_dir=/output",
+        "--set",
+        "disk.efi=true",
+    ]
+    assert plan.output == "kairos-FLAVOR-FLAVOR_RELEASE-core-arm64-rpi4-v0.1.0.raw"
 
 
 @pytest.mark.parametrize(
-    "cell, reason",
+    "cell, media",
     [
-        ({"arch": "arm64", "model": "rpi4"}, "boots from a raw disk image"),
-        ({"arch": "amd64", "trusted_boot": True}, "need a signed UKI ISO"),
+        ({"arch": "amd64"}, ("iso",)),
+        ({"arch": "amd64", "raw": True}, ("iso", "raw")),
+        ({"arch": "arm64", "model": "rpi4"}, ("raw",)),
+        ({"arch": "arm64", "model": "rpi4", "raw": False}, ()),
+        ({"arch": "amd64", "trusted_boot": True}, ("uki",)),
     ],
 )
-def test_iso_plan_skips_cells_without_an_iso(make_release, cell, reason) -> None:
-    # Skipped, not failed: `invoke release` still publishes those cells' images.
+def test_media_per_cell(make_release, cell, media) -> None:
     rel = make_release(cell)
-    with pytest.raises(Skip) as caught:
-        artifacts.plan_iso(rel, rel.cells[0], "ref", "name")
-    assert reason in str(caught.value)
+    plans = artifacts.plan_media(rel, rel.cells[0], "ref", expected(rel, rel.cells[0]))
+    assert tuple(p.kind for p in plans) == media == rel.cells[0].media
 
 
-def test_dry_iso_prints_and_writes_nothing(make_release, no_docker, monkeypatch, tmp_path) -> None:
+def test_trusted_boot_gets_a_uki_iso_signed_with_the_owner_keys(make_release, tmp_path) -> None:
+    rel = make_release({"arch": "amd64", "trusted_boot": True})
+    cell = rel.cells[0]
+    (plan,) = artifacts.plan_media(rel, cell, "r:t", expected(rel, cell), tmp_path / "keys")
+    assert plan.kind == "uki" and plan.keys == tmp_path / "keys"
+    assert plan.command == [
+        "--debug",
+        "build-uki",
+        "--output-dir",
+        "/output/",
+        "--output-type",
+        "iso",
+        "--public-keys",
+        "/keys",
+        "--tpm-pcr-private-key",
+        "/keys/tpm2-pcr-private.pem",
+        "--sb-key",
+        "/keys/db.key",
+        "--sb-cert",
+        "/keys/db.pem",
+        "docker:r:t",
+    ]
+    assert plan.output == "kairos-FLAVOR-FLAVOR_RELEASE-core-amd64-generic-v0.1.0-uki.iso"
+    mounts = artifacts.volumes(plan, "/run/docker.sock", tmp_path / "out")
+    assert mounts[str((tmp_path / "keys").resolve())] == {"bind": "/keys", "mode": "ro"}
+
+
+def test_dry_artifacts_print_and_write_nothing(
+    make_release, no_docker, monkeypatch, tmp_path
+) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
     rel = make_release({"arch": "amd64", **K3S})
     runner, out = dry_runner()
     target = tmp_path / "artifacts"
-    assert artifacts.build_iso(runner, rel, None, rel.cells[0], target) is None
+    assert artifacts.make_artifacts(runner, rel, None, rel.cells[0], target) is None
     assert not target.exists()
     ref = "ghcr.io/my-org/FLAVOR:FLAVOR_RELEASE-standard-amd64-generic-v0.1.0-k3s-v1.35.1-k3s1"
     cell_id = rel.cells[0].id
+    name = "kairos-FLAVOR-FLAVOR_RELEASE-standard-amd64-generic-v0.1.0-k3sv1.35.1+k3s1"
     assert out.getvalue() == (
         f"[{cell_id}] would run quay.io/kairos/auroraboot:v0.26.2 --debug build-iso "
         f"--output /output/ --arch amd64 docker:{ref} "
         f"(/nonexistent.sock:/var/run/docker.sock, {target / cell_id}:/output)\n"
+        f"[{cell_id}] would write {target / cell_id / name}.cdx.json "
+        "from the image's package database\n"
     )
+
+
+def test_dry_board_and_trusted_boot_runs(make_release, no_docker, monkeypatch, tmp_path) -> None:
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    rel = make_release({"arch": "arm64", "model": "rpi4"}, {"arch": "amd64", "trusted_boot": True})
+    runner, out = dry_runner()
+    for cell in rel.cells:
+        artifacts.make_artifacts(runner, rel, None, cell, tmp_path, keys=Path("keys"))
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("[arm64-rpi4] would run --privileged quay.io/kairos/auroraboot")
+    assert "--set disk.efi=true" in lines[0]
+    assert lines[2].startswith("[amd64-generic-uki] would run quay.io/kairos/auroraboot")
+    assert lines[2].endswith(", keys:/keys:ro)")
 
 
 @pytest.mark.parametrize(
@@ -320,11 +397,22 @@ def test_matrix_json(three_cells) -> None:
 def test_github_matrix_is_one_line_with_a_runner_per_arch(three_cells) -> None:
     text = release.github_matrix(three_cells)
     assert "\n" not in text  # $GITHUB_OUTPUT takes key=value on one line
+    amd64, arm64, riscv64 = "ubuntu-24.04", "ubuntu-24.04-arm", "ubuntu-24.04"
     assert json.loads(text) == {
         "include": [
-            {"cell": "amd64-generic", "arch": "amd64", "runner": "ubuntu-24.04"},
-            {"cell": "arm64-rpi4-k3s-v1.35.1-k3s1", "arch": "arm64", "runner": "ubuntu-24.04-arm"},
-            {"cell": "riscv64-generic-uki", "arch": "riscv64", "runner": "ubuntu-24.04"},
+            {"cell": "amd64-generic", "arch": "amd64", "runner": amd64, "trusted_boot": False},
+            {
+                "cell": "arm64-rpi4-k3s-v1.35.1-k3s1",
+                "arch": "arm64",
+                "runner": arm64,
+                "trusted_boot": False,
+            },
+            {
+                "cell": "riscv64-generic-uki",
+                "arch": "riscv64",
+                "runner": riscv64,
+                "trusted_boot": True,
+            },
         ]
     }
 

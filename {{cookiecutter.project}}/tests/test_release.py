@@ -234,6 +234,11 @@ def plan_of(
     )
 
 
+def media_stamp_of(rel: Release, cell: Cell | None = None) -> str:
+    """The artifacts' fingerprint: the image's, plus the kinds of boot media (and keys)."""
+    return plan_of(rel).media_stamp(cell or rel.cells[0])
+
+
 def key_of(
     rel: Release,
     cell: Cell | None = None,
@@ -259,7 +264,7 @@ def test_key_is_a_digest_of_fingerprint_checks_marker_and_cloud_config(make_rele
         for c in boot.checks_for(rel, cell)
     ]
     assert len(checks) == 5  # ssh, boot state, k3s version, the release's, the cell's
-    inputs = [stamp_of(rel, cell), checks, SETTINGS.marker, USER_DATA.decode()]
+    inputs = [media_stamp_of(rel, cell), True, checks, SETTINGS.marker, USER_DATA.decode()]
     blob = json.dumps(inputs, sort_keys=True).encode()
     assert key_of(rel, cell) == hashlib.sha256(blob).hexdigest()[:32]
 
@@ -624,12 +629,15 @@ def built_for(cell: Cell) -> Built:
 
 
 def write_artifacts(directory: Path, cell: Cell, stamp: str) -> artifacts.Artifacts:
-    """What build_iso leaves in artifacts/<cell>/: the ISO, its checksum, the stamp."""
+    """What make_artifacts leaves in artifacts/<cell>/: media, checksums, SBOM, the stamp."""
     final = directory / cell.id
     final.mkdir(parents=True, exist_ok=True)
-    iso = final / f"kairos-{cell.id}.iso"
-    iso.write_bytes(b"iso")
-    (final / f"{iso.name}.sha256").write_text(f"{hashlib.sha256(b'iso').hexdigest()}  {iso.name}\n")
+    for kind in cell.media:
+        media = final / f"kairos-{cell.id}{naming.MEDIA_SUFFIX[kind]}"
+        media.write_bytes(kind.encode())
+        digest = hashlib.sha256(kind.encode()).hexdigest()
+        (final / f"{media.name}.sha256").write_text(f"{digest}  {media.name}\n")
+    (final / f"kairos-{cell.id}{naming.SBOM_SUFFIX}").write_text('{"components": []}')
     if stamp:
         (final / artifacts.STAMP).write_text(stamp + "\n")
     files = tuple(sorted(p for p in final.iterdir() if not p.name.startswith(".")))
@@ -706,7 +714,7 @@ def stages(monkeypatch, tmp_path) -> Stages:
         s.hit("stamped", cell.id, directory, stamp)
         return real_stamped(directory, cell, stamp)
 
-    def build_iso(
+    def make_artifacts(
         runner: Runner,
         rel: Release,
         built: Built | None,
@@ -714,8 +722,9 @@ def stages(monkeypatch, tmp_path) -> Stages:
         directory: Path,
         network: str = "",
         stamp: str = "",
+        keys: Path = Path("keys"),
     ) -> artifacts.Artifacts | None:
-        s.hit("iso", cell.id, runner, rel, built, directory, network, stamp)
+        s.hit("iso", cell.id, runner, rel, built, directory, network, stamp, keys)
         return None if runner.dry else write_artifacts(directory, cell, stamp)
 
     def boot_iso(
@@ -747,7 +756,7 @@ def stages(monkeypatch, tmp_path) -> Stages:
     monkeypatch.setattr(build, "reuse", reuse)
     monkeypatch.setattr(build, "run", run)
     monkeypatch.setattr(artifacts, "stamped", stamped)
-    monkeypatch.setattr(artifacts, "build_iso", build_iso)
+    monkeypatch.setattr(artifacts, "make_artifacts", make_artifacts)
     monkeypatch.setattr(boot, "boot_iso", boot_iso)
     monkeypatch.setattr(publish, "publish", publish_)
     return s
@@ -800,15 +809,27 @@ def test_fresh_cell_runs_every_stage_in_order(stages, make_release, signed) -> N
     assert isinstance(report.seconds, float) and report.seconds >= 0
     directory = plan.artifacts / cell.id
     iso = directory / f"kairos-{cell.id}.iso"
-    assert report.artifacts == [str(iso), f"{iso}.sha256"]
-    # Build and ISO got this cell's fingerprint; publish (the record) its release key.
+    sbom = directory / f"kairos-{cell.id}.cdx.json"
+    assert report.artifacts == [str(sbom), str(iso), f"{iso}.sha256"]
+    assert report.media == "iso, sbom"
+    # The build got this cell's fingerprint, the artifacts theirs (it plus the
+    # kinds of media), publish (the record) its release key.
+    media = plan.media_stamp(cell)
     runner, built = plan.runner, built_for(cell)
     assert stages.args[("tree_digest", "*")] == (plan.context,)
     assert stages.args[("read_record", cell.id)] == (rel.registry, rel)
     assert stages.args[("reuse", cell.id)] == (runner, rel, stamp)
     assert stages.args[("build", cell.id)] == (runner, rel, "host", plan.context, stamp)
-    assert stages.args[("stamped", cell.id)] == (plan.artifacts, stamp)
-    assert stages.args[("iso", cell.id)] == (runner, rel, built, plan.artifacts, "host", stamp)
+    assert stages.args[("stamped", cell.id)] == (plan.artifacts, media)
+    assert stages.args[("iso", cell.id)] == (
+        runner,
+        rel,
+        built,
+        plan.artifacts,
+        "host",
+        media,
+        plan.keys,
+    )
     assert stages.args[("test-boot", cell.id)] == (runner, rel, iso, SETTINGS, USER_DATA)
     assert stages.args[("publish", cell.id)] == (
         runner,
@@ -819,7 +840,7 @@ def test_fresh_cell_runs_every_stage_in_order(stages, make_release, signed) -> N
         key,
     )
     # The ISO keeps the fingerprint it was made from.
-    assert (plan.artifacts / cell.id / artifacts.STAMP).read_text() == f"{stamp}\n"
+    assert (plan.artifacts / cell.id / artifacts.STAMP).read_text() == f"{media}\n"
 
 
 def test_boot_stamp_is_written_after_a_passing_boot(stages, make_release) -> None:
@@ -1009,10 +1030,10 @@ def test_record_that_cannot_be_read_means_release(stages, make_release) -> None:
 def leave_a_released_cell(stages: Stages, plan: release.Plan, cell: Cell) -> artifacts.Artifacts:
     """Everything a finished release leaves: record, local build, stamped ISO, boot stamp."""
     rel = plan.release
-    stamp, key = stamp_of(rel, cell), key_of(rel, cell)
+    key = key_of(rel, cell)
     stages.records[cell.id] = record_for(rel, cell, key)
     stages.reused.add(cell.id)
-    made = write_artifacts(plan.artifacts, cell, stamp)
+    made = write_artifacts(plan.artifacts, cell, plan.media_stamp(cell))
     (made.directory / release.BOOT_STAMP).write_text(f"{key}\npassed (kvm, 2 checks, 30 s)\n")
     return made
 
@@ -1030,7 +1051,7 @@ def test_force_redoes_every_step_of_a_cell_that_is_up_to_date(stages, make_relea
     assert (report.status, report.error) == ("published", "")
     assert report.boot == "passed (tcg, 2 checks, 42 s)"
     assert stages.args[("build", cell.id)][-1] == stamp_of(rel)
-    assert stages.args[("iso", cell.id)][-1] == stamp_of(rel)
+    assert stages.args[("iso", cell.id)][-2] == plan.media_stamp(cell)
     assert stages.args[("publish", cell.id)][-1] == key_of(rel)
     boot_stamp = (made.directory / release.BOOT_STAMP).read_text()
     assert boot_stamp == f"{key_of(rel)}\n{report.boot}\n"
@@ -1050,10 +1071,10 @@ def test_without_force_the_same_leftovers_are_up_to_date(stages, make_release) -
 def test_matching_build_iso_and_boot_are_reused(stages, make_release) -> None:
     rel = make_release({"arch": "amd64"})
     cell = rel.cells[0]
-    stamp, key = stamp_of(rel), key_of(rel)
+    key = key_of(rel)
     plan = plan_for(stages, rel)
     stages.reused.add(cell.id)
-    made = write_artifacts(plan.artifacts, cell, stamp)
+    made = write_artifacts(plan.artifacts, cell, plan.media_stamp(cell))
     (made.directory / release.BOOT_STAMP).write_text(f"{key}\npassed (kvm, 2 checks, 30 s)\n")
     (report,) = release.run_release(plan, [cell])
     assert stages.of(cell) == ["read_record", "reuse", "stamped", "publish"]
@@ -1077,7 +1098,7 @@ def test_boot_stamp_holding_the_fingerprint_is_not_reused(stages, make_release) 
     stamp = stamp_of(rel)
     plan = plan_for(stages, rel)
     stages.reused.add(cell.id)
-    made = write_artifacts(plan.artifacts, cell, stamp)
+    made = write_artifacts(plan.artifacts, cell, plan.media_stamp(cell))
     (made.directory / release.BOOT_STAMP).write_text(f"{stamp}\npassed (kvm, 2 checks, 30 s)\n")
     (report,) = release.run_release(plan, [cell])
     assert stages.of(cell) == ["read_record", "reuse", "stamped", "test-boot", "publish"]
@@ -1131,7 +1152,7 @@ def test_new_boot_inputs_rerun_test_boot_and_publish_only(stages, make_release, 
         "publish": "done",
     }
     assert stages.args[("reuse", first.id)][-1] == stamp_of(before, before.cells[0])
-    assert stages.args[("stamped", first.id)][-1] == stamp_of(before, before.cells[0])
+    assert stages.args[("stamped", first.id)][-1] == old.media_stamp(before.cells[0])
     assert stages.args[("test-boot", first.id)][-2:] == (settings, user_data)
     assert stages.args[("publish", first.id)][-1] == new_key
     boot_stamp = plan.artifacts / first.id / release.BOOT_STAMP
@@ -1148,7 +1169,6 @@ def test_new_boot_inputs_rerun_test_boot_and_publish_only(stages, make_release, 
 def test_stale_iso_is_remade_and_booted_again(stages, make_release) -> None:
     rel = make_release({"arch": "amd64"})
     cell = rel.cells[0]
-    stamp = stamp_of(rel)
     plan = plan_for(stages, rel)
     made = write_artifacts(plan.artifacts, cell, "0" * 32)
     (made.directory / release.BOOT_STAMP).write_text("0" * 32 + "\npassed (kvm, 2 checks, 30 s)\n")
@@ -1157,15 +1177,14 @@ def test_stale_iso_is_remade_and_booted_again(stages, make_release) -> None:
     assert report.steps == dict.fromkeys(STEPS, "done")
     assert report.boot == "passed (tcg, 2 checks, 42 s)"
     assert (made.directory / release.BOOT_STAMP).read_text().split("\n")[0] == key_of(rel)
-    assert (made.directory / artifacts.STAMP).read_text() == f"{stamp}\n"
+    assert (made.directory / artifacts.STAMP).read_text() == f"{plan.media_stamp(cell)}\n"
 
 
 def test_reused_iso_with_a_stale_boot_stamp_is_booted_again(stages, make_release) -> None:
     rel = make_release({"arch": "amd64"})
     cell = rel.cells[0]
-    stamp = stamp_of(rel)
     plan = plan_for(stages, rel)
-    made = write_artifacts(plan.artifacts, cell, stamp)
+    made = write_artifacts(plan.artifacts, cell, plan.media_stamp(cell))
     (made.directory / release.BOOT_STAMP).write_text("0" * 32 + "\npassed (kvm, 2 checks, 30 s)\n")
     (report,) = release.run_release(plan, [cell])
     assert stages.of(cell) == ["read_record", "reuse", "build", "stamped", "test-boot", "publish"]
@@ -1191,7 +1210,7 @@ def test_boot_stamp_without_a_result_line_reads_as_passed(stages, make_release, 
     cell = rel.cells[0]
     plan = plan_for(stages, rel)
     stages.reused.add(cell.id)
-    made = write_artifacts(plan.artifacts, cell, stamp_of(rel))
+    made = write_artifacts(plan.artifacts, cell, plan.media_stamp(cell))
     (made.directory / release.BOOT_STAMP).write_text(key_of(rel) + after_key, newline="")
     (report,) = release.run_release(plan, [cell])
     assert stages.of(cell) == ["read_record", "reuse", "stamped", "publish"]
@@ -1204,7 +1223,7 @@ def test_boot_stamp_without_the_key_boots_again(stages, make_release, text) -> N
     rel = make_release({"arch": "amd64"})
     cell = rel.cells[0]
     plan = plan_for(stages, rel)
-    made = write_artifacts(plan.artifacts, cell, stamp_of(rel))
+    made = write_artifacts(plan.artifacts, cell, plan.media_stamp(cell))
     (made.directory / release.BOOT_STAMP).write_text(text)
     (report,) = release.run_release(plan, [cell])
     assert report.steps["test-boot"] == "done"
@@ -1216,13 +1235,13 @@ def test_stamp_that_outlived_its_iso_makes_it_again(stages, make_release, missin
     rel = make_release({"arch": "amd64"})
     cell = rel.cells[0]
     plan = plan_for(stages, rel)
-    made = write_artifacts(plan.artifacts, cell, stamp_of(rel))
+    made = write_artifacts(plan.artifacts, cell, plan.media_stamp(cell))
     iso = next(p for p in made.files if p.suffix == ".iso")
     if missing in ("iso", "both"):
         iso.unlink()
     if missing in ("sha256", "both"):
         iso.with_name(f"{iso.name}.sha256").unlink()
-    assert artifacts.stamped(plan.artifacts, cell, stamp_of(rel)) is None
+    assert artifacts.stamped(plan.artifacts, cell, plan.media_stamp(cell)) is None
     stages.calls.clear()
     (report,) = release.run_release(plan, [cell])
     assert stages.of(cell) == FRESH
@@ -1234,9 +1253,9 @@ def test_stamp_that_outlived_its_iso_makes_it_again(stages, make_release, missin
 def test_artifacts_without_an_iso_fail_the_boot_test(stages, make_release, monkeypatch) -> None:
     rel = make_release({"arch": "amd64"}, {"arch": "arm64"})
     first, second = rel.cells
-    real_build_iso = artifacts.build_iso
+    real_make_artifacts = artifacts.make_artifacts
 
-    def build_iso(
+    def make_artifacts(
         runner: Runner,
         rel: Release,
         built: Any,
@@ -1244,15 +1263,16 @@ def test_artifacts_without_an_iso_fail_the_boot_test(stages, make_release, monke
         directory: Path,
         network: str = "",
         stamp: str = "",
+        keys: Path = Path("keys"),
     ) -> artifacts.Artifacts | None:
-        made = real_build_iso(runner, rel, built, cell, directory, network, stamp)
+        made = real_make_artifacts(runner, rel, built, cell, directory, network, stamp, keys)
         if made is None or cell.id != first.id:
             return made
         raw = made.directory / "disk.raw"
         raw.write_bytes(b"raw")
         return artifacts.Artifacts(cell, made.directory, (raw,))
 
-    monkeypatch.setattr(artifacts, "build_iso", build_iso)
+    monkeypatch.setattr(artifacts, "make_artifacts", make_artifacts)
     plan = plan_for(stages, rel)
     failed, other = release.run_release(plan, list(rel.cells))
     directory = plan.artifacts / first.id
@@ -1405,24 +1425,54 @@ def test_unresolvable_inputs_fail_every_cell_before_any_stage(stages, make_relea
     assert [s for s, _ in stages.calls] == ["input_digests", "input_digests"]
 
 
-def test_cell_without_an_iso_is_still_published(stages, make_release) -> None:
+def test_board_gets_its_raw_image_and_is_published_without_a_boot(stages, make_release) -> None:
     rel = make_release({"arch": "arm64", "model": "rpi4"})
     cell = rel.cells[0]
-    why = "model rpi4 boots from a raw disk image, not an ISO (not built yet)"
-    stages.raises[("iso", cell.id)] = Skip(why)
     plan = plan_for(stages, rel)
     (report,) = release.run_release(plan, [cell])
     assert stages.of(cell) == ["read_record", "reuse", "build", "stamped", "iso", "publish"]
+    why = "boards boot from their raw disk image, which is not boot-tested here"
+    assert report.steps == {
+        "build": "done",
+        "iso": "done",
+        "test-boot": f"skipped: {why}",
+        "publish": "done",
+    }
+    directory = plan.artifacts / cell.id
+    raw, sbom = directory / "kairos-arm64-rpi4.raw", directory / "kairos-arm64-rpi4.cdx.json"
+    assert report.artifacts == [str(sbom), str(raw), f"{raw}.sha256"]
+    assert (report.media, report.status) == ("raw, sbom", "published")
+    assert stages.args[("publish", cell.id)][-2:] == (plan.artifacts, key_of(rel))
+
+
+def test_cell_whose_media_are_skipped_keeps_its_sbom_and_is_published(
+    stages, make_release, monkeypatch
+) -> None:
+    # A remote engine (GitLab's dind): AuroraBoot cannot run, the SBOM is still made.
+    rel = make_release({"arch": "amd64"})
+    cell = rel.cells[0]
+    why = "AuroraBoot needs a local Docker socket (DOCKER_HOST is tcp://docker:2376)"
+
+    def make_artifacts(
+        runner: Runner, rel: Release, built: Any, cell: Cell, directory: Path, *args: Any
+    ) -> artifacts.Artifacts:
+        stages.hit("iso", cell.id)
+        final = directory / cell.id
+        final.mkdir(parents=True)
+        sbom = final / "k.cdx.json"
+        sbom.write_text("{}")
+        return artifacts.Artifacts(cell, final, (sbom,), skipped=why)
+
+    monkeypatch.setattr(artifacts, "make_artifacts", make_artifacts)
+    plan = plan_for(stages, rel)
+    (report,) = release.run_release(plan, [cell])
     assert report.steps == {
         "build": "done",
         "iso": f"skipped: {why}",
-        "test-boot": "skipped: no ISO",
+        "test-boot": f"skipped: {why}",
         "publish": "done",
     }
-    assert report.boot == "skipped: no ISO"
-    assert report.artifacts == []
-    assert report.status == "published"
-    assert stages.args[("publish", cell.id)][-2:] == (plan.artifacts, key_of(rel))
+    assert (report.media, report.status) == ("sbom", "published")
 
 
 def test_cell_whose_boot_is_skipped_is_still_published(stages, make_release) -> None:
@@ -1441,8 +1491,7 @@ def test_cell_whose_boot_is_skipped_is_still_published(stages, make_release) -> 
 def test_dry_run_calls_each_stage_dry(stages, make_release) -> None:
     rel = make_release({"arch": "amd64"}, {"arch": "arm64", "model": "rpi4"})
     generic, board = rel.cells
-    why = "model rpi4 boots from a raw disk image, not an ISO (not built yet)"
-    stages.raises[("iso", board.id)] = Skip(why)
+    why = "boards boot from their raw disk image, which is not boot-tested here"
     plan = plan_for(stages, rel, sigstore=SIGSTORE, dry=True)
     reports = release.run_release(plan, list(rel.cells))
     assert [(r.status, r.error) for r in reports] == [("dry run", ""), ("dry run", "")]
@@ -1459,7 +1508,15 @@ def test_dry_run_calls_each_stage_dry(stages, make_release) -> None:
     assert all(args[0].dry for args in stages.args.values())
     runner = plan.runner
     assert stages.args[("build", generic.id)] == (runner, rel, "host", plan.context, "")
-    assert stages.args[("iso", generic.id)] == (runner, rel, None, plan.artifacts, "host", "")
+    assert stages.args[("iso", generic.id)] == (
+        runner,
+        rel,
+        None,
+        plan.artifacts,
+        "host",
+        "",
+        plan.keys,
+    )
     # The ISO the real run would boot, by the name AuroraBoot would write.
     name = naming.artifact_name(Identity.expected(rel, generic))
     iso = plan.artifacts / generic.id / f"{name}.iso"
@@ -1476,7 +1533,7 @@ def test_dry_run_calls_each_stage_dry(stages, make_release) -> None:
     assert output(plan).splitlines() == [
         f"[{generic.id}] would skip this cell if its release key is already published and verifies",
         f"[{board.id}] would skip this cell if its release key is already published and verifies",
-        f"[{board.id}] SKIPPED iso and test-boot: {why}",
+        f"[{board.id}] SKIPPED test-boot: {why}",
     ]
     assert not plan.artifacts.exists()
 
@@ -1492,6 +1549,7 @@ def reports() -> list[release.Report]:
             dict.fromkeys(STEPS, "done"),
             image=f"{REPOSITORY}@{DIGEST}",
             artifacts=["artifacts/amd64-generic/k.iso", "artifacts/amd64-generic/k.iso.sha256"],
+            media="iso, sbom",
             boot="passed (kvm, 2 checks, 40 s)",
             signature="verified",
             seconds=12.34,
@@ -1514,6 +1572,7 @@ def test_summary_rows() -> None:
             "cell": "amd64-generic",
             "result": "published",
             "image": f"{REPOSITORY}@{DIGEST}",
+            "artifacts": "iso, sbom",
             "boot": "passed (kvm, 2 checks, 40 s)",
             "signature": "verified",
             "seconds": "12.3",
@@ -1523,6 +1582,7 @@ def test_summary_rows() -> None:
             "cell": "arm64-generic",
             "result": "failed",
             "image": "-",
+            "artifacts": "-",
             "boot": "-",
             "signature": "-",
             "seconds": "3.0",
@@ -1530,7 +1590,7 @@ def test_summary_rows() -> None:
         },
     ]
     assert [list(row) for row in rows] == [
-        ["cell", "result", "image", "boot", "signature", "seconds", "error"]
+        ["cell", "result", "image", "artifacts", "boot", "signature", "seconds", "error"]
     ] * 3
     assert rows[2]["result"] == "up to date"
 
@@ -1542,18 +1602,18 @@ def test_markdown_is_one_table_row_per_cell() -> None:
     assert lines[:4] == [
         "## Release v1.2.3",
         "",
-        "| cell | result | image | boot | signature | seconds | error |",
-        "|---|---|---|---|---|---|---|",
+        "| cell | result | image | artifacts | boot | signature | seconds | error |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     assert lines[4:] == [
-        f"| amd64-generic | published | {REPOSITORY}@{DIGEST} | passed (kvm, 2 checks, 40 s) "
-        "| verified | 12.3 | - |",
-        r"| arm64-generic | failed | - | - | - | 3.0 | iso: AuroraBoot exited 1: a \| b |",
-        "| riscv64-generic | up to date | - | - | - | 0.0 | - |",
+        f"| amd64-generic | published | {REPOSITORY}@{DIGEST} | iso, sbom "
+        "| passed (kvm, 2 checks, 40 s) | verified | 12.3 | - |",
+        r"| arm64-generic | failed | - | - | - | - | 3.0 | iso: AuroraBoot exited 1: a \| b |",
+        "| riscv64-generic | up to date | - | - | - | - | 0.0 | - |",
     ]
     # An escaped `|` in a value never makes an extra column.
     for line in lines[2:]:
-        assert len(re.findall(r"(?<!\\)\|", line)) == 8, line
+        assert len(re.findall(r"(?<!\\)\|", line)) == 9, line
 
 
 def test_json_summary_round_trips() -> None:
@@ -1565,6 +1625,7 @@ def test_json_summary_round_trips() -> None:
         "steps": dict.fromkeys(STEPS, "done"),
         "image": f"{REPOSITORY}@{DIGEST}",
         "artifacts": ["artifacts/amd64-generic/k.iso", "artifacts/amd64-generic/k.iso.sha256"],
+        "media": "iso, sbom",
         "boot": "passed (kvm, 2 checks, 40 s)",
         "signature": "verified",
         "seconds": 12.34,

@@ -319,11 +319,20 @@ def test_with_referrer_adds_once_and_keeps_the_others() -> None:
 
 def test_check_statement_accepts_cosigns_statement() -> None:
     payload = sign.statement(NAME, DIGEST)
-    assert sign.check_statement(sign.INTOTO_PAYLOAD, payload, DIGEST) is None
+    assert sign.check_statement(sign.INTOTO_PAYLOAD, payload, DIGEST) == {}  # the predicate
     # Another subject next to ours does not hide ours.
     body = json.loads(payload)
     body["subject"].insert(0, {"name": "x", "digest": {"sha256": "f" * 64}})
-    assert sign.check_statement(sign.INTOTO_PAYLOAD, json.dumps(body).encode(), DIGEST) is None
+    assert sign.check_statement(sign.INTOTO_PAYLOAD, json.dumps(body).encode(), DIGEST) == {}
+
+
+def test_check_statement_returns_an_attestations_predicate() -> None:
+    bom = {"bomFormat": "CycloneDX", "components": []}
+    payload = sign.statement(NAME, DIGEST, sign.CYCLONEDX, bom)
+    assert sign.check_statement(sign.INTOTO_PAYLOAD, payload, DIGEST, sign.CYCLONEDX) == bom
+    signature = sign.statement(NAME, DIGEST)
+    with pytest.raises(sign.SignError, match=r"is not https://cyclonedx\.org/bom"):
+        sign.check_statement(sign.INTOTO_PAYLOAD, signature, DIGEST, sign.CYCLONEDX)
 
 
 @pytest.mark.parametrize(
@@ -339,7 +348,7 @@ def test_check_statement_accepts_cosigns_statement() -> None:
             sign.statement(NAME, DIGEST).replace(
                 b"https://sigstore.dev/cosign/sign/v1", b"https://slsa.dev/provenance/v1"
             ),
-            "predicate 'https://slsa.dev/provenance/v1' is not cosign's sign",
+            "predicate 'https://slsa.dev/provenance/v1' is not https://sigstore.dev/cosign/sign/v1",
         ),
         (
             sign.INTOTO_PAYLOAD,
@@ -956,7 +965,16 @@ def publishing(make_release, monkeypatch) -> Publishing:
     monkeypatch.setattr(registry, "put_manifest", put)
     monkeypatch.setattr(publish, "Registry", registry_for)
     monkeypatch.setattr(publish, "push_image", push)
+
+    def sbom(runner: Runner, rel: config.Release, b: Built, directory: Path) -> Path:
+        assert b == built
+        events.append("sbom")
+        path = directory / "kairos.cdx.json"
+        path.write_text("{}")
+        return path
+
     monkeypatch.setattr(publish, "sign_cell", signed)
+    monkeypatch.setattr(publish.artifacts_stage, "write_sbom", sbom)
     out = io.StringIO()
     runner = Runner(out=out)
     return Publishing(
@@ -968,12 +986,13 @@ def test_publish_tags_only_after_signing(publishing, tmp_path) -> None:
     p = publishing
     fake = fake_sigstore()
     done = publish.publish(p.runner, p.release, p.built.cell, p.built, fake, tmp_path)
-    assert p.events == ["push", "sign", f"tag {p.tag}"]
+    # No SBOM from `invoke iso` yet: publish makes one to attest.
+    assert p.events == ["push", "sbom", "sign", f"tag {p.tag}"]
     digest = p.registry.image().digest
     assert done == publish.Published(p.built.cell, NAME, digest, (p.tag,))
-    ((runner, sigstore_, registry, repo, signed, cell, artifacts),) = p.sign_calls
+    ((runner, sigstore_, registry, repo, signed, cell, artifacts, raw),) = p.sign_calls
     assert (runner, sigstore_, registry, repo) == (p.runner, fake, p.registry, REPO)
-    assert (signed, cell, artifacts) == (digest, p.built.cell, tmp_path)
+    assert (signed, cell, artifacts, raw) == (digest, p.built.cell, tmp_path, "")
     assert p.out.getvalue().splitlines() == [
         f"[{cell.id}] pushed {NAME}@{digest}",
         f"[{cell.id}] tagged {NAME}:{p.tag}",
@@ -992,7 +1011,7 @@ def test_publish_never_tags_when_signing_fails(publishing, monkeypatch, tmp_path
         publish.publish(p.runner, p.release, p.built.cell, p.built, fake_sigstore(), tmp_path)
     assert (caught.value.cell, caught.value.step) == (p.built.cell.id, "sign")
     assert caught.value.reason == "no identity token: set SIGSTORE_ID_TOKEN"
-    assert p.events == ["push", "sign"]
+    assert p.events == ["push", "sbom", "sign"]
     assert p.registry.tags() == []  # pushed by digest only: nothing a user pulls by name
 
 
@@ -1039,7 +1058,10 @@ def test_dry_publish_with_signing_says_so(make_release) -> None:
     assert publish.publish(Runner(dry=True, out=out), rel, cell, None, fake_sigstore()) is None
     lines = out.getvalue().splitlines()
     assert len(lines) == 3
-    assert lines[1] == f"[{cell.id}] would sign that digest and the artifact checksums, then verify"
+    assert lines[1] == (
+        f"[{cell.id}] would sign those digests, attest the SBOM, sign the artifact checksums, "
+        "then verify"
+    )
     assert lines[2].startswith(f"[{cell.id}] would then tag it ")
 
 
@@ -1056,7 +1078,20 @@ def recorded(monkeypatch) -> list[tuple[str, str]]:
 
     for name in ("sign_image", "sign_file", "verify_image", "verify_file"):
         monkeypatch.setattr(sign, name, recorder(name))
+
+    def attest(sigstore_: Any, registry: Any, repo: str, digest: str, kind: str, doc: Any) -> None:
+        calls.append(("attest_image", f"{kind} {json.dumps(doc)} for {digest}"))
+
+    def attested(sigstore_: Any, registry: Any, repo: str, digest: str, kind: str) -> Any:
+        calls.append(("verify_attestation", f"{kind} for {digest}"))
+        return ATTESTED
+
+    monkeypatch.setattr(sign, "attest_image", attest)
+    monkeypatch.setattr(sign, "verify_attestation", attested)
     return calls
+
+
+ATTESTED = {"bomFormat": "CycloneDX", "components": [{"purl": "pkg:deb/debian/bash@5.2"}]}
 
 
 def test_sign_cell_signs_everything_then_verifies_everything(make_release, recorded, tmp_path):
@@ -1066,31 +1101,56 @@ def test_sign_cell_signs_everything_then_verifies_everything(make_release, recor
     (tmp_path / rel.cells[1].id).mkdir()
     for name in ("b.iso.sha256", "a.iso.sha256", "a.iso", "a.iso.sha256.sigstore.json"):
         (tmp_path / cell.id / name).write_text("x")
+    (tmp_path / cell.id / "a.cdx.json").write_text(json.dumps(ATTESTED))
     (tmp_path / rel.cells[1].id / "c.iso.sha256").write_text("x")  # another cell's
     out = io.StringIO()
+    raw = "sha256:" + "7" * 64
     publish.sign_cell(
-        Runner(out=out), fake_sigstore(), MemoryRegistry(), REPO, DIGEST, cell, tmp_path
+        Runner(out=out), fake_sigstore(), MemoryRegistry(), REPO, DIGEST, cell, tmp_path, raw
     )
     assert recorded == [
         ("sign_image", DIGEST),
+        ("sign_image", raw),
+        ("attest_image", f"{sign.CYCLONEDX} {json.dumps(ATTESTED)} for {DIGEST}"),
         ("sign_file", "a.iso.sha256"),
         ("sign_file", "b.iso.sha256"),
         ("verify_image", DIGEST),
+        ("verify_attestation", f"{sign.CYCLONEDX} for {DIGEST}"),
+        ("verify_image", raw),
         ("verify_file", "a.iso.sha256"),
         ("verify_file", "b.iso.sha256"),
     ]
     assert out.getvalue().splitlines() == [
         f"[{cell.id}] verified signature of {NAME}@{DIGEST}",
+        f"[{cell.id}] verified SBOM attestation (1 packages)",
+        f"[{cell.id}] verified signature of {NAME}@{raw} (raw disk image)",
         f"[{cell.id}] verified a.iso.sha256.sigstore.json",
         f"[{cell.id}] verified b.iso.sha256.sigstore.json",
     ]
 
 
-def test_sign_cell_without_artifacts_signs_the_image_only(make_release, recorded) -> None:
+def test_sign_cell_without_an_sbom_signs_nothing_more(make_release, recorded) -> None:
     rel = make_release({"arch": "amd64"})
     runner = Runner(out=io.StringIO())
-    publish.sign_cell(runner, fake_sigstore(), MemoryRegistry(), REPO, DIGEST, rel.cells[0], None)
-    assert recorded == [("sign_image", DIGEST), ("verify_image", DIGEST)]
+    with pytest.raises(sign.SignError) as caught:
+        publish.sign_cell(
+            runner, fake_sigstore(), MemoryRegistry(), REPO, DIGEST, rel.cells[0], None
+        )
+    assert one_line(caught) == "no SBOM for amd64-generic to attest: run `invoke iso` first"
+    assert recorded == [("sign_image", DIGEST)]
+
+
+def test_verify_cell_refuses_an_attested_sbom_that_is_not_the_local_one(
+    make_release, recorded, tmp_path
+) -> None:
+    rel = make_release({"arch": "amd64"})
+    cell = rel.cells[0]
+    (tmp_path / cell.id).mkdir()
+    (tmp_path / cell.id / "a.cdx.json").write_text(json.dumps({**ATTESTED, "components": []}))
+    runner = Runner(out=io.StringIO())
+    with pytest.raises(sign.SignError) as caught:
+        publish.verify_cell(runner, fake_sigstore(), MemoryRegistry(), REPO, DIGEST, cell, tmp_path)
+    assert one_line(caught) == f"the SBOM attested for {NAME}@{DIGEST} is not a.cdx.json"
 
 
 def test_sign_cell_stops_at_the_first_failure(make_release, monkeypatch, tmp_path) -> None:
@@ -1207,7 +1267,9 @@ def test_dry_sign_says_what_it_would_sign(task_runs) -> None:
     assert run.returncode == 0, report(run)
     assert run.stderr == ""
     assert run.stdout.splitlines() == [
-        f"[{cell}] would sign the published digest and artifacts/<cell>/*.sha256" for cell in CELLS
+        f"[{cell}] would sign the published digests, attest the SBOM, "
+        "sign artifacts/<cell>/*.sha256"
+        for cell in CELLS
     ]
 
 
@@ -1217,7 +1279,8 @@ def test_dry_verify_says_what_it_would_verify(task_runs) -> None:
     assert run.returncode == 0, report(run)
     assert run.stderr == ""
     assert run.stdout.splitlines() == [
-        f"[{cell}] would verify the published image and artifacts/<cell>/*.sha256" for cell in CELLS
+        f"[{cell}] would verify the published image, its SBOM attestation and *.sha256 bundles"
+        for cell in CELLS
     ]
     image = runs["dry-verify-image"]
     assert image.returncode == 0, report(image)
@@ -1233,7 +1296,9 @@ def test_dry_publish_signs_between_push_and_tag(task_runs) -> None:
         assert len(lines) == 3, report(run)
         assert " would push " in lines[0]
         assert (
-            lines[1] == f"[{cell}] would sign that digest and the artifact checksums, then verify"
+            lines[1]
+            == f"[{cell}] would sign those digests, attest the SBOM, sign the artifact checksums, "
+            "then verify"
         )
         assert lines[2].startswith(f"[{cell}] would then tag it ")
 

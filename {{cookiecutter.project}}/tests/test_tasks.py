@@ -79,7 +79,7 @@ def lines_of(text: str, cell: config.Cell) -> list[str]:
 def test_list_shows_every_task_with_a_description(runs) -> None:
     run = runs["list"]
     assert run.returncode == 0, report(run)
-    for name in ("build", "iso", "matrix", "publish"):
+    for name in ("build", "iso", "keys", "matrix", "publish", "release", "verify"):
         assert re.search(rf"^\s+{name}\s+\w", run.stdout, re.MULTILINE), report(run)
 
 
@@ -102,7 +102,12 @@ def test_matrix_github_is_one_output_line(runs, rel) -> None:
     assert len(run.stdout.splitlines()) == 1  # $GITHUB_OUTPUT needs key=value on one line
     include = json.loads(run.stdout)["include"]
     assert include == [
-        {"cell": cell.id, "arch": cell.arch, "runner": release.GITHUB_RUNNER[cell.arch]}
+        {
+            "cell": cell.id,
+            "arch": cell.arch,
+            "runner": release.GITHUB_RUNNER[cell.arch],
+            "trusted_boot": cell.trusted_boot,
+        }
         for cell in rel.cells
     ]
 
@@ -118,10 +123,12 @@ def test_matrix_gitlab_is_a_child_pipeline(runs, rel) -> None:
 def stages(
     run: subprocess.CompletedProcess[str], cell: config.Cell, rel: config.Release
 ) -> dict[str, list[str]]:
-    """A cell's lines of `--dry build publish iso`: build 2, publish 2 (+1 signing), iso 1."""
+    """A cell's lines of `--dry build publish iso`: build 2; publish 2 (+1 raw image,
+    +1 signing); iso one per boot medium and one for the SBOM."""
     lines = lines_of(run.stdout, cell)
-    publish = 3 if rel.signing.enabled else 2
-    assert len(lines) == 3 + publish, report(run)
+    raw = "raw" in cell.media and rel.publish_raw
+    publish = 2 + raw + rel.signing.enabled
+    assert len(lines) == 2 + publish + len(cell.media) + 1, report(run)
     return {"build": lines[:2], "publish": lines[2 : 2 + publish], "iso": lines[2 + publish :]}
 
 
@@ -141,12 +148,18 @@ def test_dry_publish_needs_no_engine(runs, rel) -> None:
     run = runs["pipeline"]
     for cell in rel.cells:
         ident = naming.Identity.expected(rel, cell)
-        push, *signing, tag = stages(run, cell, rel)["publish"]
+        push, *middle, tag = stages(run, cell, rel)["publish"]
         local, repository = naming.local_tag(rel, cell), naming.repository(rel, ident)
         assert push == f"[{cell.id}] would push {local} to {repository} by digest"
+        if "raw" in cell.media and rel.publish_raw:  # boards: the raw image beside it
+            raw = middle.pop(0)
+            assert raw == (
+                f"[{cell.id}] would push the raw disk image as {repository}:{naming.raw_tag(ident)}"
+            )
         if rel.signing.enabled:  # signing comes between the push and the tag
-            assert signing == [
-                f"[{cell.id}] would sign that digest and the artifact checksums, then verify"
+            assert middle == [
+                f"[{cell.id}] would sign those digests, attest the SBOM, sign the artifact "
+                "checksums, then verify"
             ]
         tags = [naming.image_tag(ident)]  # the version, then the first channel
         tags += [naming.channel_tag(ident, channel) for channel in rel.channels[:1]]
@@ -154,18 +167,21 @@ def test_dry_publish_needs_no_engine(runs, rel) -> None:
 
 
 def test_dry_iso_needs_no_engine(runs, rel) -> None:
-    # Boards boot from raw disk images and trusted boot needs a signed UKI ISO:
-    # neither gets an ISO yet, so those cells are skipped (with the reason).
+    # Generic cells get an ISO, boards a raw disk image (AuroraBoot --privileged),
+    # trusted boot a UKI ISO with the keys mounted read-only; all get an SBOM.
     run = runs["pipeline"]
-    has_iso = [c for c in rel.cells if c.model == "generic" and not c.trusted_boot]
     assert run.returncode == 0, report(run)
     for cell in rel.cells:
-        (line,) = stages(run, cell, rel)["iso"]
-        if cell in has_iso:
-            assert line.startswith(f"[{cell.id}] would run {rel.auroraboot} "), line
-            assert f"(/nonexistent.sock:/var/run/docker.sock, artifacts/{cell.id}:/output)" in line
-        else:
-            assert line.startswith(f"[{cell.id}] SKIPPED iso: "), line
+        *media, sbom = stages(run, cell, rel)["iso"]
+        mounts = f"(/nonexistent.sock:/var/run/docker.sock, artifacts/{cell.id}:/output"
+        for kind, line in zip(cell.media, media, strict=True):
+            flags = "--privileged " if kind == "raw" else ""
+            assert line.startswith(f"[{cell.id}] would run {flags}{rel.auroraboot} "), line
+            assert mounts in line
+            assert ("build-uki" in line) == (kind == "uki")
+            assert line.endswith(", keys:/keys:ro)" if kind == "uki" else ")")
+        name = naming.artifact_name(naming.Identity.expected(rel, cell))
+        assert sbom.startswith(f"[{cell.id}] would write artifacts/{cell.id}/{name}.cdx.json")
     assert run.stderr == ""
 
 
@@ -185,18 +201,38 @@ def test_broken_release_file_is_one_line_naming_file_and_field(runs) -> None:
     assert run.stderr == f"{path}: cells[1].model: rpi4 needs arch arm64 (got amd64)\n"
 
 
-def test_dry_iso_goes_on_after_a_skipped_cell(runs) -> None:
+@pytest.mark.parametrize("value, flag", [("false", ""), ("0", ""), ("true", "--privileged ")])
+def test_privileged_setting_is_read_as_written(tmp_path, value, flag) -> None:
+    board = write(tmp_path / "board.yaml", [{"arch": "arm64", "model": "rpi4"}])
+    env = {"DOCKER_HOST": NO_ENGINE, "INVOKE_KAIROS_PRIVILEGED": value}
+    run = run_invoke("--dry", "iso", "--release-file", str(board), env=env)
+    assert run.returncode == 0, report(run)
+    assert run.stdout.startswith(f"[arm64-rpi4] would run {flag}quay.io/"), run.stdout
+
+
+def test_privileged_setting_refuses_other_words(tmp_path) -> None:
+    env = {"DOCKER_HOST": NO_ENGINE, "INVOKE_KAIROS_PRIVILEGED": "maybe"}
+    run = run_invoke("--dry", "iso", env=env)
+    assert run.returncode == 2
+    assert run.stderr == "kairos.privileged: expected true or false, got 'maybe'\n"
+
+
+def test_dry_iso_makes_the_raw_image_for_a_board(runs) -> None:
     run = runs["mixed-iso"]
     assert run.returncode == 0, report(run)
     lines = run.stdout.splitlines()
     assert [line.split("]")[0] + "]" for line in lines] == [
         "[amd64-generic]",
+        "[amd64-generic]",
+        "[arm64-rpi4]",
         "[arm64-rpi4]",
         "[arm64-generic]",
+        "[arm64-generic]",
     ]
-    assert " would run " in lines[0]
-    assert lines[1].startswith("[arm64-rpi4] SKIPPED iso: model rpi4 boots from a raw disk image")
-    assert " would run " in lines[2] and " --arch arm64 " in lines[2]
+    assert " would run " in lines[0] and " build-iso " in lines[0]
+    assert lines[2].startswith("[arm64-rpi4] would run --privileged ")
+    assert " --set disk.efi=true " in lines[2]
+    assert " would run " in lines[4] and " --arch arm64 " in lines[4]
     assert run.stderr == ""
 
 
@@ -333,7 +369,8 @@ def test_test_boot_without_qemu_skips_every_cell(boot_runs) -> None:
     lines = run.stdout.splitlines()
     assert lines[:3] == [
         "[amd64-generic] SKIPPED test-boot: qemu-system-x86_64 is not installed",
-        "[arm64-rpi4] SKIPPED test-boot: model rpi4 boots from a raw disk image, not an ISO",
+        "[arm64-rpi4] SKIPPED test-boot: model rpi4 boots from its raw disk image, which is not "
+        "boot-tested",
         "[riscv64-generic] SKIPPED test-boot: qemu-system-riscv64 is not installed",
     ]
     summary = lines[lines.index("test-boot summary") :]
