@@ -31,6 +31,8 @@ from tests.support.standins import docker_cli
 
 TAG = "12-core-amd64-generic-v0.1.0"
 ISO = "kairos-debian-12-core-amd64-generic-v0.1.0.iso"
+SBOM = "kairos-debian-12-core-amd64-generic-v0.1.0.cdx.json"
+CYCLONEDX = "https://cyclonedx.org/bom"
 CELL = "amd64-generic"
 PROJECT = f"kdt-e2e-{uuid.uuid4().hex[:8]}"  # local image names of this run alone
 COSIGN_SIGN = "https://sigstore.dev/cosign/sign/v1"
@@ -110,12 +112,40 @@ def test_no_kairos_init_in_any_layer(repo, docker_client, registry) -> None:
 def test_iso_matches_its_checksum(repo, env) -> None:
     run(repo, "invoke", "iso", **env)
     cell_dir = repo / "artifacts" / CELL
-    assert sorted(p.name for p in cell_dir.iterdir()) == [ISO, f"{ISO}.sha256"]
+    assert sorted(p.name for p in cell_dir.iterdir()) == [SBOM, ISO, f"{ISO}.sha256"]
     digest, name = (cell_dir / f"{ISO}.sha256").read_text().split()
     assert name == ISO
     assert hashlib.sha256((cell_dir / ISO).read_bytes()).hexdigest() == digest
     assert (cell_dir / ISO).read_bytes()[0x8001:0x8006] == b"CD001"  # ISO 9660
     assert not [p for p in (repo / "artifacts").iterdir() if p.name.startswith(".")]
+
+
+def installed_packages(docker_client, image: str) -> set[tuple[str, str, str]]:
+    """(name, version, arch) of what dpkg says is installed, asked inside the image."""
+    fmt = "${db:Status-Status} ${Package} ${Version} ${Architecture}\\n"
+    out = docker_client.containers.run(
+        image, ["dpkg-query", "-W", "-f", fmt], remove=True, network_mode="none"
+    ).decode()
+    rows = [line.split() for line in out.splitlines()]
+    return {(name, version, arch) for status, name, version, arch in rows if status == "installed"}
+
+
+def test_sbom_lists_what_dpkg_lists_in_the_image(repo, docker_client) -> None:
+    from packageurl import PackageURL
+
+    bom = json.loads((repo / "artifacts" / CELL / SBOM).read_text())
+    assert bom["bomFormat"] == "CycloneDX"
+    purls = [PackageURL.from_string(c["purl"]) for c in bom["components"]]
+    assert {(p.type, p.namespace, p.qualifiers["distro"]) for p in purls} == {
+        ("deb", "debian", "debian-12")
+    }
+    listed = {(p.name, p.version, p.qualifiers["arch"]) for p in purls}
+    assert [(c["name"], c["version"]) for c in bom["components"]] == [
+        (p.name, p.version) for p in purls
+    ]
+    expected = installed_packages(docker_client, f"kairos-local/{PROJECT}:{CELL}")
+    assert len(expected) > 50  # a real package database, not a toy
+    assert listed == expected
 
 
 BOOT_ENV = {"INVOKE_KAIROS_BOOT_ACCEL": "tcg"}  # KVM guests hang on these machines
@@ -200,6 +230,7 @@ def test_publish_then_pull_back(repo, env, registry, docker_client) -> None:
     assert f"pushed {registry.host}/kdt/debian@sha256:" in out
     assert f"verified signature of {registry.host}/kdt/debian@sha256:" in out
     assert f"verified {ISO}.sha256.sigstore.json" in out
+    assert "verified SBOM attestation (" in out
     digest = out.split(f"pushed {registry.host}/kdt/debian@", 1)[1].split()[0]
     edge = TAG.replace("v0.1.0", "edge")  # the first channel of release.yaml moves too
     assert sorted(registry.tags("kdt/debian")) == sorted([TAG, edge, fallback(digest)])
@@ -295,12 +326,29 @@ def signed(repo, registry) -> Path:
     return repo
 
 
+def referrer_of(registry: LocalRegistry, digest: str, predicate_type: str) -> dict:
+    index, _ = manifest(registry, fallback(digest))
+    (entry,) = [
+        m
+        for m in index["manifests"]
+        if m["annotations"]["dev.sigstore.bundle.predicateType"] == predicate_type
+    ]
+    return entry
+
+
+def statement_of(registry: LocalRegistry, entry: dict) -> dict:
+    referrer, _ = manifest(registry, entry["digest"])
+    bundle = fetch(registry, f"kdt/debian/blobs/{referrer['layers'][0]['digest']}").json()
+    return json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+
+
 def test_referrer_and_fallback_index_match_the_oci_and_cosign_formats(signed, registry) -> None:
     image, digest = manifest(registry, TAG)
     index, _ = manifest(registry, fallback(digest))
     assert index["schemaVersion"] == 2
     assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
-    (entry,) = index["manifests"]
+    assert len(index["manifests"]) == 2  # the signature and the SBOM attestation
+    entry = referrer_of(registry, digest, COSIGN_SIGN)
     assert entry["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
     assert entry["artifactType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
     assert entry["annotations"]["dev.sigstore.bundle.content"] == "dsse-envelope"
@@ -331,9 +379,22 @@ def test_referrer_and_fallback_index_match_the_oci_and_cosign_formats(signed, re
     }
 
 
+def test_sbom_attestation_is_what_cosign_verify_attestation_reads(signed, registry) -> None:
+    _, digest = manifest(registry, TAG)
+    entry = referrer_of(registry, digest, CYCLONEDX)
+    assert entry["artifactType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
+    statement = statement_of(registry, entry)
+    assert statement["_type"] == "https://in-toto.io/Statement/v1"
+    assert statement["predicateType"] == CYCLONEDX
+    assert statement["subject"][0]["digest"] == {"sha256": digest[7:]}
+    local = json.loads((signed / "artifacts" / CELL / SBOM).read_text())
+    assert statement["predicate"] == local
+
+
 def test_verify_task_accepts_cell_and_image(signed, env, registry) -> None:
     out = run(signed, "invoke", "verify", **env).stdout
     assert "verified signature of" in out and f"verified {ISO}.sha256.sigstore.json" in out
+    assert "verified SBOM attestation (" in out
     image = f"{registry.host}/kdt/debian:{TAG}"
     out = run(signed, "invoke", "verify", "--image", image, **env).stdout
     assert f"verified {registry.host}/kdt/debian@sha256:" in out
@@ -387,6 +448,52 @@ def test_verify_refuses_a_tampered_digest_and_a_missing_signature(signed, env, r
     finally:
         bundle.write_bytes(saved)
     assert f"has no {bundle.name}" in line
+
+
+def push_blob(registry: LocalRegistry, data: bytes) -> str:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    start = requests.post(f"http://{registry.host}/v2/kdt/debian/blobs/uploads/", timeout=10)
+    start.raise_for_status()
+    location = start.headers["Location"]
+    location = location if location.startswith("http") else f"http://{registry.host}{location}"
+    sep = "&" if "?" in location else "?"
+    requests.put(f"{location}{sep}digest={digest}", data=data, timeout=10).raise_for_status()
+    return digest
+
+
+def put_manifest(registry: LocalRegistry, ref: str, body: bytes, media_type: str) -> None:
+    url = f"http://{registry.host}/v2/kdt/debian/manifests/{ref}"
+    headers = {"Content-Type": media_type}
+    requests.put(url, data=body, headers=headers, timeout=10).raise_for_status()
+
+
+def test_tampered_sbom_attestation_fails_verify(signed, env, registry) -> None:
+    """Someone swaps the attested SBOM for one that hides a package: verify refuses."""
+    _, digest = manifest(registry, TAG)
+    index_body = fetch(registry, f"kdt/debian/manifests/{fallback(digest)}").content
+    entry = referrer_of(registry, digest, CYCLONEDX)
+    referrer, _ = manifest(registry, entry["digest"])
+    bundle = fetch(registry, f"kdt/debian/blobs/{referrer['layers'][0]['digest']}").json()
+    statement = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))
+    statement["predicate"]["components"] = statement["predicate"]["components"][1:]
+    payload = json.dumps(statement).encode()
+    bundle["dsseEnvelope"]["payload"] = base64.b64encode(payload).decode()
+    layer = push_blob(registry, json.dumps(bundle).encode())
+    referrer["layers"][0].update(digest=layer, size=len(json.dumps(bundle).encode()))
+    body = json.dumps(referrer).encode()
+    tampered = "sha256:" + hashlib.sha256(body).hexdigest()
+    put_manifest(registry, tampered, body, referrer["mediaType"])
+    index = json.loads(index_body)
+    for m in index["manifests"]:
+        if m["digest"] == entry["digest"]:
+            m.update(digest=tampered, size=len(body))
+    put_manifest(registry, fallback(digest), json.dumps(index).encode(), index["mediaType"])
+    try:
+        line = verify_fails(signed, env)
+    finally:
+        put_manifest(registry, fallback(digest), index_body, index["mediaType"])
+    assert f"verify: no valid {CYCLONEDX} attestation for" in line
+    assert "signature" in line.lower()  # the DSSE signature no longer covers the payload
 
 
 @pytest.fixture

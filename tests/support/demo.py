@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             "INVOKE_KAIROS_DOCKER_CLI": docker_cli(),
             "SIGSTORE_ID_TOKEN": sig.token(lifetime=3600),
         }
-        # The main job is `invoke release` (build, ISO, boot test, sign, publish per cell);
+        # The main job is `invoke release` (build, ISO + SBOM, boot test, sign, publish per cell);
         # the second release shows that nothing changed, so nothing is redone.
         for task in ("release", "verify", "release"):
             print(f"\n$ invoke {task}", flush=True)
@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"demo: invoke {task} failed (see above)", file=sys.stderr)
                 return 1
         print(f"\nregistry {registry.host} now holds demo/debian:{registry.tags('demo/debian')}")
-        print(f"ISOs: {sorted(str(p) for p in (repo / 'artifacts').rglob('*.iso'))}")
+        made = sorted((repo / "artifacts").rglob("*.iso")) + sorted(
+            (repo / "artifacts").rglob("*.cdx.json")
+        )
+        print(f"ISOs and SBOMs: {[str(p) for p in made]}")
         print(
             f"signed with the local Sigstore TEST instance; verify: "
             f"sigstore --trust-config {sig.trust_config} verify identity ..."

@@ -1,0 +1,323 @@
+"""End to end, offline: a board's raw disk image and a trusted-boot UKI ISO.
+
+An arm64 rpi4 cell is built under qemu-user emulation from the arm64 Debian
+stand-in, gets a raw disk image (GPT, checksum) and an SBOM, and is published
+with the raw image beside it as `<tag>-img`, signed. A trusted-boot cell gets
+the owner's keys from `invoke keys` (AuroraBoot stand-in's genkey) and a UKI
+ISO whose signature sbverify accepts with the owner's certificate only. Keys
+never reach an image layer, a log or git.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import shutil
+import subprocess
+import tarfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.conftest import run
+from tests.support import standins
+from tests.support.bake import bake, retarget, set_signing
+from tests.support.efi import ESP_TYPE, esp_of, gpt_partitions, mcopy, sbverify
+from tests.support.registry import LocalRegistry
+from tests.support.sigstore_local import IDENTITY, ISSUER, LocalSigstore
+
+RUN = uuid.uuid4().hex[:8]  # local image names of this run alone
+BOARD, UKI = "arm64-rpi4", "amd64-generic-uki"
+BOARD_NAME = "kairos-debian-12-core-arm64-rpi4-v0.1.0"
+BOARD_TAG = "12-core-arm64-rpi4-v0.1.0"
+UKI_ISO = "kairos-debian-12-core-amd64-generic-v0.1.0-uki.iso"
+# The engine here refuses --privileged (no CAP_SYS_RESOURCE); the stand-in needs none.
+NO_PRIVILEGE = {"INVOKE_KAIROS_PRIVILEGED": "false"}
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory) -> Iterator[LocalRegistry]:
+    with LocalRegistry(tmp_path_factory.mktemp("registry")) as reg:
+        yield reg
+
+
+@pytest.fixture(scope="module")
+def sigstore(tmp_path_factory) -> Iterator[LocalSigstore]:
+    with LocalSigstore(tmp_path_factory.mktemp("sigstore")) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def env(sigstore) -> dict[str, str]:
+    return {
+        "INVOKE_KAIROS_NETWORK": "host",
+        "INVOKE_KAIROS_DOCKER_CLI": standins.docker_cli(),
+        "SIGSTORE_ID_TOKEN": sigstore.token(lifetime=3600),
+        **NO_PRIVILEGE,
+    }
+
+
+def baked(tmp: Path, registry: LocalRegistry, sigstore: LocalSigstore, **answers: str) -> Path:
+    path = bake(tmp, base_image="debian:12", registry=f"{registry.host}/kdt", **answers)
+    set_signing(
+        path, enabled=True, trust=str(sigstore.trust_config), identity=IDENTITY, issuer=ISSUER
+    )
+    return path
+
+
+@contextlib.contextmanager
+def removed_after(client: docker.DockerClient, *refs: str) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for ref in refs:
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                client.images.remove(ref, force=True)
+
+
+# -- a board: raw disk image ------------------------------------------------------------
+@pytest.fixture(scope="module")
+def board(
+    tmp_path_factory, standins, arm64_standins, registry, sigstore, env, docker_client
+) -> Iterator[Path]:
+    """An arm64 rpi4 repo, built under emulation, with its artifacts made."""
+    project = f"kdt-board-{RUN}"
+    path = baked(
+        tmp_path_factory.mktemp("board"),
+        registry,
+        sigstore,
+        project=project,
+        architectures="arm64",
+        model="rpi4",
+    )
+    retarget(path, **arm64_standins, auroraboot=standins["auroraboot"])
+    with removed_after(docker_client, f"kairos-local/{project}:{BOARD}"):
+        run(path, "invoke", "build", **env)
+        out = run(path, "invoke", "iso", **env).stdout
+        assert f"[{BOARD}] AuroraBoot: making the raw ({BOARD_NAME}.raw)" in out
+        yield path
+
+
+def test_board_gets_a_raw_disk_image_with_its_checksum(board) -> None:
+    cell = board / "artifacts" / BOARD
+    names = sorted(p.name for p in cell.iterdir())
+    assert names == [f"{BOARD_NAME}.cdx.json", f"{BOARD_NAME}.raw", f"{BOARD_NAME}.raw.sha256"]
+    raw = cell / f"{BOARD_NAME}.raw"
+    digest, name = (cell / f"{raw.name}.sha256").read_text().split()
+    assert name == raw.name
+    assert hashlib.sha256(raw.read_bytes()).hexdigest() == digest
+    parts = gpt_partitions(raw)
+    assert parts[0]["type"] == ESP_TYPE and len(parts) >= 2
+    assert all(p["start"] + p["size"] <= raw.stat().st_size for p in parts)
+
+
+def test_board_image_is_arm64_and_its_sbom_matches_dpkg(board, docker_client) -> None:
+    from packageurl import PackageURL
+
+    image = docker_client.images.get(f"kairos-local/kdt-board-{RUN}:{BOARD}")
+    assert image.attrs["Architecture"] == "arm64"
+    bom = json.loads((board / "artifacts" / BOARD / f"{BOARD_NAME}.cdx.json").read_text())
+    listed = {
+        (p.name, p.version, p.qualifiers["arch"])
+        for p in (PackageURL.from_string(c["purl"]) for c in bom["components"])
+    }
+    fmt = "${db:Status-Status} ${Package} ${Version} ${Architecture}\\n"
+    out = docker_client.containers.run(
+        image.id, ["dpkg-query", "-W", "-f", fmt], remove=True, network_mode="none"
+    ).decode()  # runs under qemu-user: the image's own dpkg, on its own database
+    rows = [line.split() for line in out.splitlines()]
+    installed = {(n, v, a) for status, n, v, a in rows if status == "installed"}
+    assert listed == installed
+    assert ("busybox-static", "arm64") in {(n, a) for n, _, a in installed}
+
+
+def layer_files(client: docker.DockerClient, ref: str) -> dict[str, bytes]:
+    """The regular files in an image's layers (path -> bytes)."""
+    blob = b"".join(client.images.get(ref).save(named=False))
+    files: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(blob)) as outer:
+        manifest = json.load(outer.extractfile("manifest.json"))[0]
+        for layer in manifest["Layers"]:
+            with tarfile.open(fileobj=outer.extractfile(layer)) as inner:
+                for member in inner.getmembers():
+                    if member.isfile():
+                        files[member.name.lstrip("./")] = inner.extractfile(member).read()
+    return files
+
+
+def test_release_publishes_the_raw_image_as_img_signed(board, env, registry, docker_client) -> None:
+    out = run(board, "invoke", "release", **env).stdout
+    assert f"verified signature of {registry.host}/kdt/debian@sha256:" in out
+    assert "(raw disk image)" in out and "verified SBOM attestation (" in out
+    summary = json.loads((board / "artifacts" / "release-summary.json").read_text())
+    (cell,) = summary["cells"]
+    assert cell["status"] == "published"
+    assert cell["media"] == f"raw (+ {BOARD_TAG}-img), sbom"
+    assert cell["boot"].startswith("skipped: boards boot from their raw disk image")
+    assert f"{BOARD_TAG}-img" in registry.tags("kdt/debian")
+    # The factory's recipe gets the file back: docker create, then copy /artifacts/.
+    ref = f"{registry.host}/kdt/debian:{BOARD_TAG}-img"
+    with removed_after(docker_client, ref):
+        pulled = docker_client.images.pull(ref)
+        assert pulled.attrs["Architecture"] == "arm64"
+        files = layer_files(docker_client, ref)
+    raw = board / "artifacts" / BOARD / f"{BOARD_NAME}.raw"
+    assert list(files) == [f"artifacts/{raw.name}"]
+    assert files[f"artifacts/{raw.name}"] == raw.read_bytes()
+    verified = run(board, "invoke", "verify", **env).stdout
+    assert "(raw disk image)" in verified
+
+
+# -- trusted boot: the owner's keys and a signed UKI ISO ------------------------------------
+@pytest.fixture(scope="module")
+def trusted(tmp_path_factory, standins, registry, sigstore, env, docker_client) -> Iterator[Path]:
+    """An amd64 trusted-boot repo in git, built, with keys made by `invoke keys`."""
+    project = f"kdt-uki-{RUN}"
+    path = baked(
+        tmp_path_factory.mktemp("uki"), registry, sigstore, project=project, trusted_boot=True
+    )
+    retarget(path, **{k: standins[k] for k in ("base_image", "kairos_init", "auroraboot")})
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=path, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=path, check=True)
+    subprocess.run([*git, "commit", "-qm", "baked"], cwd=path, check=True)
+    with removed_after(docker_client, f"kairos-local/{project}:{UKI}"):
+        run(path, "invoke", "build", **env)
+        yield path
+
+
+LOGS: list[str] = []  # every output of the trusted-boot tasks, checked for key material
+
+
+def logged(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    LOGS.append(proc.stdout + proc.stderr)
+    return proc
+
+
+def test_iso_without_keys_is_one_line_naming_the_gap(trusted, env) -> None:
+    proc = logged(run(trusted, "invoke", "iso", check=False, **env))
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert line == (
+        f"iso: 1 of 1 cells failed; first: {UKI}: iso: keys: no key directory keys "
+        "(run `invoke keys`, or set KAIROS_KEYS in CI)"
+    )
+    assert not (trusted / "artifacts" / UKI).exists()
+
+
+def test_keys_makes_a_private_git_ignored_key_set(trusted, env) -> None:
+    out = logged(run(trusted, "invoke", "keys", **env)).stdout
+    assert "wrote a key set to keys/" in out
+    keys = trusted / "keys"
+    assert keys.stat().st_mode & 0o777 == 0o700
+    assert (keys / "db.key").stat().st_mode & 0o777 == 0o600
+    assert {"db.key", "db.pem", "tpm2-pcr-private.pem", "PK.auth", "KEK.auth", "db.auth"} <= {
+        p.name for p in keys.iterdir()
+    }
+    ignored = subprocess.run(["git", "check-ignore", "keys/db.key"], cwd=trusted, check=False)
+    assert ignored.returncode == 0
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--ignored=no"],
+        cwd=trusted,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "keys" not in status.stdout
+    again = logged(run(trusted, "invoke", "keys", check=False, **env))
+    assert again.returncode == 2
+    assert again.stderr.strip() == (
+        "keys: keys already holds keys; machines enrolled with them would refuse new ones, "
+        "so move it away first to make a new set"
+    )
+
+
+def uki_of(trusted: Path, tmp: Path) -> Path:
+    iso = trusted / "artifacts" / UKI / UKI_ISO
+    esp = esp_of(iso, tmp / "esp.img")
+    name = UKI_ISO.removesuffix("-uki.iso")
+    return mcopy(str(esp), f"/EFI/Linux/{name}.efi", tmp / "uki.efi")
+
+
+def test_uki_iso_is_signed_with_the_owners_key_only(trusted, env, tmp_path) -> None:
+    out = logged(run(trusted, "invoke", "iso", **env)).stdout
+    assert f"AuroraBoot: making the uki ({UKI_ISO})" in out
+    cell = trusted / "artifacts" / UKI
+    assert sorted(p.name for p in cell.iterdir()) == sorted(
+        [UKI_ISO, f"{UKI_ISO}.sha256", UKI_ISO.replace("-uki.iso", "-uki.cdx.json")]
+    )
+    digest, _ = (cell / f"{UKI_ISO}.sha256").read_text().split()
+    assert hashlib.sha256((cell / UKI_ISO).read_bytes()).hexdigest() == digest
+    uki = uki_of(trusted, tmp_path)
+    accepted = sbverify(trusted / "keys" / "db.pem", uki)
+    assert accepted.returncode == 0, accepted.stderr
+    # Another owner's certificate (a second genkey set) does not accept it.
+    other = tmp_path / "other"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=other",
+            "-keyout",
+            str(tmp_path / "other.key"),
+            "-out",
+            str(other),
+            "-days",
+            "1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    refused = sbverify(other, uki)
+    assert refused.returncode != 0
+
+
+def test_missing_key_file_is_named_and_keeps_the_uki(trusted, env) -> None:
+    keys = trusted / "keys"
+    before = (trusted / "artifacts" / UKI / f"{UKI_ISO}.sha256").read_text()
+    (keys / "db.key").rename(trusted / "db.key.away")
+    try:
+        proc = logged(run(trusted, "invoke", "iso", check=False, **env))
+    finally:
+        (trusted / "db.key.away").rename(keys / "db.key")
+    assert proc.returncode == 1
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.endswith(
+        f"{UKI}: iso: keys: keys/db.key is missing (run `invoke keys`, or set KAIROS_KEYS in CI)"
+    )
+    assert (trusted / "artifacts" / UKI / f"{UKI_ISO}.sha256").read_text() == before
+
+
+def test_ci_secret_carries_the_keys(trusted, env, tmp_path) -> None:
+    """`invoke keys --export` is the KAIROS_KEYS secret; with it, no keys/ is needed."""
+    secret = run(trusted, "invoke", "keys", "--export", **env).stdout.strip()
+    shutil.move(trusted / "keys", tmp_path / "keys")
+    try:
+        proc = logged(run(trusted, "invoke", "iso", KAIROS_KEYS=secret, **env))
+    finally:
+        shutil.move(tmp_path / "keys", trusted / "keys")
+    assert secret not in proc.stdout + proc.stderr
+    accepted = sbverify(trusted / "keys" / "db.pem", uki_of(trusted, tmp_path))
+    assert accepted.returncode == 0, accepted.stderr
+
+
+def test_keys_never_reach_an_image_layer_or_a_log(trusted, docker_client) -> None:
+    keys = trusted / "keys"
+    secrets = [(keys / n).read_bytes() for n in ("db.key", "tpm2-pcr-private.pem", "PK.key")]
+    files = layer_files(docker_client, f"kairos-local/kdt-uki-{RUN}:{UKI}")
+    assert "etc/kairos-release" in files
+    for data in files.values():
+        assert not any(secret in data for secret in secrets)
+    assert LOGS and not [log for log in LOGS if "PRIVATE KEY" in log]
+    body = secrets[0].decode().splitlines()[1]  # a line of the key itself
+    assert not [log for log in LOGS if body in log]
