@@ -240,7 +240,11 @@ def write_sbom(runner: Runner, release: Release, built: Built, directory: Path) 
         )
     except sbom.SbomError as err:
         raise StepError(cell.id, "sbom", str(err)) from None
-    runner.say(cell.id, f"SBOM: {count} packages in {path.name}")
+    if count:
+        runner.say(cell.id, f"SBOM: {count} packages in {path.name}")
+    else:  # e.g. Hadron, built from source: an empty list that says why
+        why = "no dpkg, rpm or apk database in the image"
+        runner.say(cell.id, f"SBOM: {why}: {path.name} lists nothing")
     return path
 
 

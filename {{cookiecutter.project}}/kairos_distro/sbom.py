@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from cyclonedx.model import HashAlgorithm, HashType
+from cyclonedx.model import HashAlgorithm, HashType, Property
 from cyclonedx.model.bom import Bom
 from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.output import make_outputter
@@ -325,6 +325,9 @@ def image_created(client: Any, image: str) -> datetime:
         raise SbomError(f"{image}: unreadable creation time {raw!r}") from None
 
 
+DATABASE_PROPERTY = "kairos:package-database"
+
+
 def bom_json(
     packages: list[Package],
     *,
@@ -334,8 +337,13 @@ def bom_json(
     distro_release: str,
     image_digest: str = "",
     created: datetime | None = None,
+    database: str = "",
 ) -> str:
-    """CycloneDX 1.6 JSON of an image: the image as metadata.component, one library per package."""
+    """CycloneDX 1.6 JSON of an image: the image as metadata.component, one library per package.
+
+    `database` (deb, rpm, apk or none) is recorded as the property
+    `kairos:package-database`, so an empty list says why it is empty.
+    """
     licenses = LicenseFactory()
     unique = {str(purl(p, distro, distro_release)): p for p in packages}  # drop exact repeats
     ordered = sorted(unique.items(), key=lambda kv: (kv[1].name, kv[1].version, kv[1].arch))
@@ -362,6 +370,8 @@ def bom_json(
     bom = Bom(components=components, serial_number=uuid.uuid5(uuid.NAMESPACE_URL, seed))
     bom.metadata.component = image
     bom.metadata.timestamp = _utc(created)  # now when not given: pass one for stable bytes
+    if database:
+        bom.metadata.properties.add(Property(name=DATABASE_PROPERTY, value=database))
     bom.register_dependency(image, components)  # the image holds every package
     for c in components:
         bom.register_dependency(c)  # package-to-package edges are not read; each gets a node
@@ -505,8 +515,8 @@ def write_sbom(
     with tempfile.TemporaryDirectory(prefix="kairos-sbom-") as tmp:
         export_db(client, image, Path(tmp))
         manager, packages = packages_from_root(Path(tmp))
-    if not manager:
-        raise SbomError(f"{image}: no package database at {', '.join(DB_PATHS)}")
+    # An image without dpkg, rpm or apk (Hadron is built from source) gets an
+    # SBOM that lists nothing and says why, rather than failing its release.
     text = bom_json(
         packages,
         name=name,
@@ -515,6 +525,7 @@ def write_sbom(
         distro_release=distro_release,
         image_digest=image_digest,
         created=created,
+        database=manager or "none",
     )
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")

@@ -665,6 +665,8 @@ def test_write_sbom_writes_the_document_in_place(tmp_path):
     text = dest.read_text()
     assert schema_errors(text) is None
     assert all(p.startswith("pkg:rpm/opensuse/") for p in sbom.component_purls(text))
+    properties = json.loads(text)["metadata"]["properties"]
+    assert properties == [{"name": "kairos:package-database", "value": "rpm"}]
     # Stamped with the image's creation time, so the same image gives the same bytes.
     assert json.loads(text)["metadata"]["timestamp"] == "2024-05-01T12:00:00+00:00"
     again = tmp_path / "again.json"
@@ -686,9 +688,13 @@ def test_write_sbom_reports_a_missing_image(tmp_path):
         )
 
 
-def test_write_sbom_refuses_an_image_without_a_database(tmp_path):
+def test_write_sbom_of_an_image_without_a_database_lists_nothing_and_says_why(tmp_path):
+    # Hadron has no dpkg, rpm or apk: its release goes on, with an SBOM that says so.
     dest = tmp_path / "sbom.json"
     runner = FakeRunner(FakeClient(FakeContainer({})))
-    with pytest.raises(SbomError, match="no package database"):
-        sbom.write_sbom(runner, "img", dest, name="n", version="v", distro="d", distro_release="1")
-    assert not dest.exists()
+    path, count = sbom.write_sbom(
+        runner, "img", dest, name="n", version="v", distro="d", distro_release="1"
+    )
+    bom = json.loads(path.read_text())
+    assert (count, bom.get("components", [])) == (0, [])
+    assert {"name": "kairos:package-database", "value": "none"} in bom["metadata"]["properties"]
