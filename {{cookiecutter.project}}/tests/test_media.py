@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 import yaml
+from memory_registry import MemoryRegistry, sha
 
 from kairos_distro import config, naming, publish
 from kairos_distro.config import Cell, ConfigError
 from kairos_distro.naming import Identity
-from kairos_distro.registry import OCI_MANIFEST, Registry, RegistryError, manifest_bytes
+from kairos_distro.registry import OCI_MANIFEST, manifest_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "registry.test"
@@ -45,51 +46,12 @@ STANDARD_K3S = dataclasses.replace(
 BASE = "kairos-ubuntu-24.04-core-amd64-generic-v0.1.0"
 
 
-def sha(data: bytes) -> str:
-    return f"sha256:{hashlib.sha256(data).hexdigest()}"
-
-
 def refused(make_release, *cells: dict[str, Any], **top: Any) -> str:
     with pytest.raises(ConfigError) as caught:
         make_release(*cells, **top)
     message = str(caught.value)
     assert "\n" not in message, message
     return message
-
-
-class MemoryRegistry(Registry):
-    """A registry's storage in memory; the real push_file and push_bytes run on it."""
-
-    def __init__(self) -> None:
-        super().__init__(HOST)
-        self.blobs: dict[str, bytes] = {}
-        self.manifests: dict[str, tuple[bytes, str]] = {}
-        self.log: list[tuple[str, str]] = []
-
-    def _send(self, *args: Any, **kw: Any) -> Any:
-        raise AssertionError("the in-memory registry went to the network")
-
-    def push_blob(self, repo: str, digest: str, data: Any, size: int) -> None:
-        assert repo == REPO
-        body = data if isinstance(data, bytes) else data.read()
-        assert len(body) == size and sha(body) == digest
-        self.blobs[digest] = body
-        self.log.append(("blob", digest))
-
-    def get_blob(self, repo: str, digest: str) -> bytes:
-        if digest not in self.blobs:
-            raise RegistryError(f"registry {self.host} refused blob {digest}: BLOB_UNKNOWN")
-        return self.blobs[digest]
-
-    def put_manifest(self, repo: str, reference: str, body: bytes, media_type: str) -> str:
-        assert repo == REPO
-        self.manifests[reference] = (body, media_type)
-        self.log.append(("manifest", reference))
-        return sha(body)
-
-    def get_manifest(self, repo: str, reference: str) -> tuple[bytes, str, str] | None:
-        found = self.manifests.get(reference)
-        return None if found is None else (found[0], found[1], sha(found[0]))
 
 
 # -- config: which media a cell gets ------------------------------------------------------

@@ -11,7 +11,6 @@ written before its digest was signed and verified.
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 import json
 import os
@@ -36,6 +35,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID, ObjectIdentifier
+from memory_registry import MemoryRegistry, sha
 from sigstore.errors import VerificationError
 from sigstore.verify.policy import Identity
 
@@ -55,10 +55,6 @@ EMPTY_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61
 CREATED = "2025-01-02T03:04:05Z"
 
 
-def sha(data: bytes) -> str:
-    return f"sha256:{hashlib.sha256(data).hexdigest()}"
-
-
 def signing(**changes: Any) -> config.Signing:
     """Signing as release.yaml would enable it, with an exact identity by default."""
     values: dict[str, Any] = {"enabled": True, "identity": "ci@example.com", "issuer": ISSUER}
@@ -72,78 +68,6 @@ def one_line(err: pytest.ExceptionInfo[BaseException]) -> str:
 
 
 # -- stand-ins ---------------------------------------------------------------------------------
-
-
-class MemoryRegistry(Registry):
-    """A registry's storage in memory; the real push_bytes and has_referrers_api run on it.
-
-    Manifests are kept under every reference they were put by, as a registry
-    does; `log` records each write in order. With `referrers_api` the
-    referrers endpoint answers from the stored manifests' subjects, as OCI 1.1
-    registries do; without it, it answers None (a 404).
-    """
-
-    def __init__(self, *, referrers_api: bool = False) -> None:
-        super().__init__(HOST)
-        self.referrers_api = referrers_api
-        self.blobs: dict[str, bytes] = {}
-        self.manifests: dict[str, tuple[bytes, str]] = {}
-        self.log: list[tuple[str, str]] = []
-
-    def _send(self, *args: Any, **kw: Any) -> Any:
-        raise AssertionError("the in-memory registry went to the network")
-
-    def push_blob(self, repo: str, digest: str, data: Any, size: int) -> None:
-        assert repo == REPO
-        assert isinstance(data, bytes) and len(data) == size and sha(data) == digest
-        self.blobs[digest] = data
-        self.log.append(("blob", digest))
-
-    def get_blob(self, repo: str, digest: str) -> bytes:
-        if digest not in self.blobs:
-            raise RegistryError(f"registry {self.host} refused blob {digest}: BLOB_UNKNOWN")
-        return self.blobs[digest]
-
-    def put_manifest(self, repo: str, reference: str, body: bytes, media_type: str) -> str:
-        assert repo == REPO
-        self.manifests[reference] = (body, media_type)
-        self.manifests[sha(body)] = (body, media_type)
-        self.log.append(("manifest", reference))
-        return sha(body)
-
-    def get_manifest(self, repo: str, reference: str) -> tuple[bytes, str, str] | None:
-        found = self.manifests.get(reference)
-        return None if found is None else (found[0], found[1], sha(found[0]))
-
-    def referrers(self, repo: str, digest: str) -> dict[str, Any] | None:
-        if not self.referrers_api:
-            return None
-        listed = []
-        for ref, (body, media_type) in self.manifests.items():
-            manifest = json.loads(body)
-            if ref == sha(body) and manifest.get("subject", {}).get("digest") == digest:
-                listed.append(
-                    {
-                        "mediaType": media_type,
-                        "digest": ref,
-                        "size": len(body),
-                        "artifactType": manifest.get("artifactType"),
-                        "annotations": manifest.get("annotations", {}),
-                    }
-                )
-        return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": listed}
-
-    def tags(self) -> list[str]:
-        """References that are not digests: what a user could pull by name."""
-        return [ref for ref, (body, _) in self.manifests.items() if ref != sha(body)]
-
-    def image(self, tag: str = "") -> Descriptor:
-        """Push an image manifest (by digest, and under `tag` if given)."""
-        body = canonical({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []})
-        self.put_manifest(REPO, sha(body), body, OCI_MANIFEST)
-        if tag:
-            self.put_manifest(REPO, tag, body, OCI_MANIFEST)
-        return Descriptor(OCI_MANIFEST, sha(body), len(body))
 
 
 class FakeBundle:
