@@ -55,10 +55,35 @@ def standins(docker_client) -> dict[str, str]:
     return all_standins(docker_client)
 
 
-@pytest.fixture
-def registry(tmp_path: Path) -> Iterator[LocalRegistry]:
-    with LocalRegistry(tmp_path / "registry") as reg:
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory) -> Iterator[LocalRegistry]:
+    """A real registry (distribution) on 127.0.0.1, one per test module."""
+    with LocalRegistry(tmp_path_factory.mktemp("registry")) as reg:
         yield reg
+
+
+@pytest.fixture(scope="module")
+def sigstore(tmp_path_factory):
+    """The local Sigstore test instance (Fulcio-like CA, Rekor v1), one per test module."""
+    from tests.support.sigstore_local import LocalSigstore
+
+    with LocalSigstore(tmp_path_factory.mktemp("sigstore")) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def env(sigstore) -> dict[str, str]:
+    """What end-to-end invoke calls need here: host network, a BuildKit client, a token.
+
+    Modules that need more override it and ask for this one by the same name.
+    """
+    from tests.support.standins import docker_cli
+
+    return {
+        "INVOKE_KAIROS_NETWORK": "host",
+        "INVOKE_KAIROS_DOCKER_CLI": docker_cli(),
+        "SIGSTORE_ID_TOKEN": sigstore.token(lifetime=3600),
+    }
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,6 @@ from tests.conftest import run
 from tests.support.bake import bake, retarget, set_signing
 from tests.support.registry import FaultProxy, LocalRegistry
 from tests.support.sigstore_local import IDENTITY, ISSUER, LocalSigstore
-from tests.support.standins import docker_cli
 
 TAG = "12-core-amd64-generic-v0.1.0"
 ISO = "kairos-debian-12-core-amd64-generic-v0.1.0.iso"
@@ -36,27 +35,6 @@ CYCLONEDX = "https://cyclonedx.org/bom"
 CELL = "amd64-generic"
 PROJECT = f"kdt-e2e-{uuid.uuid4().hex[:8]}"  # local image names of this run alone
 COSIGN_SIGN = "https://sigstore.dev/cosign/sign/v1"
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory) -> LocalRegistry:
-    with LocalRegistry(tmp_path_factory.mktemp("registry")) as reg:
-        yield reg
-
-
-@pytest.fixture(scope="module")
-def sigstore(tmp_path_factory) -> LocalSigstore:
-    with LocalSigstore(tmp_path_factory.mktemp("sigstore")) as local:
-        yield local
-
-
-@pytest.fixture(scope="module")
-def env(sigstore) -> dict[str, str]:
-    return {
-        "INVOKE_KAIROS_NETWORK": "host",
-        "INVOKE_KAIROS_DOCKER_CLI": docker_cli(),
-        "SIGSTORE_ID_TOKEN": sigstore.token(lifetime=3600),
-    }
 
 
 def sign_with(repo: Path, local: LocalSigstore, identity: str = IDENTITY) -> None:

@@ -25,7 +25,6 @@ import docker
 import pytest
 
 from tests.conftest import run
-from tests.support import standins
 from tests.support.bake import bake, retarget, set_signing
 from tests.support.efi import ESP_TYPE, esp_of, gpt_partitions, mcopy, sbverify
 from tests.support.registry import LocalRegistry
@@ -41,25 +40,8 @@ NO_PRIVILEGE = {"INVOKE_KAIROS_PRIVILEGED": "false"}
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory) -> Iterator[LocalRegistry]:
-    with LocalRegistry(tmp_path_factory.mktemp("registry")) as reg:
-        yield reg
-
-
-@pytest.fixture(scope="module")
-def sigstore(tmp_path_factory) -> Iterator[LocalSigstore]:
-    with LocalSigstore(tmp_path_factory.mktemp("sigstore")) as local:
-        yield local
-
-
-@pytest.fixture(scope="module")
-def env(sigstore) -> dict[str, str]:
-    return {
-        "INVOKE_KAIROS_NETWORK": "host",
-        "INVOKE_KAIROS_DOCKER_CLI": standins.docker_cli(),
-        "SIGSTORE_ID_TOKEN": sigstore.token(lifetime=3600),
-        **NO_PRIVILEGE,
-    }
+def env(env) -> dict[str, str]:
+    return {**env, **NO_PRIVILEGE}
 
 
 def baked(tmp: Path, registry: LocalRegistry, sigstore: LocalSigstore, **answers: str) -> Path:

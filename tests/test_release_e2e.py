@@ -24,7 +24,6 @@ from tests.conftest import run
 from tests.support.bake import bake, retarget, set_cells, set_signing
 from tests.support.registry import FaultProxy, LocalRegistry
 from tests.support.sigstore_local import IDENTITY, ISSUER, LocalSigstore
-from tests.support.standins import docker_cli
 
 CELLS = [
     {"arch": "amd64", "model": "generic", "provider": "none"},
@@ -43,30 +42,16 @@ STABLE = {one: tag.replace("v0.1.0", "stable") for one, tag in TAGS.items()}
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory) -> LocalRegistry:
-    with LocalRegistry(tmp_path_factory.mktemp("registry")) as reg:
-        yield reg
-
-
-@pytest.fixture(scope="module")
 def proxy(registry) -> FaultProxy:
     with FaultProxy(registry.host) as front:
         yield front
 
 
 @pytest.fixture(scope="module")
-def sigstore(tmp_path_factory) -> LocalSigstore:
-    with LocalSigstore(tmp_path_factory.mktemp("sigstore")) as local:
-        yield local
-
-
-@pytest.fixture(scope="module")
-def env(sigstore, tmp_path_factory) -> dict[str, str]:
+def env(env, sigstore, tmp_path_factory) -> dict[str, str]:
     return {
-        "INVOKE_KAIROS_NETWORK": "host",
-        "INVOKE_KAIROS_DOCKER_CLI": docker_cli(),
+        **env,
         "INVOKE_KAIROS_BOOT_ACCEL": "tcg",
-        "SIGSTORE_ID_TOKEN": sigstore.token(lifetime=3600),
         "GITHUB_STEP_SUMMARY": str(tmp_path_factory.mktemp("gh") / "summary.md"),
         "TRUST": str(sigstore.trust_config),  # read back by tests that switch trust roots
     }
