@@ -278,8 +278,10 @@ def make_artifacts(
 ) -> Artifacts | None:
     """Make `artifacts/<cell>/`: boot media with their `.sha256`, and the SBOM.
 
-    `stamp` (the release fingerprint) is written as `.fingerprint` inside the
-    same atomic swap, so a rerun knows these artifacts match their inputs.
+    `stamp` (the artifacts' fingerprint, `Plan.media_stamp`) is written as
+    `.fingerprint` inside the same atomic swap, so a rerun knows these
+    artifacts match their inputs; a run whose boot media were skipped says so
+    there and is never reused.
     """
     ident = built.identity if built else naming.Identity.expected(release, cell)
     ref = built.ref if built else naming.image_ref(release, ident)
