@@ -13,7 +13,6 @@ never leaves a half-written cell directory.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -24,6 +23,7 @@ from . import keys as keyset
 from . import naming, sbom
 from .build import Built
 from .config import Cell, Release
+from .registry import sha256_file
 from .runner import Runner, Skip, StepError
 
 STAMP = ".fingerprint"
@@ -155,11 +155,8 @@ def volumes(plan: MediaPlan, socket: str, output: Path) -> dict[str, dict[str, s
 
 # -- checksums -----------------------------------------------------------------------
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """The file's hex digest, as sha256sum writes it."""
+    return sha256_file(path).removeprefix("sha256:")
 
 
 def check_sha256(iso: Path) -> None:

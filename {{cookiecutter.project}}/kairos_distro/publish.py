@@ -16,6 +16,8 @@ import json
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,13 +72,25 @@ def oci_manifest(
     return manifest
 
 
-def _gzip(src: Any, dest: Path) -> None:
-    # mtime=0 and a fixed level keep the compressed digest stable across runs.
+@contextmanager
+def _gzipped(dest: Path) -> Iterator[gzip.GzipFile]:
+    """A gzip stream into `dest`; mtime=0 and a fixed level keep its digest stable."""
     with (
         dest.open("wb") as raw,
         gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
     ):
-        shutil.copyfileobj(src, gz, 1 << 20)
+        yield gz
+
+
+def _put_image(
+    registry: Registry, repo: str, config: bytes, layers: list[dict[str, Any]], labels: dict
+) -> str:
+    """Push the config, then the manifest under its own digest; return that digest."""
+    config_desc = registry.push_bytes(repo, config, CONFIG_TYPE).as_json()
+    body = manifest_bytes(oci_manifest(config_desc, layers, labels))
+    digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
+    registry.put_manifest(repo, digest, body, OCI_MANIFEST)
+    return digest
 
 
 def push_image(runner: Runner, registry: Registry, repo: str, built: Built) -> str:
@@ -94,15 +108,12 @@ def push_image(runner: Runner, registry: Registry, repo: str, built: Built) -> s
             for i, name in enumerate(entry["Layers"]):
                 runner.say(built.cell.id, f"pushing layer {i + 1}/{len(entry['Layers'])}")
                 packed = Path(tmp) / f"layer{i}.tar.gz"
-                _gzip(tar.extractfile(name), packed)
+                with _gzipped(packed) as gz:
+                    shutil.copyfileobj(tar.extractfile(name), gz, 1 << 20)
                 layers.append(registry.push_file(repo, packed, LAYER_TYPE).as_json())
                 packed.unlink()
-    config_desc = registry.push_bytes(repo, config, CONFIG_TYPE).as_json()
     labels = json.loads(config).get("config", {}).get("Labels") or {}
-    body = manifest_bytes(oci_manifest(config_desc, layers, labels))
-    digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
-    registry.put_manifest(repo, digest, body, OCI_MANIFEST)
-    return digest
+    return _put_image(registry, repo, config, layers, labels)
 
 
 class _Hashing:
@@ -124,10 +135,7 @@ def push_raw(registry: Registry, repo: str, raw: Path, arch: str) -> str:
     """
     with tempfile.TemporaryDirectory(prefix="kairos-raw-") as tmp:
         packed = Path(tmp) / "layer.tar.gz"
-        with (
-            packed.open("wb") as out,
-            gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0, compresslevel=6) as gz,
-        ):
+        with _gzipped(packed) as gz:
             hashing = _Hashing(gz)
             with tarfile.open(fileobj=hashing, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
                 folder = tarfile.TarInfo("artifacts")
@@ -146,11 +154,7 @@ def push_raw(registry: Registry, repo: str, raw: Path, arch: str) -> str:
         "config": {"Labels": {"io.kairos.artifact": raw.name}},
         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{hashing.hash.hexdigest()}"]},
     }
-    config_desc = registry.push_bytes(repo, manifest_bytes(config), CONFIG_TYPE).as_json()
-    body = manifest_bytes(oci_manifest(config_desc, [layer], {}))
-    digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
-    registry.put_manifest(repo, digest, body, OCI_MANIFEST)
-    return digest
+    return _put_image(registry, repo, manifest_bytes(config), [layer], {})
 
 
 def move_tags(registry: Registry, repo: str, digest: str, tags: list[str]) -> None:
@@ -262,7 +266,7 @@ def extras(repository: str, raw_digest: str, sbom: Path | None) -> dict[str, Any
     if raw_digest:
         found["raw_image"] = f"{repository}@{raw_digest}"
     if sbom:
-        found["sbom"] = {sbom.name: hashlib.sha256(sbom.read_bytes()).hexdigest()}
+        found["sbom"] = {sbom.name: artifacts_stage.sha256_of(sbom)}
     return found
 
 
