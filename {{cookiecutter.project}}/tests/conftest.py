@@ -17,8 +17,18 @@ import pytest
 import yaml
 
 from kairos_distro import config
+from kairos_distro.naming import Identity
 
 ROOT = Path(__file__).resolve().parent.parent
+# What a plain Ubuntu 24.04 core image says in /etc/kairos-release, for naming tests.
+UBUNTU_CORE = Identity(
+    flavor="ubuntu",
+    flavor_release="24.04",
+    variant="core",
+    arch="amd64",
+    model="generic",
+    version="v0.1.0",
+)
 
 
 def run_invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

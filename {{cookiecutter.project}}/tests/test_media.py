@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import UBUNTU_CORE
 from memory_registry import MemoryRegistry, sha
 
 from kairos_distro import config, naming, publish
 from kairos_distro.config import Cell, ConfigError
-from kairos_distro.naming import Identity
 from kairos_distro.registry import OCI_MANIFEST, manifest_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,14 +32,6 @@ HOST = "registry.test"
 REPO = "ns/distro"
 K3S = {"provider": "k3s", "provider_version": "v1.35.1+k3s1"}
 BOARD = {"arch": "arm64", "model": "rpi4"}
-UBUNTU_CORE = Identity(
-    flavor="ubuntu",
-    flavor_release="24.04",
-    variant="core",
-    arch="amd64",
-    model="generic",
-    version="v0.1.0",
-)
 STANDARD_K3S = dataclasses.replace(
     UBUNTU_CORE, variant="standard", provider="k3s", provider_version="v1.35.1+k3s1"
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from conftest import UBUNTU_CORE
 
 from kairos_distro import naming
 from kairos_distro.config import Cell
@@ -41,14 +42,6 @@ UPSTREAM = Identity(
     version="v3.5.0",
     provider="k3s",
     provider_version="v1.33.2+k3s1",
-)
-UBUNTU_CORE = Identity(
-    flavor="ubuntu",
-    flavor_release="24.04",
-    variant="core",
-    arch="amd64",
-    model="generic",
-    version="v0.1.0",
 )
 
 
