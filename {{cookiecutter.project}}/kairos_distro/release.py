@@ -372,7 +372,8 @@ def _up_to_date(plan: Plan, cell: Cell, stamp: str, report: Report) -> bool:
     report.steps = dict.fromkeys(STEPS, "up to date")
     names = [n for k in ("checksums", "sbom") if isinstance(record.get(k), dict) for n in record[k]]
     report.artifacts = sorted(names)
-    report.media = ", ".join(artifacts.kinds(names, cell.trusted_boot))
+    files = [n.removesuffix(".sha256") for n in names]  # a checksum names its file
+    report.media = ", ".join(artifacts.kinds(files, cell.trusted_boot))
     if record.get("raw_image"):
         report.media = report.media.replace("raw", "raw (+ oci)")
     return True

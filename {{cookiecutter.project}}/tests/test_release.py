@@ -866,6 +866,22 @@ def test_fingerprints_are_computed_once_per_run(stages, make_release) -> None:
     assert len(set(keys)) == 3
 
 
+def test_up_to_date_summary_names_the_published_artifacts(stages, make_release) -> None:
+    rel = make_release({"arch": "arm64", "model": "rpi4"})
+    cell = rel.cells[0]
+    key = key_of(rel)
+    stages.records[cell.id] = {
+        **record_for(rel, cell, key),
+        "checksums": {"k.raw.sha256": "1" * 64},
+        "sbom": {"k.cdx.json": "2" * 64},
+        "raw_image": f"{REPOSITORY}@sha256:{'3' * 64}",
+    }
+    (report,) = release.run_release(plan_for(stages, rel), [cell])
+    assert report.status == "up to date"
+    assert report.artifacts == ["k.cdx.json", "k.raw.sha256"]
+    assert report.media == "raw (+ oci), sbom"
+
+
 def record_for(rel: Release, cell: Cell, key: str) -> dict[str, Any]:
     return {
         "cell": cell.id,
@@ -901,6 +917,7 @@ def test_published_cell_with_the_same_release_key_is_up_to_date(
     assert report.image == f"{REPOSITORY}@{DIGEST}"
     assert report.signature == ("verified" if signed else "unsigned")
     assert report.artifacts == ["a.iso.sha256", "b.iso.sha256"]
+    assert report.media == "iso"  # the kinds of the files those checksums name
     assert report.error == ""
     expected = f"[{cell.id}] up to date: {REPOSITORY}@{DIGEST} (release key {key[:12]})\n"
     assert output(plan) == expected
