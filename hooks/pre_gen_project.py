@@ -36,9 +36,13 @@ FIELD_ANSWER = {
 PUBLISHER = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?$")
 
 
+# Absolute, from local_extensions.py: `_repo_dir` is relative to where
+# cookiecutter was started (`cookiecutter .`), not to where hooks run.
+TEMPLATE = Path(json.loads(r"""[{{ template_dir | tojson }}]""")[0])
+
+
 def template_dir() -> Path:
-    repo = Path(ANSWERS["_repo_dir"])
-    return next(p for p in repo.iterdir() if "cookiecutter.project" in p.name)
+    return TEMPLATE / "{% raw %}{{cookiecutter.project}}{% endraw %}"
 
 
 def refuse(answer: str, message: str) -> None:
@@ -66,6 +70,7 @@ def check_release() -> None:
     source = template_dir()
     sys.dont_write_bytecode = True  # a .pyc in the template would be baked too
     sys.path.insert(0, str(source))
+    sys.path.append(str(TEMPLATE))  # its Jinja extension, as cookiecutter loads it
     from kairos_distro import config
 
     env = StrictEnvironment(context={"cookiecutter": ANSWERS}, keep_trailing_newline=True)

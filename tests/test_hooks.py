@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,85 @@ def test_unused_ci_files_are_removed(baked, ci: str, kept: list[str], gone: list
     repo = baked(ci=ci)
     assert all((repo / k).exists() for k in kept)
     assert not any((repo / g).exists() for g in gone)
+    readme = (repo / "README.md").read_text()
+    assert all(k in readme for k in kept), "the README documents the CI files it has"
+    assert not any(g in readme for g in gone), "the README documents CI files it lacks"
+
+
+UPSTREAM = "https://github.com/OWNER/kairos-distro-template"
+
+
+def clone_template(dest: Path, remote: str | None) -> Path:
+    """A copy of this checkout's files (committed or not) as a fresh git clone would hold them."""
+    listed = subprocess.run(
+        [
+            "git",
+            "-C",
+            str(TEMPLATE),
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, (n.decode() for n in listed)):
+        source = TEMPLATE / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            (dest / name).write_bytes(source.read_bytes())
+    subprocess.run(["git", "init", "-q", str(dest)], check=True)
+    if remote:
+        subprocess.run(["git", "-C", str(dest), "remote", "add", "origin", remote], check=True)
+    return dest
+
+
+@pytest.mark.parametrize(("cwd", "template"), [("", "."), ("hooks", "..")])
+def test_bakes_from_a_clone_with_a_relative_path(tmp_path: Path, cwd: str, template: str) -> None:
+    """`cookiecutter .` as a newcomer types it, in a clone, with no absolute path anywhere."""
+    clone = clone_template(tmp_path / "kairos-distro-template", UPSTREAM)
+    out = tmp_path / "out"
+    subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(out), template],
+        cwd=clone / cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (repo,) = out.iterdir()
+    recorded = (repo / ".cookiecutter.json").read_text()
+    assert json.loads(recorded)["cookiecutter"]["_template"] == UPSTREAM
+    assert str(tmp_path) not in recorded, "no path of the baking machine is recorded"
+    run(repo, "invoke", "--list")
+
+
+def test_a_clone_without_remote_records_no_template_path(tmp_path: Path) -> None:
+    clone = clone_template(tmp_path / "tpl", None)
+    subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(tmp_path / "out"), "."],
+        cwd=clone,
+        capture_output=True,
+        check=True,
+    )
+    (repo,) = (tmp_path / "out").iterdir()
+    answers = json.loads((repo / ".cookiecutter.json").read_text())["cookiecutter"]
+    assert "_template" not in answers
+    assert str(tmp_path) not in json.dumps(answers)
+
+
+def test_refusal_from_a_relative_path_names_the_answer(tmp_path: Path) -> None:
+    clone = clone_template(tmp_path / "tpl", UPSTREAM)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", str(out), ".", "model=rpi4"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "ERROR: answer 'model': " in proc.stderr
+    assert "StopIteration" not in proc.stderr
+    assert not out.exists() or list(out.iterdir()) == []

@@ -1,0 +1,22 @@
+"""A Jinja extension for this template's hooks: where the template itself is.
+
+cookiecutter hands hooks `_repo_dir` as typed (`cookiecutter .` gives "."),
+relative to a directory the hooks do not run in. cookiecutter imports this
+module from the template directory (its local-extensions feature puts that
+directory on sys.path), so the module's own path names the template.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jinja2 import Environment
+from jinja2.ext import Extension
+
+
+class TemplateDir(Extension):
+    """`{{ template_dir }}`: the template's absolute directory."""
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        environment.globals["template_dir"] = str(Path(__file__).resolve().parent)
