@@ -21,6 +21,7 @@ FIELD_ANSWER = {
     "version": "version",
     "base_image": "base_image",
     "kairos_init": "kairos_init_version",
+    "kairos_init_riscv64": "architectures",
     "auroraboot": "auroraboot_version",
     "registry": "registry",
     "namespace": "registry",

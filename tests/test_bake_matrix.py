@@ -16,6 +16,10 @@ TEMPLATE = Path(__file__).resolve().parent.parent
 LEFTOVER = re.compile(r"\{\{\s*cookiecutter|\{%|cookiecutter\.project")
 # ci.yml tests pull requests with a read-only token; release.yml publishes.
 WORKFLOWS = ("ci.yml", "release.yml")
+DEFAULTS = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+KAIROS_INIT = f"quay.io/kairos/kairos-init:{DEFAULTS['kairos_init_version']}"
+# Kairos release images of kairos-init have no riscv64; the archived v0.17.3 has.
+KAIROS_INIT_RISCV64 = "quay.io/kairos/kairos-init:v0.17.3"
 
 
 def build_argv(output: str) -> list[str]:
@@ -61,7 +65,7 @@ def test_cell_bakes_and_plans(cell: MatrixCell, baked) -> None:
     assert argv[argv.index("--platform") + 1] == f"linux/{cell.arch}"
     assert build_args(argv) == {
         "BASE_IMAGE": cell.base,
-        "KAIROS_INIT_IMAGE": "quay.io/kairos/kairos-init:v0.17.3",
+        "KAIROS_INIT_IMAGE": KAIROS_INIT_RISCV64 if cell.arch == "riscv64" else KAIROS_INIT,
         "MODEL": cell.model,
         "TRUSTED_BOOT": "true" if cell.trusted_boot else "false",
         "KUBERNETES_DISTRO": "" if cell.provider == "none" else cell.provider,
@@ -74,6 +78,20 @@ def test_cell_bakes_and_plans(cell: MatrixCell, baked) -> None:
     for name in WORKFLOWS:
         assert (workflows / name).exists(), name
         run(repo, "actionlint", str(workflows / name))
+
+
+def test_default_kairos_init_is_a_kairos_v4_release() -> None:
+    assert re.fullmatch(r"v4\.\d+\.\d+", DEFAULTS["kairos_init_version"])
+
+
+@pytest.mark.parametrize("base", HADRON)
+def test_hadron_trusted_boot_bakes_from_hadron_trusted(base: str, baked) -> None:
+    """Upstream builds Hadron's trusted-boot cells from hadron-trusted, not hadron."""
+    repo = baked(base_image=base, trusted_boot="yes")
+    argv = build_argv(run(repo, "invoke", "--dry", "build").stdout)
+    trusted = base.replace("/hadron:", "/hadron-trusted:")
+    assert build_args(argv)["BASE_IMAGE"] == trusted
+    assert f"`{trusted}`" in (repo / "README.md").read_text()
 
 
 @pytest.mark.parametrize("cell", SAMPLE, ids=lambda c: c.id)

@@ -443,7 +443,7 @@ def test_boot(c, cell=None, iso="", accel="", memory=0, cpus=0, timeout=0.0, rel
 
 @task(
     help={
-        "what": "The pin to move: base, kairos-init, auroraboot, k3s or k0s.",
+        "what": "The pin to move: base, kairos-init, kairos-init-riscv64, auroraboot, k3s or k0s.",
         "to": "Images: a tag, or name:tag[@sha256:...] (default: the current tag's digest "
         "now). k3s/k0s: the full upstream tag (required).",
         "from": "k3s/k0s: the version to replace when cells carry several.",

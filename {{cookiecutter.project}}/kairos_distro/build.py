@@ -47,7 +47,7 @@ def build_args(release: Release, cell: Cell, base_image: str) -> dict[str, str]:
     """The build args of upstream's canonical Dockerfile, from one cell."""
     return {
         "BASE_IMAGE": base_image,
-        "KAIROS_INIT_IMAGE": release.kairos_init,
+        "KAIROS_INIT_IMAGE": release.kairos_init_for(cell),
         "MODEL": cell.model,
         "TRUSTED_BOOT": "true" if cell.trusted_boot else "false",
         "KUBERNETES_DISTRO": cell.provider or "",
@@ -66,7 +66,7 @@ def labels(release: Release, cell: Cell, base_digest: str, revision: str) -> dic
         f"{oci}.version": release.version,
         f"{oci}.base.name": release.base_image.split("@", 1)[0],
         f"{oci}.base.digest": base_digest,
-        "io.kairos.init.image": release.kairos_init,
+        "io.kairos.init.image": release.kairos_init_for(cell),
         "io.kairos.cell": cell.id,
     }
 
@@ -307,7 +307,7 @@ def fingerprint(release: Release, cell: Cell, digests: dict[str, str], tree: dic
         "cell": cell.id,
         "build_args": build_args(release, cell, release.base_image),
         "labels": {k: v for k, v in labels(release, cell, "", "").items() if v},
-        "digests": digests,
+        "digests": _cell_digests(cell, digests),
         "tree": tree,
     }
     blob = json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()
@@ -315,13 +315,24 @@ def fingerprint(release: Release, cell: Cell, digests: dict[str, str], tree: dic
 
 
 def input_digests(runner: Runner, release: Release) -> dict[str, str]:
-    """Digests of the three input images (resolved once per run)."""
+    """Digests of the input images (resolved once per run)."""
     refs = {
         "base": release.base_image,
         "kairos_init": release.kairos_init,
         "auroraboot": release.auroraboot,
     }
+    if release.kairos_init_riscv64:
+        refs["kairos_init_riscv64"] = release.kairos_init_riscv64
     return {name: resolve_base(runner, ref)[1] for name, ref in refs.items()}
+
+
+def _cell_digests(cell: Cell, digests: dict[str, str]) -> dict[str, str]:
+    """The input digests `cell` consumes: riscv64 cells may have their own kairos-init."""
+    own = dict(digests)
+    riscv64 = own.pop("kairos_init_riscv64", None)
+    if cell.arch == "riscv64" and riscv64:
+        own["kairos_init"] = riscv64
+    return own
 
 
 def reuse(runner: Runner, release: Release, cell: Cell, stamp: str) -> Built | None:

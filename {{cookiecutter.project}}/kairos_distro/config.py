@@ -28,6 +28,17 @@ MODELS = (
     "nvidia-jetson-thor",
     "nvidia-dgx-spark",
 )
+# Upstream builds Hadron's trusted-boot cells from a distinct base with the
+# TPM and measured-boot parts (kairos-io/kairos .github/workflows/release.yaml).
+HADRON = "ghcr.io/kairos-io/hadron:"
+HADRON_TRUSTED = "ghcr.io/kairos-io/hadron-trusted"
+# Kairos release images of kairos-init (v1 and later, from the kairos-io/kairos
+# monorepo) are built for linux/amd64 and linux/arm64 only
+# (.github/workflows/_build-image-kairos-init.yaml); riscv64 needs the archived
+# standalone v0.17.3.
+KAIROS_INIT_NO_RISCV64 = re.compile(
+    r"^(?:quay\.io/kairos|ghcr\.io/kairos-io/kairos)/kairos-init:v?[1-9]\d*\."
+)
 # Jetson Orin board support packages exist for Ubuntu 22.04 only.
 JETSON_ORIN = ("nvidia-jetson-agx-orin", "nvidia-jetson-orin-nx")
 JETSON_BASE = "ubuntu:22.04"
@@ -74,6 +85,7 @@ TOP_FIELDS = (
     "version",
     "base_image",
     "kairos_init",
+    "kairos_init_riscv64",
     "auroraboot",
     "registry",
     "namespace",
@@ -168,7 +180,14 @@ class Release:
     publish_raw: bool = True  # push raw disk images as OCI artifacts <tag>-img
     signing: Signing = Signing()
     boot_checks: tuple[BootCheck, ...] = ()
+    kairos_init_riscv64: str = ""  # riscv64 cells' own kairos-init, when set
     path: Path = Path("release.yaml")
+
+    def kairos_init_for(self, cell: Cell) -> str:
+        """The kairos-init image that converts `cell`."""
+        if cell.arch == "riscv64" and self.kairos_init_riscv64:
+            return self.kairos_init_riscv64
+        return self.kairos_init
 
     def select(self, ids: list[str] | tuple[str, ...] = ()) -> list[Cell]:
         """The cells named by `ids` (all cells when empty), in file order."""
@@ -198,6 +217,9 @@ def cell_problems(cell: Cell, base_image: str) -> list[tuple[str, str]]:
         problems.append(("fips", "FIPS is not available on riscv64"))
     if cell.trusted_boot and cell.raw:
         problems.append(("raw", "trusted-boot cells ship a signed UKI ISO, not a raw disk image"))
+    if cell.trusted_boot and base_image.startswith(HADRON):
+        why = f"Hadron trusted-boot cells are built from {HADRON_TRUSTED}, not hadron"
+        problems.append(("trusted_boot", why))
     problems += _provider_problems(cell)
     return problems
 
@@ -255,12 +277,13 @@ def parse(data: Any, path: Path = Path("release.yaml")) -> Release:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     _no_unknown(data, TOP_FIELDS, "", path)
-    optional = ("description", "repository")
+    optional = ("description", "repository", "kairos_init_riscv64")
     skip = ("cells", "boot_checks", "signing", "channels", "publish_raw", *optional)
     top = {k: _text(data, k, path) for k in TOP_FIELDS if k not in skip}
     top.update({k: _text(data, k, path, required=False) for k in optional})
     _check_top(top, path)
     cells = _cells(data.get("cells"), top["base_image"], path)
+    _check_kairos_init_arches(cells, top["kairos_init"], top["kairos_init_riscv64"], path)
     checks = _boot_checks(data.get("boot_checks"), "boot_checks", path)
     signing = _signing(data.get("signing"), path)
     channels = _channels(data.get("channels"), path)
@@ -323,17 +346,32 @@ def _check_top(top: dict[str, str], path: Path) -> None:
         "base_image": (IMAGE_REF, "an image reference such as ubuntu:24.04"),
         "kairos_init": (IMAGE_REF, "an image reference"),
         "auroraboot": (IMAGE_REF, "an image reference"),
+        "kairos_init_riscv64": (IMAGE_REF, "an image reference"),
         "registry": (HOST, "a registry host such as ghcr.io or 127.0.0.1:5000"),
         "namespace": (NAMESPACE, "a lowercase path such as my-org"),
         # Last: the default project name derives from the base image.
         "name": (SLUG, "a lowercase slug such as my-distro"),
     }
     for key, (pattern, want) in checks.items():
-        if not pattern.match(top[key]):
+        if top[key] and not pattern.match(top[key]):  # optional ones may be empty
             raise ConfigError(f"{path}: {key}: {top[key]!r} is not {want}")
     repo = top["repository"]
     if repo and not NAMESPACE.match(repo):
         raise ConfigError(f"{path}: repository: {repo!r} is not a lowercase path")
+
+
+def _check_kairos_init_arches(
+    cells: tuple[Cell, ...], kairos_init: str, riscv64: str, path: Path
+) -> None:
+    for i, cell in enumerate(cells):
+        ref = riscv64 or kairos_init
+        if cell.arch == "riscv64" and KAIROS_INIT_NO_RISCV64.match(ref):
+            field = "kairos_init_riscv64" if riscv64 else f"cells[{i}].arch"
+            raise ConfigError(
+                f"{path}: {field}: riscv64 needs a kairos-init built for riscv64; {ref} is "
+                "built for amd64 and arm64 only: set kairos_init_riscv64 to "
+                "quay.io/kairos/kairos-init:v0.17.3 (the last riscv64 release)"
+            )
 
 
 def _cells(raw: Any, base_image: str, path: Path) -> tuple[Cell, ...]:

@@ -23,7 +23,12 @@ from . import config, naming
 from .registry import Registry, RegistryError
 
 # `invoke bump WHAT` -> the release.yaml field it moves.
-IMAGES = {"base": "base_image", "kairos-init": "kairos_init", "auroraboot": "auroraboot"}
+IMAGES = {
+    "base": "base_image",
+    "kairos-init": "kairos_init",
+    "kairos-init-riscv64": "kairos_init_riscv64",
+    "auroraboot": "auroraboot",
+}
 PROVIDERS = tuple(config.PROVIDER_VERSION)
 WHATS = (*IMAGES, *PROVIDERS)
 DOCKER_HUB = "registry-1.docker.io"
@@ -346,6 +351,8 @@ def plan(
             raise PinError(f"{what}: --from is for k3s and k0s only")
         field = IMAGES[what]
         old = getattr(rel, field)
+        if not old:
+            raise PinError(f"{what}: {path} has no {field} to move")
         new = resolver(target(old, to))
         new_text = text if new == old else rewrite(text, field, old, new)
         return Bump(what, field, old, new, path, new_text)

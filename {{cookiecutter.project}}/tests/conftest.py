@@ -44,6 +44,9 @@ def run_invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
     )
 
 
+RISCV64_KAIROS_INIT = "quay.io/kairos/kairos-init:v0.17.3"
+
+
 def valid_release() -> dict[str, Any]:
     """A release.yaml as the template renders it with the default answers."""
     return {
@@ -52,7 +55,7 @@ def valid_release() -> dict[str, Any]:
         "description": "Kairos images of my distro",
         "version": "v0.1.0",
         "base_image": "ubuntu:24.04",
-        "kairos_init": "quay.io/kairos/kairos-init:v0.17.3",
+        "kairos_init": "quay.io/kairos/kairos-init:v4.2.0",
         "auroraboot": "quay.io/kairos/auroraboot:v0.26.2",
         "registry": "ghcr.io",
         "namespace": "my-org",
@@ -97,6 +100,9 @@ def make_release() -> Callable[..., config.Release]:
         data.update(top)
         if cells:
             data["cells"] = list(cells)
+        if any(c.get("arch") == "riscv64" for c in data["cells"]):
+            # As the template renders it when riscv64 is chosen.
+            data.setdefault("kairos_init_riscv64", RISCV64_KAIROS_INIT)
         return config.parse(data)
 
     return make

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import RISCV64_KAIROS_INIT
 
 from kairos_distro import config
 from kairos_distro.config import Cell, ConfigError
@@ -62,6 +63,7 @@ def test_valid_release_loads(write_release, release_data) -> None:
 def test_minimal_cell_gets_defaults(write_release, release_data) -> None:
     del release_data["description"], release_data["repository"]
     release_data["cells"] = [{"arch": "riscv64"}]
+    release_data["kairos_init_riscv64"] = RISCV64_KAIROS_INIT
     rel = config.load(write_release(release_data))
     assert rel.description == ""
     assert rel.repository == ""
@@ -88,6 +90,7 @@ def test_minimal_cell_gets_defaults(write_release, release_data) -> None:
 )
 def test_buildable_cells_are_accepted(write_release, release_data, cell) -> None:
     release_data["cells"] = [cell]
+    release_data["kairos_init_riscv64"] = RISCV64_KAIROS_INIT
     assert len(config.load(write_release(release_data)).cells) == 1
 
 
@@ -133,6 +136,58 @@ def test_board_models_need_arm64(write_release, release_data, model, arch) -> No
 def test_fips_refused_on_riscv64(write_release, release_data) -> None:
     data = with_cell(release_data, {"arch": "riscv64", "fips": True})
     assert_refused(write_release, data, "cells[1].fips", "not available on riscv64")
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "quay.io/kairos/kairos-init:v4.2.0",
+        f"quay.io/kairos/kairos-init:v4.2.0@{DIGEST}",
+        "ghcr.io/kairos-io/kairos/kairos-init:v4.3.1",
+    ],
+)
+def test_riscv64_refused_with_a_kairos_release_kairos_init(
+    write_release, release_data, ref
+) -> None:
+    """Kairos release images of kairos-init are built for amd64 and arm64 only."""
+    release_data["kairos_init"] = ref
+    data = with_cell(release_data, {"arch": "riscv64"})
+    assert_refused(write_release, data, "cells[1].arch", "kairos_init_riscv64")
+
+
+def test_riscv64_pin_of_the_wrong_line_is_named(write_release, release_data) -> None:
+    release_data["kairos_init_riscv64"] = "quay.io/kairos/kairos-init:v4.2.0"
+    data = with_cell(release_data, {"arch": "riscv64"})
+    assert_refused(write_release, data, "kairos_init_riscv64", "amd64 and arm64 only")
+
+
+@pytest.mark.parametrize(
+    ("kairos_init", "riscv64"),
+    [
+        ("quay.io/kairos/kairos-init:v4.2.0", "quay.io/kairos/kairos-init:v0.17.3"),
+        ("quay.io/kairos/kairos-init:v0.17.3", ""),  # the standalone line has riscv64
+        ("registry.example.com/my/kairos-init:v4.2.0", ""),  # your own build: your call
+    ],
+)
+def test_riscv64_accepted_with_a_riscv64_kairos_init(
+    write_release, release_data, kairos_init, riscv64
+) -> None:
+    release_data["kairos_init"] = kairos_init
+    if riscv64:
+        release_data["kairos_init_riscv64"] = riscv64
+    rel = config.load(write_release(with_cell(release_data, {"arch": "riscv64"})))
+    arm64, cell = rel.cells
+    assert rel.kairos_init_for(cell) == (riscv64 or kairos_init)
+    assert rel.kairos_init_for(arm64) == kairos_init
+
+
+@pytest.mark.parametrize("tag", ["v0.5.1", "main"])
+def test_hadron_trusted_boot_needs_hadron_trusted(write_release, release_data, tag) -> None:
+    release_data["base_image"] = f"ghcr.io/kairos-io/hadron:{tag}"
+    data = with_cell(release_data, {"arch": "amd64", "trusted_boot": True})
+    assert_refused(write_release, data, "cells[1].trusted_boot", "hadron-trusted")
+    release_data["base_image"] = f"ghcr.io/kairos-io/hadron-trusted:{tag}"
+    assert config.load(write_release(data)).cells[1].trusted_boot
 
 
 @pytest.mark.parametrize("model", JETSON_ORIN)

@@ -243,6 +243,26 @@ def test_bump_an_image(release_file, what, to, new) -> None:
     assert sorted(p.name for p in release_file.parent.iterdir()) == ["release.yaml"]
 
 
+def test_bump_the_riscv64_kairos_init_pin(release_file) -> None:
+    text = RELEASE.replace(
+        "\nauroraboot: ",
+        '\nkairos_init_riscv64: "quay.io/kairos/kairos-init:v0.17.3"\nauroraboot: ',
+    )
+    release_file.write_text(text, encoding="utf-8")
+    change = pins.plan(release_file, "kairos-init-riscv64", resolver=fake_resolver)
+    pins.apply(change)
+    ((old, new),) = changed_lines(text, release_file.read_text(encoding="utf-8"))
+    assert old.startswith("kairos_init_riscv64: ")
+    assert new == f'kairos_init_riscv64: "quay.io/kairos/kairos-init:v0.17.3@{A}"\n'
+    pinned = f"quay.io/kairos/kairos-init:v0.17.3@{A}"
+    assert config.load(release_file).kairos_init_riscv64 == pinned
+
+
+def test_bump_of_an_absent_pin_is_one_line(release_file) -> None:
+    with pytest.raises(pins.PinError, match=r"^kairos-init-riscv64: .* has no kairos_init_riscv64"):
+        pins.plan(release_file, "kairos-init-riscv64", resolver=fake_resolver)
+
+
 def test_bump_to_the_same_pin_changes_nothing(release_file) -> None:
     pins.apply(pins.plan(release_file, "base", to=f"ubuntu:24.04@{A}"))
     again = pins.plan(release_file, "base", to=f"ubuntu:24.04@{A}")

@@ -52,7 +52,7 @@ def test_build_args_core_cell(make_release) -> None:
     rel = make_release({"arch": "amd64"})
     assert build.build_args(rel, rel.cells[0], "ubuntu:24.04@" + DIGEST) == {
         "BASE_IMAGE": "ubuntu:24.04@" + DIGEST,
-        "KAIROS_INIT_IMAGE": "quay.io/kairos/kairos-init:v0.17.3",
+        "KAIROS_INIT_IMAGE": "quay.io/kairos/kairos-init:v4.2.0",
         "MODEL": "generic",
         "TRUSTED_BOOT": "false",
         "KUBERNETES_DISTRO": "",
@@ -71,6 +71,15 @@ def test_build_args_provider_uki_fips_cell(make_release) -> None:
     assert args["FIPS"] == "fips"
 
 
+def test_riscv64_cells_build_with_their_own_kairos_init(make_release) -> None:
+    own = "quay.io/kairos/kairos-init:v0.17.3"
+    rel = make_release({"arch": "amd64"}, {"arch": "riscv64"}, kairos_init_riscv64=own)
+    amd64, riscv64 = rel.cells
+    assert build.build_args(rel, riscv64, "debian:13")["KAIROS_INIT_IMAGE"] == own
+    assert build.labels(rel, riscv64, DIGEST, "abc")["io.kairos.init.image"] == own
+    assert build.build_args(rel, amd64, "debian:13")["KAIROS_INIT_IMAGE"] == rel.kairos_init
+
+
 def test_labels(make_release) -> None:
     rel = make_release({"arch": "amd64", **K3S}, base_image=f"ubuntu:24.04@{DIGEST}")
     oci = "org.opencontainers.image"
@@ -81,7 +90,7 @@ def test_labels(make_release) -> None:
         f"{oci}.version": "v0.1.0",
         f"{oci}.base.name": "ubuntu:24.04",  # the digest has its own label
         f"{oci}.base.digest": DIGEST,
-        "io.kairos.init.image": "quay.io/kairos/kairos-init:v0.17.3",
+        "io.kairos.init.image": "quay.io/kairos/kairos-init:v4.2.0",
         "io.kairos.cell": "amd64-generic-k3s-v1.35.1-k3s1",
     }
 

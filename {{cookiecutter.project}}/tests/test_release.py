@@ -117,6 +117,22 @@ def test_fingerprint_follows_each_input_image_digest(make_release, name) -> None
     assert stamp_of(rel, digests={**DIGESTS, name: "sha256:" + "9" * 64}) != stamp_of(rel)
 
 
+def test_riscv64_kairos_init_pin_moves_riscv64_cells_only(make_release) -> None:
+    rel = make_release(
+        {"arch": "amd64"},
+        {"arch": "riscv64"},
+        kairos_init_riscv64="quay.io/kairos/kairos-init:v0.17.3",
+    )
+    amd64, riscv64 = rel.cells
+    before = {**DIGESTS, "kairos_init_riscv64": "sha256:" + "1" * 64}
+    after = {**DIGESTS, "kairos_init_riscv64": "sha256:" + "2" * 64}
+    assert stamp_of(rel, amd64, before) == stamp_of(rel, amd64, after) == stamp_of(rel, amd64)
+    assert stamp_of(rel, riscv64, before) != stamp_of(rel, riscv64, after)
+    # riscv64 cells do not follow the amd64/arm64 pin when they have their own.
+    moved = {**before, "kairos_init": "sha256:" + "9" * 64}
+    assert stamp_of(rel, riscv64, moved) == stamp_of(rel, riscv64, before)
+
+
 @pytest.mark.parametrize(
     "tree",
     [
