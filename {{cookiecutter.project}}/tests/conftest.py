@@ -55,7 +55,7 @@ def valid_release() -> dict[str, Any]:
         "description": "Kairos images of my distro",
         "version": "v0.1.0",
         "base_image": "ubuntu:24.04",
-        "kairos_init": "quay.io/kairos/kairos-init:v4.2.0",
+        "kairos_init": "quay.io/kairos/kairos-init:v4.3.0",
         "auroraboot": "quay.io/kairos/auroraboot:v0.26.2",
         "registry": "ghcr.io",
         "namespace": "my-org",

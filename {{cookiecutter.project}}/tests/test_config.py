@@ -141,8 +141,8 @@ def test_fips_refused_on_riscv64(write_release, release_data) -> None:
 @pytest.mark.parametrize(
     "ref",
     [
-        "quay.io/kairos/kairos-init:v4.2.0",
-        f"quay.io/kairos/kairos-init:v4.2.0@{DIGEST}",
+        "quay.io/kairos/kairos-init:v4.3.0",
+        f"quay.io/kairos/kairos-init:v4.3.0@{DIGEST}",
         "ghcr.io/kairos-io/kairos/kairos-init:v4.3.1",
     ],
 )
@@ -156,7 +156,7 @@ def test_riscv64_refused_with_a_kairos_release_kairos_init(
 
 
 def test_riscv64_pin_of_the_wrong_line_is_named(write_release, release_data) -> None:
-    release_data["kairos_init_riscv64"] = "quay.io/kairos/kairos-init:v4.2.0"
+    release_data["kairos_init_riscv64"] = "quay.io/kairos/kairos-init:v4.3.0"
     data = with_cell(release_data, {"arch": "riscv64"})
     assert_refused(write_release, data, "kairos_init_riscv64", "amd64 and arm64 only")
 
@@ -164,9 +164,9 @@ def test_riscv64_pin_of_the_wrong_line_is_named(write_release, release_data) -> 
 @pytest.mark.parametrize(
     ("kairos_init", "riscv64"),
     [
-        ("quay.io/kairos/kairos-init:v4.2.0", "quay.io/kairos/kairos-init:v0.17.3"),
+        ("quay.io/kairos/kairos-init:v4.3.0", "quay.io/kairos/kairos-init:v0.17.3"),
         ("quay.io/kairos/kairos-init:v0.17.3", ""),  # the standalone line has riscv64
-        ("registry.example.com/my/kairos-init:v4.2.0", ""),  # your own build: your call
+        ("registry.example.com/my/kairos-init:v4.3.0", ""),  # your own build: your call
     ],
 )
 def test_riscv64_accepted_with_a_riscv64_kairos_init(

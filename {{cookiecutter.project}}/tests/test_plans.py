@@ -52,7 +52,7 @@ def test_build_args_core_cell(make_release) -> None:
     rel = make_release({"arch": "amd64"})
     assert build.build_args(rel, rel.cells[0], "ubuntu:24.04@" + DIGEST) == {
         "BASE_IMAGE": "ubuntu:24.04@" + DIGEST,
-        "KAIROS_INIT_IMAGE": "quay.io/kairos/kairos-init:v4.2.0",
+        "KAIROS_INIT_IMAGE": "quay.io/kairos/kairos-init:v4.3.0",
         "MODEL": "generic",
         "TRUSTED_BOOT": "false",
         "KUBERNETES_DISTRO": "",
@@ -90,7 +90,7 @@ def test_labels(make_release) -> None:
         f"{oci}.version": "v0.1.0",
         f"{oci}.base.name": "ubuntu:24.04",  # the digest has its own label
         f"{oci}.base.digest": DIGEST,
-        "io.kairos.init.image": "quay.io/kairos/kairos-init:v4.2.0",
+        "io.kairos.init.image": "quay.io/kairos/kairos-init:v4.3.0",
         "io.kairos.cell": "amd64-generic-k3s-v1.35.1-k3s1",
     }
 
