@@ -87,6 +87,34 @@ def test_no_kairos_init_in_any_layer(repo, docker_client, registry) -> None:
     assert not [p for p in paths if p.endswith("kairos-init")]
 
 
+def test_built_image_passes_validate_with_lsinitrd(repo, docker_client, registry) -> None:
+    """validate.go's checks, rerun in the built image: the initrd check really ran
+    (lsinitrd from dracut-core), and every kairos-release key upstream writes is there."""
+    from tests.support.standins import go_binary
+
+    log = docker_client.containers.run(
+        f"{registry.host}/kdt/debian:{TAG}",
+        ["/kairos-init", "validate", "-t", "false"],
+        volumes={str(go_binary("kairos-init", "amd64")): {"bind": "/kairos-init", "mode": "ro"}},
+        network_mode="none",
+        remove=True,
+        stderr=True,
+    ).decode()
+    assert "validation passed" in log
+    assert "[INITRD] found immucore in the initrd" in log
+    assert "[INITRD] found kairos-agent in the initrd" in log
+    assert "lsinitrd not found" not in log
+    release = docker_client.containers.run(
+        f"{registry.host}/kdt/debian:{TAG}",
+        ["cat", "/etc/kairos-release"],
+        network_mode="none",
+        remove=True,
+    ).decode()
+    assert 'KAIROS_BUG_REPORT_URL="https://github.com/kairos-io/kairos/issues"' in release
+    assert 'KAIROS_HOME_URL="https://github.com/kairos-io/kairos"' in release
+    assert 'KAIROS_FLAVOR="debian"' in release and 'KAIROS_FAMILY="debian"' in release
+
+
 def test_iso_matches_its_checksum(repo, env) -> None:
     run(repo, "invoke", "iso", **env)
     cell_dir = repo / "artifacts" / CELL

@@ -1,16 +1,21 @@
-"""The AuroraBoot stand-in's genkey, build-uki and raw-disk modes, run directly.
+"""The stand-ins run directly: AuroraBoot's genkey, build-uki and raw-disk modes,
+the shape of both images, and kairos-init's validate on an unconverted base.
 
-The images it reads are tiny FROM-scratch images with fake kernel and initrd
-bytes: nothing boots here, the checks are on the files written (signatures,
-partition tables, names), which is what the pipeline relies on.
+The images AuroraBoot reads are tiny FROM-scratch images with fake kernel and
+initrd bytes: nothing boots here, the checks are on the files written
+(signatures, partition tables, names), which is what the pipeline relies on.
+Their command lines are checked against the contract table in test_contract.py.
 """
 
 from __future__ import annotations
 
 import datetime
+import io
+import json
 import os
 import shutil
 import subprocess
+import tarfile
 import uuid
 from pathlib import Path
 
@@ -384,3 +389,74 @@ def test_arm64_buildkit_build_uses_the_local_standins(docker_client, tmp_path):
     finally:
         if build.returncode == 0:
             docker_client.images.remove(tag, force=True)
+
+
+# -- the images' shape --------------------------------------------------------------------
+ELF_MACHINE = {"amd64": 0x3E, "arm64": 0xB7}
+
+
+@pytest.mark.parametrize("arch", ["amd64", "arm64"])
+def test_kairos_init_image_is_one_static_binary(docker_client, arch, tmp_path):
+    """FROM scratch, one file /kairos-init: a static ELF of the image's arch (it runs
+    inside whatever base image is being converted, from a bind mount)."""
+    ref = standins.kairos_init(docker_client, arch)
+    image = docker_client.images.get(ref)
+    assert image.attrs["Architecture"] == arch
+    assert len(image.attrs["RootFS"]["Layers"]) == 1
+    saved = b"".join(image.save(named=False))
+    with tarfile.open(fileobj=io.BytesIO(saved)) as outer:
+        (layer,) = json.load(outer.extractfile("manifest.json"))[0]["Layers"]
+        with tarfile.open(fileobj=outer.extractfile(layer)) as tar:
+            members = tar.getmembers()
+            assert [m.name for m in members] == ["kairos-init"]
+            assert members[0].isfile() and members[0].mode & 0o111
+            binary = tar.extractfile(members[0]).read()
+    assert binary[:4] == b"\x7fELF"
+    assert int.from_bytes(binary[18:20], "little") == ELF_MACHINE[arch]
+    assert b"/lib64/ld-linux" not in binary and b"/lib/ld-linux" not in binary  # static
+    assert b"kairos-init STAND-IN" in binary
+
+
+def test_auroraboot_image_runs_the_go_front_end(docker_client, auroraboot):
+    image = docker_client.images.get(auroraboot)
+    assert image.labels["io.kairos.standin"] == "auroraboot"
+    assert image.attrs["Config"]["Entrypoint"] == ["/usr/bin/auroraboot"]
+    with pytest.raises(docker.errors.ContainerError) as failed:
+        docker_client.containers.run(
+            auroraboot,
+            ["build-iso", "docker:x", "--output", "/o"],
+            network_mode="none",
+            remove=True,
+        )
+    lines = failed.value.stderr.decode().strip().splitlines()
+    assert lines == [
+        "auroraboot STAND-IN: error: build-iso: --output comes after <source>, where AuroraBoot "
+        "(urfave/cli) stops parsing flags and silently drops it: put every flag before <source>"
+    ]
+
+
+def test_validate_on_an_unconverted_base_names_every_missing_piece(docker_client):
+    """validate.go's checks are all live: a bare Debian base fails each kind."""
+    binary = standins.go_binary("kairos-init", "amd64")
+    with pytest.raises(docker.errors.ContainerError) as failed:
+        docker_client.containers.run(
+            standins.debian_base(docker_client),
+            ["/kairos-init", "validate", "-t", "false"],
+            volumes={str(binary): {"bind": "/kairos-init", "mode": "ro"}},
+            network_mode="none",
+            remove=True,
+        )
+    err = failed.value.stderr.decode()
+    for expected in (
+        "[BINARIES] could not find binary immucore",
+        "[BINARIES] could not find binary kcrypt-discovery-challenger",
+        "[BINARIES] could not find binary mount.nfs",
+        "[FILES] file missing /boot/vmlinuz",
+        "[FILES] file missing /boot/initrd",
+        "[RELEASE] could not open kairos-release file",
+        "[SERVICES] service getty.target does not exist",
+        "[KERNEL]",
+        "WARNING [INITRD] lsinitrd not found",  # upstream only warns
+    ):
+        assert expected in err, (expected, err)
+    assert "[DIRS]" not in err  # Debian's /var/lock symlink counts

@@ -1,9 +1,12 @@
 """Build the stand-in images: a Debian base, kairos-init, AuroraBoot.
 
 Upstream images cannot be pulled here, so these honour the same contract
-(flags, files written, output names) from Debian packages. Tags carry a hash
-of the stand-in sources, so an edited stand-in is rebuilt and an unchanged
-one is reused across test runs.
+(flags, files written, output names) from Debian packages. Their command
+lines are parsed by small static Go programs (tests/standins/*/main.go) that
+declare their flags from tests/standins/contract.yaml with the CLI libraries
+upstream uses; they are cross-compiled here on the host. Tags carry a hash of
+all stand-in sources (the table included), so an edited stand-in is rebuilt
+and an unchanged one is reused across test runs.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -26,12 +30,47 @@ DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
 
-def _hash(directory: Path, extra: str = "") -> str:
+def _hash(directory: Path = HERE, extra: str = "") -> str:
+    """All stand-in sources: the Go front-ends share contract.yaml and contract.go."""
     digest = hashlib.sha256(extra.encode())
     for path in sorted(directory.rglob("*")):
         if path.is_file():
-            digest.update(path.name.encode() + path.read_bytes())
+            digest.update(str(path.relative_to(directory)).encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
+
+
+CACHE = Path(os.environ.get("KDT_STANDIN_CACHE", Path.home() / ".cache" / "kdt-standins"))
+
+
+def go_binary(name: str, arch: str = "") -> Path:
+    """A static build of the `name` stand-in front-end (kairos-init, auroraboot).
+
+    CGO_ENABLED=0: kairos-init runs inside any base image from a bind mount,
+    so it may link nothing. `arch` defaults to the host's (for parse-only
+    tests); modules come from the Go module proxy, checked against go.sum.
+    """
+    arch = arch or _MACHINES.get(platform.machine(), "amd64")
+    out = CACHE / _hash() / f"{name}-{arch}"
+    if out.exists():
+        return out
+    if not shutil.which("go"):
+        raise RuntimeError("go is not installed (the stand-ins are Go programs; see .ci/setup)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}")
+    env = {**os.environ, "CGO_ENABLED": "0", "GOOS": "linux", "GOARCH": arch}
+    env.setdefault("GOTOOLCHAIN", "local")
+    build = subprocess.run(
+        ["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(tmp), f"./{name}"],
+        cwd=HERE,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if build.returncode != 0:
+        raise RuntimeError(f"go build of the {name} stand-in failed:\n{build.stderr}")
+    tmp.rename(out)
+    return out
 
 
 def _exists(client: docker.DockerClient, ref: str) -> bool:
@@ -156,28 +195,36 @@ def _load(client: docker.DockerClient, ref: str, arch: str, layer: Path, created
 
 
 def _build(client: docker.DockerClient, name: str, ref: str, **kw) -> str:
+    """docker build of HERE/name, with the Go front-end as `name` in the context."""
     if not _exists(client, ref):
-        client.images.build(path=str(HERE / name), tag=ref, rm=True, network_mode="host", **kw)
+        with tempfile.TemporaryDirectory(prefix=f"kdt-{name}-") as context:
+            shutil.copy(HERE / name / "Dockerfile", context)
+            shutil.copy(go_binary(name, "amd64"), Path(context, name))
+            client.images.build(path=context, tag=ref, rm=True, network_mode="host", **kw)
     return ref
 
 
 def kairos_init(client: docker.DockerClient, arch: str = "amd64") -> str:
-    """The kairos-init stand-in: FROM scratch with one file, like upstream.
+    """The kairos-init stand-in: FROM scratch with one file, `/kairos-init`, like upstream.
 
     Upstream's image is multi-arch; the engine's local store (20.10) holds one
     platform per tag, and BuildKit ignores a local image of another platform
     (it looks for it in a registry instead). So other arches get their own
-    tag, `kdt-standin/kairos-init:<hash>-<arch>`, with the same file.
+    tag, `kdt-standin/kairos-init:<hash>-<arch>`, holding that arch's binary.
     """
     if arch not in ARCHES:
         raise ValueError(f"unsupported stand-in arch {arch!r} (known: {', '.join(ARCHES)})")
-    source = HERE / "kairos-init"
-    if arch == "amd64":
-        return _build(client, "kairos-init", f"{PREFIX}/kairos-init:{_hash(source)}")
-    ref = f"{PREFIX}/kairos-init:{_hash(source)}-{arch}"
+    ref = f"{PREFIX}/kairos-init:{_hash()}" + ("" if arch == "amd64" else f"-{arch}")
     if not _exists(client, ref):
-        script = (source / "kairos-init").read_bytes()
-        image_from_files(client, ref, {"kairos-init": script}, arch, modes={"kairos-init": 0o755})
+        binary = go_binary("kairos-init", arch).read_bytes()
+        image_from_files(
+            client,
+            ref,
+            {"kairos-init": binary},
+            arch,
+            modes={"kairos-init": 0o755},
+            created_by="STAND-IN for quay.io/kairos/kairos-init (tests/standins/kairos-init)",
+        )
     return ref
 
 
@@ -189,6 +236,7 @@ def image_from_files(
     *,
     symlinks: dict[str, str] | None = None,
     modes: dict[str, int] | None = None,
+    created_by: str = "files for a stand-in test",
 ) -> str:
     """A FROM-scratch image holding `files` (path -> content), whose config says `arch`.
 
@@ -217,14 +265,13 @@ def image_from_files(
                 info = tarfile.TarInfo(name)
                 info.type, info.linkname, info.mode = tarfile.SYMTYPE, target, 0o777
                 tar.addfile(info)
-        _load(client, ref, arch, layer, "files for a stand-in test")
+        _load(client, ref, arch, layer, created_by)
     return ref
 
 
 def auroraboot(client: docker.DockerClient, base: str) -> str:
     """The AuroraBoot stand-in: Debian + GRUB + xorriso, with a build-iso script."""
-    source = HERE / "auroraboot"
-    ref = f"{PREFIX}/auroraboot:{_hash(source, base)}"
+    ref = f"{PREFIX}/auroraboot:{_hash(HERE, base)}"
     return _build(client, "auroraboot", ref, buildargs={"BASE": base})
 
 

@@ -1,5 +1,8 @@
 #!/bin/sh
-# STAND-IN for quay.io/kairos/auroraboot, for offline tests and demos only.
+# STAND-IN back-end of quay.io/kairos/auroraboot, for offline tests and demos
+# only. The Go front-end (main.go) parses the command line as upstream does
+# (contract.yaml) and passes the values as KDT_COMMAND, KDT_GLOBAL_* and
+# KDT_FLAG_* variables; the positional argument (source or NAME) is $1.
 # It is not AuroraBoot; it honours the contract the pipeline relies on (flags,
 # the `docker:<image>` source read from the local engine through the mounted
 # socket, files written, output names), built from Debian packages:
@@ -32,9 +35,6 @@ SOCK=/var/run/docker.sock
 
 api() { curl -fsS --unix-socket "$SOCK" "$@"; }
 
-# `need FLAG COUNT`: a flag's value must follow it.
-need() { [ "$2" -ge 2 ] || die "$1 needs a value"; }
-
 # Run a noisy tool; show its output only when it fails (never key material:
 # none of the tools used prints keys).
 quiet() {
@@ -44,23 +44,10 @@ quiet() {
   fi
 }
 
-# Global flags come before the subcommand. `--set standin.fault=X` is a
-# stand-in-only test hook: it adds standin.fault=X to the kernel cmdline.
-FAULT="" GLOBAL_CLOUD="" SETS=""
+# `--set standin.fault=X` is a stand-in-only test hook: it adds
+# standin.fault=X to the kernel cmdline.
+FAULT="" GLOBAL_CLOUD="${KDT_GLOBAL_CLOUD_CONFIG:-}" SETS="${KDT_GLOBAL_SET:-}"
 CONTAINER_IMAGE="" STATE_DIR="" DISK_EFI=false NO_HTTP=false NO_NETBOOT=false
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --debug) shift ;;
-    --set) need "$1" $#; SETS="$SETS
-$2"; shift 2 ;;
-    --set=*) SETS="$SETS
-${1#--set=}"; shift ;;
-    --cloud-config) need "$1" $#; GLOBAL_CLOUD="$2"; shift 2 ;;
-    --cloud-config=*) GLOBAL_CLOUD="${1#*=}"; shift ;;
-    -*) die "unknown global flag $1" ;;
-    *) break ;;
-  esac
-done
 
 # The settings, one a line. build-iso only looks at standin.fault (as
 # before); legacy mode validates every key.
@@ -160,19 +147,8 @@ mib() { echo $(( ($1 + 1048575) / 1048576 )); }
 
 # ---------------------------------------------------------------- build-iso
 build_iso() {
-  OUTPUT="" NAME="" ARCH=amd64 CLOUD=""
-  while [ $# -gt 1 ]; do
-    case "$1" in
-      -o|--output) OUTPUT="$2"; shift 2 ;;
-      -n|--override-name) NAME="$2"; shift 2 ;;
-      -c|--cloud-config) CLOUD="$2"; shift 2 ;;
-      --arch) ARCH="$2"; shift 2 ;;
-      --date|--overlay-rootfs|--overlay-iso) shift 2 ;;
-      --allow-insecure-registries) shift ;;
-      *) die "unknown build-iso flag $1" ;;
-    esac
-  done
-  [ $# -eq 1 ] || die "build-iso needs a source as its last argument"
+  OUTPUT="$KDT_FLAG_OUTPUT" NAME="$KDT_FLAG_OVERRIDE_NAME" CLOUD="$KDT_FLAG_CLOUD_CONFIG"
+  ARCH="${KDT_FLAG_ARCH:-amd64}"  # upstream: the host's arch when unset
   [ -n "$OUTPUT" ] || die "--output is required"
   [ "$ARCH" = amd64 ] || die "stand-in builds amd64 ISOs only"
   case "$1" in
@@ -355,29 +331,10 @@ add_sections() {
 }
 
 build_uki() {
-  OUTPUT=. TYPE=uki KEYS="" PCR_KEY="" SB_KEY="" SB_CERT="" NAME="" EXTEND=""
-  ENROLL=if-safe BRANDING=Kairos
-  while [ $# -gt 1 ]; do
-    case "$1" in
-      -?*=*) flag="${1%%=*}" value="${1#*=}"; shift; set -- "$flag" "$value" "$@" ;;
-    esac
-    case "$1" in
-      -d|--output-dir) need "$1" $#; OUTPUT="$2"; shift 2 ;;
-      -t|--output-type) need "$1" $#; TYPE="$2"; shift 2 ;;
-      --public-keys) need "$1" $#; KEYS="$2"; shift 2 ;;
-      --tpm-pcr-private-key) need "$1" $#; PCR_KEY="$2"; shift 2 ;;
-      --sb-key) need "$1" $#; SB_KEY="$2"; shift 2 ;;
-      --sb-cert) need "$1" $#; SB_CERT="$2"; shift 2 ;;
-      -n|--name) need "$1" $#; NAME="$2"; shift 2 ;;
-      -x|--extend-cmdline) need "$1" $#; EXTEND="$2"; shift 2 ;;
-      --secure-boot-enroll) need "$1" $#; ENROLL="$2"; shift 2 ;;
-      --boot-branding) need "$1" $#; BRANDING="$2"; shift 2 ;;
-      --efi-size-warn) need "$1" $#; shift 2 ;;
-      --include-version-in-config|--include-cmdline-in-config) shift ;;
-      *) die "unknown build-uki flag $1" ;;
-    esac
-  done
-  [ $# -eq 1 ] || die "build-uki needs a source as its last argument"
+  OUTPUT="$KDT_FLAG_OUTPUT_DIR" TYPE="$KDT_FLAG_OUTPUT_TYPE" KEYS="$KDT_FLAG_PUBLIC_KEYS"
+  PCR_KEY="$KDT_FLAG_TPM_PCR_PRIVATE_KEY" SB_KEY="$KDT_FLAG_SB_KEY" SB_CERT="$KDT_FLAG_SB_CERT"
+  NAME="$KDT_FLAG_NAME" EXTEND="$KDT_FLAG_EXTEND_CMDLINE"
+  ENROLL="$KDT_FLAG_SECURE_BOOT_ENROLL" BRANDING="$KDT_FLAG_BOOT_BRANDING"
   case "$TYPE" in
     iso|uki) ;;
     container) die "stand-in does not make --output-type container" ;;
@@ -465,21 +422,7 @@ build_uki() {
 
 # ---------------------------------------------------------------- genkey
 genkey() {
-  OUTPUT=keys/ DAYS=365
-  while [ $# -gt 0 ]; do
-    case "$1" in
-      -?*=*) flag="${1%%=*}" value="${1#*=}"; shift; set -- "$flag" "$value" "$@" ;;
-    esac
-    case "$1" in
-      -o|--output) need "$1" $#; OUTPUT="$2"; shift 2 ;;
-      -e|--expiration-in-days) need "$1" $#; DAYS="$2"; shift 2 ;;
-      --skip-microsoft-certs-I-KNOW-WHAT-IM-DOING) shift ;;
-      --custom-cert-dir) die "stand-in does not support --custom-cert-dir" ;;
-      -*) die "unknown genkey flag $1" ;;
-      *) break ;;
-    esac
-  done
-  [ $# -eq 1 ] || die "genkey needs exactly one NAME"
+  OUTPUT="$KDT_FLAG_OUTPUT" DAYS="$KDT_FLAG_EXPIRATION_IN_DAYS"
   name="$1"
   case "$name" in
     ''|-*|*[!A-Za-z0-9._-]*) die "invalid key name '$name'" ;;
@@ -515,10 +458,10 @@ genkey() {
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-case "${1:-}" in
-  build-iso) shift; build_iso "$@" ;;
-  build-uki|bu) shift; build_uki "$@" ;;
-  genkey|gk) shift; genkey "$@" ;;
+case "$KDT_COMMAND" in
+  build-iso) build_iso "$@" ;;
+  build-uki) build_uki "$@" ;;
+  genkey) genkey "$@" ;;
   '') raw_disk ;;
-  *) die "stand-in implements build-iso, build-uki, genkey and raw disks only (got '$1')" ;;
+  *) die "unknown command '$KDT_COMMAND'" ;;
 esac

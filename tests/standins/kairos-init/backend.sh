@@ -1,120 +1,51 @@
 #!/bin/sh
-# STAND-IN for quay.io/kairos/kairos-init, for offline tests and demos only.
-# It honours the real contract the pipeline relies on (flags, stages,
-# /etc/kairos-release keys, `validate`, a bootable /boot/vmlinuz + /boot/initrd)
-# on Debian-family bases, installing Debian packages. It is not Kairos.
+# STAND-IN back-end of quay.io/kairos/kairos-init, for offline tests and demos
+# only; run by the Go front-end (main.go) after it parsed the flags as upstream
+# does. It makes a Debian-family base bootable (kernel + busybox initrd with
+# dropbear) and installs what `kairos-init validate` checks for (validate.go):
+# sudo, less, mount.nfs, systemd (getty.target), dracut-core (lsinitrd), a
+# kernel under /lib/modules, and stand-in scripts for the Kairos binaries. It
+# is not Kairos. Input: KDT_STAGE, KDT_ARCH, KDT_MODEL, KDT_TRUSTED,
+# KDT_PROVIDER, KDT_PROVIDER_VERSION, KDT_RELEASE (the /etc/kairos-release text).
 set -eu
 
 say() { echo "kairos-init STAND-IN: $*"; }
 die() { echo "kairos-init STAND-IN: error: $*" >&2; exit 1; }
 
-VERSION="" STAGE=all MODEL=generic TRUSTED=false FIPS=false PROVIDER="" PROVIDER_VERSION=""
-CMD=convert VALIDATE_TRUSTED=false
-
-case "${1:-}" in
-  validate) CMD=validate; shift ;;
-esac
-
-while [ $# -gt 0 ]; do
-  case "$1" in
-    -v|--version) VERSION="$2"; shift 2 ;;
-    --version=*) VERSION="${1#*=}"; shift ;;
-    -s|--stage) STAGE="$2"; shift 2 ;;
-    -l|--level) shift 2 ;;
-    -m|--model) MODEL="$2"; shift 2 ;;
-    -p|--provider) [ -z "$PROVIDER" ] || die "stand-in supports one provider"; PROVIDER="$2"; shift 2 ;;
-    --provider-*-version=*) PROVIDER_VERSION="${1#*=}"; shift ;;
-    --provider-*-version) PROVIDER_VERSION="$2"; shift 2 ;;
-    -t|--trusted)
-      if [ "$CMD" = validate ]; then VALIDATE_TRUSTED=true; shift
-      else case "$2" in true|1) TRUSTED=true ;; *) TRUSTED=false ;; esac; shift 2; fi ;;
-    --trusted=*) case "${1#*=}" in true|1) TRUSTED=true ;; esac; shift ;;
-    --fips) FIPS=true; shift ;;
-    -x|--stage-extensions) shift ;;
-    --skip-step) shift 2 ;;
-    -k|--kubernetes-provider|--k8sversion) die "unknown flag $1 (removed in v0.6.0; use -p/--provider)" ;;
-    *) die "unknown argument $1" ;;
-  esac
-done
-
-case "$(uname -m)" in
-  x86_64) ARCH=amd64 ;; aarch64) ARCH=arm64 ;; riscv64) ARCH=riscv64 ;;
-  *) die "unsupported machine $(uname -m)" ;;
-esac
-
-validate() {
-  say "validating"
-  [ -s /boot/vmlinuz ] || die "validate: /boot/vmlinuz missing"
-  [ "$VALIDATE_TRUSTED" = true ] || [ -s /boot/initrd ] || die "validate: /boot/initrd missing"
-  [ -s /etc/kairos-release ] || die "validate: /etc/kairos-release missing"
-  for key in ID NAME VERSION ARCH TARGETARCH FLAVOR FLAVOR_RELEASE FAMILY MODEL VARIANT; do
-    grep -q "^KAIROS_${key}=\"..*\"" /etc/kairos-release || die "validate: key KAIROS_${key} not found or empty in kairos-release"
-  done
-  if grep -q '^KAIROS_VARIANT="standard"' /etc/kairos-release; then
-    grep -q '^KAIROS_SOFTWARE_VERSION=".' /etc/kairos-release || die "validate: KAIROS_SOFTWARE_VERSION is empty"
-  fi
-  say "validation passed"
-}
-
-if [ "$CMD" = validate ]; then validate; exit 0; fi
-
-[ -n "$VERSION" ] || die "--version is required"
-case "$VERSION" in v*) ;; *) VERSION="v$VERSION" ;; esac
-[ "$MODEL" = generic ] || [ "$ARCH" = arm64 ] || die "model $MODEL needs arm64"
-[ "$FIPS" = false ] || [ "$ARCH" != riscv64 ] || die "fips is not supported on riscv64"
-case "$PROVIDER:$PROVIDER_VERSION" in
-  :) ;;
-  k3s:v*+k3s*|k0s:v*+k0s.*) ;;
-  *) die "provider $PROVIDER version '$PROVIDER_VERSION' cannot be downloaded" ;;
-esac
+STAGE="$KDT_STAGE" ARCH="$KDT_ARCH" MODEL="$KDT_MODEL" TRUSTED="$KDT_TRUSTED"
+PROVIDER="$KDT_PROVIDER" PROVIDER_VERSION="$KDT_PROVIDER_VERSION"
 command -v apt-get >/dev/null || die "the stand-in converts Debian-family bases only"
 
+# Debian packages from upstream's package map (values/packagemaps.go):
+# systemd, sudo, less, nfs-common; dracut-core brings lsinitrd (upstream
+# installs dracut). busybox-static and dropbear-bin make the live system.
+PACKAGES="busybox-static dropbear-bin systemd sudo less nfs-common dracut-core"
+
 install_stage() {
-  say "install stage (Debian packages: busybox-static, dropbear-bin, kernel $ARCH)"
+  say "install stage (Debian packages: $PACKAGES, kernel $ARCH)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends busybox-static dropbear-bin >/dev/null
+  apt-get install -y -qq --no-install-recommends $PACKAGES >/dev/null
   pkg=$(apt-cache depends "linux-image-$ARCH" | sed -n 's/.*Depends: \(linux-image-[0-9][^ ]*\).*/\1/p' | head -n 1)
   [ -n "$pkg" ] || die "no kernel package for $ARCH"
   work=$(mktemp -d)
   (cd "$work" && apt-get download -qq "$pkg")
   dpkg-deb -x "$work"/*.deb "$work/x"
   cp "$work"/x/boot/vmlinuz-* /boot/vmlinuz
-  mkdir -p /usr/lib/kairos-standin/modules
+  # Only the NIC modules the live system loads, under /lib/modules/<kernel>
+  # (validate's kernel check reads that directory).
+  kver=$(ls "$work/x/lib/modules")
+  mkdir -p "/lib/modules/$kver/standin"
   find "$work/x/lib/modules" \( -name 'e1000.ko*' -o -name 'failover.ko*' -o -name 'net_failover.ko*' -o -name 'virtio_net.ko*' \) \
-    -exec cp {} /usr/lib/kairos-standin/modules/ \;
+    -exec cp {} "/lib/modules/$kver/standin/" \;
   rm -rf "$work" /var/lib/apt/lists/*
+  # No SSH host keys may ship in the image (validate); none are made here.
+  rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub
   apt-get clean
 }
 
-os_release() { sed -n "s/^$1=\"\\{0,1\\}\([^\"]*\)\"\\{0,1\\}$/\1/p" /etc/os-release; }
-
 kairos_release() {
-  os_id=$(os_release ID) os_version=$(os_release VERSION_ID)
-  flavor="$os_id" flavor_release="${os_version:-unknown}" family=debian
-  case "$os_id" in opensuse-*) flavor=opensuse flavor_release="${os_id#opensuse-}-$os_version" ;; esac
-  variant=core; [ -z "$PROVIDER" ] || variant=standard
-  {
-    echo "KAIROS_ID=\"kairos\""
-    echo "KAIROS_ID_LIKE=\"kairos-$variant-$flavor-$flavor_release\""
-    echo "KAIROS_NAME=\"kairos-$variant-$flavor-$flavor_release\""
-    echo "KAIROS_VERSION=\"$VERSION\""
-    echo "KAIROS_RELEASE=\"$VERSION\""
-    echo "KAIROS_ARCH=\"$ARCH\""
-    echo "KAIROS_TARGETARCH=\"$ARCH\""
-    echo "KAIROS_FLAVOR=\"$flavor\""
-    echo "KAIROS_FLAVOR_RELEASE=\"$flavor_release\""
-    echo "KAIROS_FAMILY=\"$family\""
-    echo "KAIROS_MODEL=\"$MODEL\""
-    echo "KAIROS_VARIANT=\"$variant\""
-    echo "KAIROS_FIPS=\"$FIPS\""
-    echo "KAIROS_TRUSTED_BOOT=\"$TRUSTED\""
-    echo "KAIROS_INIT_VERSION=\"stand-in\""
-    if [ -n "$PROVIDER" ]; then
-      echo "KAIROS_SOFTWARE_VERSION=\"$PROVIDER_VERSION\""
-      echo "KAIROS_SOFTWARE_VERSION_PREFIX=\"$PROVIDER\""
-    fi
-  } > /etc/kairos-release
+  printf '%s' "$KDT_RELEASE" > /etc/kairos-release
 }
 
 initrd() {
@@ -133,10 +64,10 @@ initrd() {
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
   done
-  cp /usr/bin/kairos-agent "$root/usr/bin/"
+  cp /usr/bin/kairos-agent /usr/bin/immucore "$root/usr/bin/"
   [ -z "$PROVIDER" ] || cp "/usr/bin/$PROVIDER" "$root/usr/bin/"
   cp /etc/kairos-release "$root/etc/kairos-release"
-  cp /usr/lib/kairos-standin/modules/* "$root/lib/modules/" 2>/dev/null || true
+  cp /lib/modules/*/standin/* "$root/lib/modules/" 2>/dev/null || true
   cp /usr/lib/kairos-standin/init "$root/init"
   chmod 0755 "$root/init"
   (cd "$root" && find . | busybox cpio -o -H newc 2>/dev/null | gzip -9) > /boot/initrd
@@ -199,6 +130,11 @@ case "$*" in
 esac
 AGENT
   chmod 0755 /usr/bin/kairos-agent
+  # validate.go looks for these binaries (and immucore in the initrd).
+  for bin in immucore kcrypt-discovery-challenger; do
+    printf '#!/bin/sh\necho "%s STAND-IN: not implemented: $*" >&2\nexit 1\n' "$bin" > "/usr/bin/$bin"
+    chmod 0755 "/usr/bin/$bin"
+  done
   if [ -n "$PROVIDER" ]; then
     printf '#!/bin/sh\necho "%s version %s (stand-in)"\n' "$PROVIDER" "$PROVIDER_VERSION" > "/usr/bin/$PROVIDER"
     chmod 0755 "/usr/bin/$PROVIDER"
