@@ -99,3 +99,61 @@ def js_verify(root: Path, bundle: Path, *, identity: str, issuer: str, **target:
     assert proc.returncode in (0, 1) and line, f"sigstore-js: {proc.stdout}{proc.stderr}"
     assert (proc.returncode == 0) == line.startswith("OK "), line
     return line
+
+
+# -- what publish attached, read back over plain HTTP ----------------------------------------
+ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json"
+PREDICATE = "dev.sigstore.bundle.predicateType"
+
+
+def _get(host: str, path: str) -> bytes:
+    import requests
+
+    resp = requests.get(f"http://{host}/v2/{path}", headers={"Accept": ACCEPT}, timeout=10)
+    resp.raise_for_status()
+    return resp.content
+
+
+def referrer_bundles(host: str, repo: str, digest: str) -> dict[str, bytes]:
+    """predicate type -> the Sigstore bundle attached to `digest` (from the fallback tag)."""
+    index = json.loads(_get(host, f"{repo}/manifests/{digest.replace(':', '-')}"))
+    found = {}
+    for entry in index["manifests"]:
+        manifest = json.loads(_get(host, f"{repo}/manifests/{entry['digest']}"))
+        (layer,) = manifest["layers"]
+        found[entry["annotations"][PREDICATE]] = _get(host, f"{repo}/blobs/{layer['digest']}")
+    return found
+
+
+def tampered_bundle(bundle: bytes) -> bytes:
+    """The same DSSE bundle with one byte of its statement changed (signature left as is)."""
+    import base64
+
+    data = json.loads(bundle)
+    payload = base64.b64decode(data["dsseEnvelope"]["payload"]).replace(b'"_type"', b'"_typ3"')
+    data["dsseEnvelope"]["payload"] = base64.b64encode(payload).decode()
+    return json.dumps(data).encode()
+
+
+# -- cosign, per version ------------------------------------------------------------------------
+COSIGNS = ("cosign", "cosign2")  # v3, and v2.6.1 as Kairos's factory installs
+
+
+def cosign_argv(
+    name: str, command: str, root: Path, identity: str, issuer: str, *rest: str
+) -> list[str | Path]:
+    """cosign verify / verify-attestation / verify-blob, offline from `root`.
+
+    cosign v2 reads bundles attached as OCI referrers only with --new-bundle-format
+    (its default is false: cmd/cosign/cli/options/verify.go at v2.6.1; v3.1.3 defaults
+    to true and deprecates the flag). verify-blob detects a bundle file in both.
+    """
+    flags = ["--new-bundle-format"] if name == "cosign2" and command != "verify-blob" else []
+    who = ["--certificate-identity", identity, "--certificate-oidc-issuer", issuer]
+    return [tool(name), command, *flags, "--trusted-root", root, *who, *rest]
+
+
+def cosign_env(home: Path) -> dict[str, str]:
+    """A private HOME: no docker login, TUF cache or cosign config of this machine's user."""
+    home.mkdir(parents=True, exist_ok=True)
+    return {"HOME": str(home), "DOCKER_CONFIG": str(home / ".docker"), "TUF_ROOT": str(home)}
