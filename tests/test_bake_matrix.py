@@ -125,3 +125,30 @@ def test_gitlab_pipeline_and_its_child_pass_schema_and_yamllint(baked) -> None:
     for path in (".gitlab-ci.yml", ".gitlab/cell.yml", ".gitlab/release.yml", "child.yml"):
         run(repo, "check-jsonschema", "--builtin-schema", "vendor.gitlab-ci", path)
         run(repo, "yamllint", "-d", "relaxed", path)
+
+
+@pytest.mark.parametrize("ci", ["github", "gitlab", "none"])
+def test_readme_verification_block_matches_release_yaml(ci: str, baked) -> None:
+    """The README's cosign variables are release.yaml's signing identity and issuer."""
+    import yaml
+
+    from tests.support.readme import verification
+
+    repo = baked(ci=ci)
+    block = verification((repo / "README.md").read_text())
+    signing = yaml.safe_load((repo / "release.yaml").read_text())["signing"]
+    assert block.variables["ISSUER"] == signing["issuer"]
+    if ci == "none":
+        assert "IDENTITY" in block.variables  # a placeholder: release.yaml's is still empty
+    else:
+        assert block.variables["IDENTITY_REGEXP"] == signing["identity_regexp"]
+    release = yaml.safe_load((repo / "release.yaml").read_text())
+    image = block.variables["IMAGE"]
+    assert image.startswith(f"{release['registry']}/{release['namespace']}/")
+    assert block.v3[0].startswith("invoke trusted-root")
+    commands = [line.split()[1] for line in block.v3[1:]]
+    assert commands == ["verify", "verify-attestation", "verify-blob"]
+    assert [line.split()[1:3] for line in block.v2] == [
+        ["verify", "--new-bundle-format"],
+        ["verify-attestation", "--new-bundle-format"],
+    ]

@@ -12,6 +12,8 @@ import contextlib
 import hashlib
 import io
 import json
+import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -413,6 +415,235 @@ def test_stock_sigstore_cli_accepts_the_blob_bundle(signed, sigstore) -> None:
     argv += ["--cert-identity", IDENTITY, "--cert-oidc-issuer", ISSUER, str(checksum)]
     proc = subprocess.run(argv, capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+# -- third-party clients on what publish pushed and signed ---------------------------------
+@pytest.fixture(scope="module")
+def clients_dir(tmp_path_factory, sigstore) -> Path:
+    """trusted_root.json (taken out of the trust config) and a private HOME for the clients."""
+    from tests.support.clients import trusted_root
+
+    path = tmp_path_factory.mktemp("clients")
+    trusted_root(sigstore.trust_config, path / "trusted_root.json")
+    return path
+
+
+def push_unsigned_copy(registry: LocalRegistry, mark: str) -> str:
+    """The published image's manifest with one more annotation: another digest, unsigned."""
+    image, _ = manifest(registry, TAG)
+    image.setdefault("annotations", {})["test.kdt.copy"] = mark
+    body = json.dumps(image).encode()
+    digest = "sha256:" + hashlib.sha256(body).hexdigest()
+    put_manifest(registry, digest, body, image["mediaType"])
+    return digest
+
+
+@pytest.fixture(scope="module")
+def others(repo, registry) -> dict[str, str]:
+    """An unsigned image, and one whose fallback tag lists the real image's referrers."""
+    _, digest = manifest(registry, TAG)
+    forged = push_unsigned_copy(registry, "forged")
+    index = fetch(registry, f"kdt/debian/manifests/{fallback(digest)}").content
+    put_manifest(registry, fallback(forged), index, "application/vnd.oci.image.index.v1+json")
+    return {"unsigned": push_unsigned_copy(registry, "unsigned"), "forged": forged}
+
+
+def test_trusted_root_task_writes_what_cosign_reads(signed, env, clients_dir) -> None:
+    out = clients_dir / "from-task.json"
+    run(signed, "invoke", "trusted-root", "--output", str(out), **env)
+    expected = json.loads((clients_dir / "trusted_root.json").read_text())
+    assert json.loads(out.read_text()) == expected
+
+
+@pytest.mark.parametrize("cosign", ["cosign", "cosign2"])
+def test_readme_cosign_lines_pass_as_written(cosign, signed, env, registry, tmp_path) -> None:
+    """The baked README's verification block, run by bash verbatim with local values."""
+    from tests.support.clients import cosign_env, tool
+    from tests.support.readme import verification
+
+    block = verification((signed / "README.md").read_text())
+    checksum = signed / "artifacts" / CELL / f"{ISO}.sha256"
+    values = {
+        "IMAGE": f"{registry.host}/kdt/debian:{TAG}",
+        "IDENTITY_REGEXP": "^" + IDENTITY.replace(".", r"\.") + "$",
+        "ISSUER": ISSUER,
+        "CHECKSUM": str(checksum),
+    }
+    assert set(block.variables) == set(values)  # the README sets exactly these
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "cosign").symlink_to(tool(cosign))
+    script = block.script(cosign, values)
+    assert script.count("\ncosign ") == 3, script
+    path = f"{bin_dir}:{Path(sys.executable).parent}:/usr/bin:/bin"
+    proc = subprocess.run(
+        ["bash", "-c", script],
+        cwd=signed,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env, **cosign_env(tmp_path / "home"), "PATH": path},
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, f"{script}\n{proc.stdout}\n{proc.stderr}"
+    assert (signed / "trusted_root.json").exists()  # written by the README's invoke line
+    assert proc.stderr.count("Verified OK") == 1  # verify-blob
+    assert proc.stdout.count('"https://sigstore.dev/cosign/sign/v1"') >= 1
+
+
+COSIGN_REFUSALS = ["wrong identity", "wrong issuer", "tampered digest", "missing signature"]
+
+
+def cosign_case(case: str, subject: str, tampered: str, missing: str) -> tuple[str, str, str]:
+    """(identity, issuer, subject) of one refusal case."""
+    return {
+        "wrong identity": ("someone-else@example.com", ISSUER, subject),
+        "wrong issuer": (IDENTITY, "https://evil.test", subject),
+        "tampered digest": (IDENTITY, ISSUER, tampered),
+        "missing signature": (IDENTITY, ISSUER, missing),
+    }[case]
+
+
+@pytest.mark.parametrize("cosign", ["cosign", "cosign2"])
+@pytest.mark.parametrize("command", ["verify", "verify-attestation"])
+def test_cosign_verifies_the_image_and_refuses_the_rest(
+    cosign, command, signed, registry, others, clients_dir, tmp_path
+) -> None:
+    from tests.support.clients import call, cosign_argv, cosign_env
+
+    _, digest = manifest(registry, TAG)
+    name = f"{registry.host}/kdt/debian"
+    root = clients_dir / "trusted_root.json"
+    home = cosign_env(tmp_path / "home")
+    extra = ["--type", "cyclonedx"] if command == "verify-attestation" else []
+
+    def attempt(identity: str, issuer: str, ref: str) -> subprocess.CompletedProcess:
+        return call(cosign_argv(cosign, command, root, identity, issuer, *extra, ref), home)
+
+    ok = attempt(IDENTITY, ISSUER, f"{name}@{digest}")
+    assert ok.returncode == 0, ok.stderr
+    payloads = [json.loads(line) for line in ok.stdout.splitlines() if line.strip()]
+    if command == "verify":
+        types = {p["critical"]["type"] for p in payloads[0]}
+        assert COSIGN_SIGN in types
+        assert {p["critical"]["image"]["docker-manifest-digest"] for p in payloads[0]} == {digest}
+    else:
+        (envelope,) = payloads
+        statement = json.loads(base64.b64decode(envelope["payload"]))
+        assert statement["predicateType"] == CYCLONEDX
+        assert statement["subject"][0]["digest"] == {"sha256": digest[7:]}
+    for case in COSIGN_REFUSALS:
+        identity, issuer, ref = cosign_case(
+            case, f"{name}@{digest}", f"{name}@{others['forged']}", f"{name}@{others['unsigned']}"
+        )
+        refused = attempt(identity, issuer, ref)
+        assert refused.returncode != 0, f"{cosign} {command} accepted a {case}: {refused.stdout}"
+
+
+@pytest.mark.parametrize("cosign", ["cosign", "cosign2"])
+def test_cosign_verifies_the_checksum_blob_and_refuses_the_rest(
+    cosign, signed, clients_dir, tmp_path
+) -> None:
+    from tests.support.clients import call, cosign_argv, cosign_env
+
+    checksum = signed / "artifacts" / CELL / f"{ISO}.sha256"
+    bundle = checksum.with_name(checksum.name + ".sigstore.json")
+    tampered = tmp_path / checksum.name
+    tampered.write_text(checksum.read_text().replace(ISO, "other.iso"))
+    unsigned = tmp_path / "unsigned" / checksum.name
+    unsigned.parent.mkdir()
+    unsigned.write_bytes(checksum.read_bytes())
+    root = clients_dir / "trusted_root.json"
+    home = cosign_env(tmp_path / "home")
+
+    def attempt(identity: str, issuer: str, path: Path) -> subprocess.CompletedProcess:
+        sigstore_json = path.with_name(path.name + ".sigstore.json")
+        argv = cosign_argv(cosign, "verify-blob", root, identity, issuer)
+        return call([*argv, "--bundle", sigstore_json, path], home)
+
+    shutil.copy(bundle, tmp_path / bundle.name)  # the tampered file keeps the real bundle
+    ok = attempt(IDENTITY, ISSUER, checksum)
+    assert ok.returncode == 0 and "Verified OK" in ok.stderr, ok.stderr
+    for case in COSIGN_REFUSALS:
+        identity, issuer, path = cosign_case(case, checksum, tampered, unsigned)
+        refused = attempt(identity, issuer, path)
+        assert refused.returncode != 0, f"{cosign} verify-blob accepted a {case}"
+
+
+def test_sigstore_js_verifies_every_bundle_and_refuses_the_rest(
+    signed, registry, clients_dir, tmp_path
+) -> None:
+    from tests.support.clients import js_verify, referrer_bundles, tampered_bundle
+
+    _, digest = manifest(registry, TAG)
+    root = clients_dir / "trusted_root.json"
+    bundles = referrer_bundles(registry.host, "kdt/debian", digest)
+    assert set(bundles) == {COSIGN_SIGN, CYCLONEDX}
+    checksum = signed / "artifacts" / CELL / f"{ISO}.sha256"
+    tampered = tmp_path / "tampered.sha256"
+    tampered.write_text(checksum.read_text().replace(ISO, "other.iso"))
+    cases = [(checksum.with_name(checksum.name + ".sigstore.json"), "artifact", str(checksum))]
+    for predicate, data in bundles.items():
+        path = tmp_path / f"{predicate.rsplit('/', 2)[-2]}.sigstore.json"
+        path.write_bytes(data)
+        bad = tmp_path / f"tampered-{path.name}"
+        bad.write_bytes(tampered_bundle(data))
+        cases.append((path, "digest", digest))
+        assert js_verify(root, bad, identity=IDENTITY, issuer=ISSUER, digest=digest).startswith(
+            "FAIL"
+        )
+        other = js_verify(root, path, identity=IDENTITY, issuer=ISSUER, digest="sha256:" + "0" * 64)
+        assert "no subject" in other
+    for bundle, key, target in cases:
+        ok = js_verify(root, bundle, identity=IDENTITY, issuer=ISSUER, **{key: target})
+        assert ok == f"OK {IDENTITY} {ISSUER}"
+        for identity, issuer in (("x@example.com", ISSUER), (IDENTITY, "https://evil.test")):
+            line = js_verify(root, bundle, identity=identity, issuer=issuer, **{key: target})
+            assert line.startswith("FAIL UNTRUSTED_SIGNER_ERROR"), line
+    line = js_verify(root, cases[0][0], identity=IDENTITY, issuer=ISSUER, artifact=str(tampered))
+    assert line.startswith("FAIL"), line
+
+
+def test_regctl_lists_the_signature_and_sbom_attestation(signed, registry, tmp_path) -> None:
+    from tests.support.clients import call, tool
+
+    _, digest = manifest(registry, TAG)
+    config = {"REGCTL_CONFIG": str(tmp_path / "regctl.json")}  # a private config file
+    regctl = tool("regctl")
+    done = call([regctl, "registry", "set", registry.host, "--tls", "disabled"], config)
+    assert done.returncode == 0, done.stderr
+    ref = f"{registry.host}/kdt/debian@{digest}"
+    listed = call([regctl, "artifact", "list", ref, "--format", "{{json .Descriptors}}"], config)
+    assert listed.returncode == 0, listed.stderr
+    descriptors = json.loads(listed.stdout)
+    assert {d["artifactType"] for d in descriptors} == {
+        "application/vnd.dev.sigstore.bundle.v0.3+json"
+    }
+    predicates = {d["annotations"]["dev.sigstore.bundle.predicateType"] for d in descriptors}
+    assert predicates == {COSIGN_SIGN, CYCLONEDX}
+
+
+def test_crane_pulls_the_image_back_by_digest(signed, registry, docker_client, tmp_path) -> None:
+    from tests.support.clients import call, tool
+
+    _, digest = manifest(registry, TAG)
+    ref = f"{registry.host}/kdt/debian@{digest}"
+    crane = tool("crane")  # plain HTTP to a loopback registry, no --insecure needed
+    raw = call([crane, "manifest", ref])
+    assert raw.returncode == 0, raw.stderr
+    assert "sha256:" + hashlib.sha256(raw.stdout.encode()).hexdigest() == digest
+    layout = tmp_path / "oci"
+    pulled = call([crane, "pull", "--format", "oci", ref, layout])
+    assert pulled.returncode == 0, pulled.stderr
+    (entry,) = json.loads((layout / "index.json").read_text())["manifests"]
+    assert entry["digest"] == digest
+    image = json.loads((layout / "blobs" / "sha256" / digest[7:]).read_bytes())
+    for blob in [image["config"], *image["layers"]]:
+        data = (layout / "blobs" / "sha256" / blob["digest"][7:]).read_bytes()
+        assert "sha256:" + hashlib.sha256(data).hexdigest() == blob["digest"]
+        assert len(data) == blob["size"]
+    local = docker_client.images.get(f"kairos-local/{PROJECT}:{CELL}")
+    assert image["config"]["digest"] == local.id  # the built image, byte for byte
 
 
 def verify_fails(repo: Path, env: dict, *args: str) -> str:

@@ -155,6 +155,28 @@ def test_release_publishes_the_raw_image_as_img_signed(board, env, registry, doc
     assert "(raw disk image)" in verified
 
 
+def test_crane_and_cosign_read_the_img_artifact_back(board, registry, sigstore, tmp_path) -> None:
+    """crane exports the -img artifact by digest: the raw image, byte for byte; cosign
+    verifies its signature."""
+    from tests.support.clients import call, cosign_argv, cosign_env, tool, trusted_root
+
+    name = f"{registry.host}/kdt/debian"
+    resolved = call([tool("crane"), "digest", f"{name}:{BOARD_TAG}-img"])
+    assert resolved.returncode == 0, resolved.stderr
+    ref = f"{name}@{resolved.stdout.strip()}"
+    tar = tmp_path / "img.tar"
+    exported = call([tool("crane"), "export", ref, tar])
+    assert exported.returncode == 0, exported.stderr
+    raw = board / "artifacts" / BOARD / f"{BOARD_NAME}.raw"
+    with tarfile.open(tar) as archive:
+        member = archive.getmember(f"artifacts/{raw.name}")
+        assert archive.extractfile(member).read() == raw.read_bytes()
+    root = trusted_root(sigstore.trust_config, tmp_path / "trusted_root.json")
+    argv = cosign_argv("cosign", "verify", root, IDENTITY, ISSUER, ref)
+    verified = call(argv, cosign_env(tmp_path / "home"))
+    assert verified.returncode == 0, verified.stderr
+
+
 # -- trusted boot: the owner's keys and a signed UKI ISO ------------------------------------
 @pytest.fixture(scope="module")
 def trusted(tmp_path_factory, standins, registry, sigstore, env, docker_client) -> Iterator[Path]:

@@ -143,6 +143,36 @@ def test_second_release_skips_every_cell(repo, env) -> None:
     assert markdown.count("| up to date |") >= 3 and "## Release v0.1.0" in markdown
 
 
+def test_sigstore_js_verifies_every_cells_bundles(repo, registry, sigstore, tmp_path) -> None:
+    """sigstore-js, not our code, on each cell's image signature, SBOM and ISO checksum."""
+    from tests.support.clients import js_verify, referrer_bundles, tampered_bundle, trusted_root
+
+    root = trusted_root(sigstore.trust_config, tmp_path / "trusted_root.json")
+    who = {"identity": IDENTITY, "issuer": ISSUER}
+    for one in IDS:
+        digest = digest_of(registry, TAGS[one])
+        bundles = referrer_bundles(registry.host, "kdt/debian", digest)
+        assert set(bundles) == {"https://sigstore.dev/cosign/sign/v1", "https://cyclonedx.org/bom"}
+        for n, data in enumerate(bundles.values()):
+            path = tmp_path / f"{one}-{n}.sigstore.json"
+            path.write_bytes(data)
+            assert js_verify(root, path, digest=digest, **who).startswith("OK "), one
+            wrong = js_verify(root, path, digest=digest, identity="x@example.com", issuer=ISSUER)
+            assert wrong.startswith("FAIL UNTRUSTED_SIGNER_ERROR"), wrong
+            path.write_bytes(tampered_bundle(data))
+            assert js_verify(root, path, digest=digest, **who).startswith("FAIL "), one
+        (checksum,) = (repo / "artifacts" / one).glob("*.iso.sha256")
+        bundle = checksum.with_name(checksum.name + ".sigstore.json")
+        assert js_verify(root, bundle, artifact=str(checksum), **who).startswith("OK ")
+        evil = js_verify(
+            root, bundle, artifact=str(checksum), identity=IDENTITY, issuer="https://evil.test"
+        )
+        assert evil.startswith("FAIL UNTRUSTED_SIGNER_ERROR"), evil
+        tampered = tmp_path / checksum.name
+        tampered.write_bytes(checksum.read_bytes() + b" ")
+        assert js_verify(root, bundle, artifact=str(tampered), **who).startswith("FAIL "), one
+
+
 def with_check(expect: str) -> list[dict]:
     check = {"run": "k3s --version", "expect": expect}
     return [CELLS[0], {**CELLS[1], "boot_checks": [check]}, CELLS[2]]

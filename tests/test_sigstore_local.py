@@ -220,3 +220,38 @@ def test_stock_cli_signs(tmp_path: Path, local: LocalSigstore) -> None:
     _, verifier = load_clients(local.trust_config)
     bundle = Bundle.from_json((tmp_path / "artifact.bin.sigstore.json").read_text())
     assert verifier.verify_artifact(ARTIFACT, bundle, policy=POLICY) is None
+
+
+def test_sigstore_js_verifies_the_instance_bundles(
+    tmp_path: Path, local: LocalSigstore, clients: tuple[SigningContext, Verifier]
+) -> None:
+    """sigstore-js checks what sigstore-python does not: the checkpoint signer's name.
+
+    It must be part of the log's baseUrl in the trusted root (real Rekor signs as
+    rekor.sigstore.dev for https://rekor.sigstore.dev), else "invalid checkpoint
+    signature".
+    """
+    from tests.support.clients import js_verify, trusted_root
+
+    context, _ = clients
+    root = trusted_root(local.trust_config, tmp_path / "trusted_root.json")
+    artifact = tmp_path / "artifact.bin"
+    artifact.write_bytes(ARTIFACT)
+    blob = tmp_path / "artifact.bin.sigstore.json"
+    blob.write_text(sign(context, local.token()).to_json())
+    digest = hashlib.sha256(ARTIFACT).hexdigest()
+    statement = (
+        StatementBuilder()
+        .subjects([Subject(name="artifact.bin", digest={"sha256": digest})])
+        .predicate_type(PREDICATE_TYPE)
+        .predicate({})
+        .build()
+    )
+    with context.signer(IdentityToken(local.token())) as signer:
+        dsse = tmp_path / "dsse.sigstore.json"
+        dsse.write_text(signer.sign_dsse(statement).to_json())
+    who = {"identity": IDENTITY, "issuer": ISSUER}
+    assert js_verify(root, blob, artifact=str(artifact), **who).startswith("OK ")
+    assert js_verify(root, dsse, digest=f"sha256:{digest}", **who).startswith("OK ")
+    line = js_verify(root, dsse, digest="sha256:" + "0" * 64, **who)
+    assert "no subject" in line

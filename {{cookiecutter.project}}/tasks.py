@@ -312,6 +312,30 @@ def verify(c, cell=None, image="", release_file=""):
     _finish("verify", release.for_each_cell(runner, _cells(rel, cell), "verify", act))
 
 
+@task(
+    name="trusted-root",
+    help={
+        "output": "File to write (default: trusted_root.json).",
+        "release-file": FILE_HELP,
+    },
+)
+def trusted_root(c, output="trusted_root.json", release_file=""):
+    """Write the Sigstore trusted root signing.trust names: cosign's --trusted-root file."""
+    runner, rel = _setup(c, release_file)
+    if runner.dry:
+        runner.would("trusted-root", f"write the trusted root of {rel.signing.trust} to {output}")
+        return
+    try:
+        text = sign.Sigstore(rel.signing, rel.path.parent).trusted_root_json()
+    except sign.SignError as err:
+        raise Exit(f"trusted-root: {err}", code=1) from None
+    out = Path(output)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(out)
+    print(f"wrote {out} (the trusted root of signing.trust: {rel.signing.trust})")
+
+
 def _verify_image(runner: Runner, sigstore: sign.Sigstore, image: str) -> None:
     """`host/repo:tag` or `host/repo@sha256:...` -> verified, or one line and exit 1."""
     name, _, digest = image.partition("@")
@@ -499,7 +523,18 @@ def promote_(c, from_="", to="", cell=None, release_file=""):
 
 
 ns = Collection(
-    matrix, build_, iso, test_boot, sign_, verify, publish_, release_, keys_, bump, promote_
+    matrix,
+    build_,
+    iso,
+    test_boot,
+    sign_,
+    verify,
+    trusted_root,
+    publish_,
+    release_,
+    keys_,
+    bump,
+    promote_,
 )
 ns.configure(
     {

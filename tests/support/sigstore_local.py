@@ -48,6 +48,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 import rfc8785
@@ -64,7 +65,6 @@ from sigstore.verify import Verifier
 IDENTITY = "release@example.com"
 ISSUER = "https://oidc.local.test"
 AUDIENCE = "sigstore"  # the audience sigstore-python's IdentityToken insists on
-LOG_NAME = "rekor.local"  # checkpoint origin prefix and note-signature name
 PARTS = ("fulcio", "rekor")
 
 _OID_ISSUER_V1 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")  # raw UTF-8 bytes
@@ -204,6 +204,10 @@ class LocalSigstore:
         self._thread: threading.Thread | None = None
         self._closed = False
         self.url = f"http://127.0.0.1:{self._server.server_port}"
+        # Checkpoint origin prefix and note-signer name. Clients match the name against
+        # the log's baseUrl (sigstore-js: `baseURL.includes(name)`), as real Rekor signs
+        # as rekor.sigstore.dev for https://rekor.sigstore.dev: so the host, not a label.
+        self.log_name = urlsplit(self.url).netloc
         self.trust_config = root / "trust_config.json"
         self.trust_config.write_text(json.dumps(self._client_trust_config(start), indent=2))
 
@@ -492,9 +496,9 @@ class LocalSigstore:
 
     def _checkpoint(self, size: int, root: bytes) -> str:
         """A signed note; its key hint is the first 4 bytes of the log ID."""
-        note = f"{LOG_NAME} - {self._tree_id}\n{size}\n{_b64(root)}\n"
+        note = f"{self.log_name} - {self._tree_id}\n{size}\n{_b64(root)}\n"
         signature = self._rekor_key.sign(note.encode(), _SHA256)
-        return f"{note}\n\u2014 {LOG_NAME} {_b64(self._rekor_log_id[:4] + signature)}\n"
+        return f"{note}\n\u2014 {self.log_name} {_b64(self._rekor_log_id[:4] + signature)}\n"
 
     @staticmethod
     def _verifier(b64_pem: str) -> tuple[x509.Certificate, ec.EllipticCurvePublicKey]:

@@ -223,6 +223,15 @@ class Sigstore:
 
         return Verifier(trusted_root=self.trust().trusted_root)
 
+    def trusted_root_json(self) -> str:
+        """The trusted root of `signing.trust` as trusted_root.json (cosign's --trusted-root).
+
+        sigstore-python has no public writer for it; its protobuf model round-trips
+        the file (tests/test_sign.py holds it to that).
+        """
+        root = self.trust().trusted_root._inner
+        return json.dumps(json.loads(root.to_json()), indent=2) + "\n"
+
 
 # -- effects ---------------------------------------------------------------------------
 def sign_image(sigstore: Sigstore, registry: Registry, repo: str, digest: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ written before its digest was signed and verified.
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
 import os
@@ -34,6 +35,7 @@ from conftest import run_invoke
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 from memory_registry import MemoryRegistry, sha
 from sigstore.errors import VerificationError
@@ -1256,3 +1258,107 @@ def test_signing_disabled_refuses_sign_and_verify(task_runs, task) -> None:
 )
 def test_username_identity_is_read_from_its_der_utf8string(der: bytes, text: str) -> None:
     assert sign._utf8_string(der) == text
+
+
+# -- the trusted root users hand to cosign ----------------------------------------------------
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def private_trust_config() -> dict[str, Any]:
+    """A ClientTrustConfig of a private Sigstore: one CA, one Rekor and one CT log key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "private-fulcio")])
+    start = datetime.now(timezone.utc) - timedelta(hours=1)
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(start)
+        .not_valid_after(start + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=1), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    spki = key.public_key().public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+    valid = {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    log = {
+        "baseUrl": "https://rekor.private.test",
+        "hashAlgorithm": "SHA2_256",
+        "publicKey": {
+            "rawBytes": b64(spki),
+            "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+            "validFor": valid,
+        },
+        "logId": {"keyId": b64(hashlib.sha256(spki).digest())},
+    }
+    service = {
+        "url": "https://private.test",
+        "majorApiVersion": 1,
+        "validFor": valid,
+        "operator": "private.test",
+    }
+    return {
+        "mediaType": "application/vnd.dev.sigstore.clienttrustconfig.v0.1+json",
+        "trustedRoot": {
+            "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+            "tlogs": [log],
+            "certificateAuthorities": [
+                {
+                    "subject": {"organization": "private", "commonName": "private-fulcio"},
+                    "uri": "https://fulcio.private.test",
+                    "certChain": {
+                        "certificates": [{"rawBytes": b64(ca.public_bytes(Encoding.DER))}]
+                    },
+                    "validFor": valid,
+                }
+            ],
+            "ctlogs": [{**log, "baseUrl": "https://ctfe.private.test"}],
+            "timestampAuthorities": [],
+        },
+        "signingConfig": {
+            "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+            "caUrls": [service],
+            "oidcUrls": [service],
+            "rekorTlogUrls": [service],
+            "tsaUrls": [],
+            "rekorTlogConfig": {"selector": "ANY"},
+            "tsaConfig": {"selector": "ANY"},
+        },
+    }
+
+
+def release_with_trust(tmp_path: Path, trust: str) -> Path:
+    """A release file next to tmp_path's files whose signing.trust is `trust`."""
+    from conftest import valid_release
+
+    data = valid_release()
+    data["signing"] = {**data.get("signing", {}), "trust": trust}
+    path = tmp_path / "release.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_trusted_root_task_writes_the_trust_configs_root(tmp_path) -> None:
+    trust = private_trust_config()
+    (tmp_path / "private.json").write_text(json.dumps(trust))
+    release_file = release_with_trust(tmp_path, "private.json")
+    out = tmp_path / "trusted_root.json"
+    done = run_invoke("trusted-root", "--output", str(out), "--release-file", str(release_file))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"wrote {out} (the trusted root of signing.trust: private.json)\n"
+    assert json.loads(out.read_text()) == trust["trustedRoot"]  # what cosign --trusted-root reads
+    sigstore.models.TrustedRoot.from_file(str(out))  # and sigstore-python loads it back
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_trusted_root_task_names_a_missing_trust_file(tmp_path) -> None:
+    release_file = release_with_trust(tmp_path, "missing.json")
+    out = tmp_path / "trusted_root.json"
+    done = run_invoke("trusted-root", "--output", str(out), "--release-file", str(release_file))
+    assert done.returncode == 1
+    assert done.stderr == "trusted-root: trust config missing.json: No such file or directory\n"
+    assert not out.exists()
