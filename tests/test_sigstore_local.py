@@ -15,7 +15,7 @@ import pytest
 import requests
 from sigstore._internal.fulcio.client import FulcioClientError
 from sigstore._internal.rekor import RekorClientError
-from sigstore.dsse import StatementBuilder, Subject
+from sigstore.dsse import Statement, StatementBuilder, Subject
 from sigstore.errors import VerificationError
 from sigstore.models import Bundle
 from sigstore.oidc import ExpiredIdentity, IdentityError, IdentityToken
@@ -79,18 +79,23 @@ def test_sign_artifact_round_trip(
     assert requests.get(f"{local.url}/api/v1/log", timeout=5).json()["treeSize"] == 5
 
 
-def test_sign_dsse_round_trip(
-    local: LocalSigstore, clients: tuple[SigningContext, Verifier]
-) -> None:
-    context, verifier = clients
-    digest = hashlib.sha256(ARTIFACT).hexdigest()
-    statement = (
+def artifact_statement(digest: str) -> Statement:
+    """An in-toto statement about ARTIFACT (its sha256 hex `digest`)."""
+    return (
         StatementBuilder()
         .subjects([Subject(name="artifact.bin", digest={"sha256": digest})])
         .predicate_type(PREDICATE_TYPE)
         .predicate({})
         .build()
     )
+
+
+def test_sign_dsse_round_trip(
+    local: LocalSigstore, clients: tuple[SigningContext, Verifier]
+) -> None:
+    context, verifier = clients
+    digest = hashlib.sha256(ARTIFACT).hexdigest()
+    statement = artifact_statement(digest)
     with context.signer(IdentityToken(local.token())) as signer:
         bundle = signer.sign_dsse(statement)
     payload_type, payload = verifier.verify_dsse(bundle, policy=POLICY)
@@ -240,13 +245,7 @@ def test_sigstore_js_verifies_the_instance_bundles(
     blob = tmp_path / "artifact.bin.sigstore.json"
     blob.write_text(sign(context, local.token()).to_json())
     digest = hashlib.sha256(ARTIFACT).hexdigest()
-    statement = (
-        StatementBuilder()
-        .subjects([Subject(name="artifact.bin", digest={"sha256": digest})])
-        .predicate_type(PREDICATE_TYPE)
-        .predicate({})
-        .build()
-    )
+    statement = artifact_statement(digest)
     with context.signer(IdentityToken(local.token())) as signer:
         dsse = tmp_path / "dsse.sigstore.json"
         dsse.write_text(signer.sign_dsse(statement).to_json())
