@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_invoke
+from conftest import RISCV64_KAIROS_INIT, run_invoke
 
 from kairos_distro import boot, config, naming, release
 
@@ -37,6 +37,8 @@ def report(run: subprocess.CompletedProcess[str]) -> str:
 def write(path: Path, cells: list[dict[str, object]]) -> Path:
     """A release file with the repo's own top-level fields and these cells."""
     data = yaml.safe_load((ROOT / "release.yaml").read_text())
+    if any(c.get("arch") == "riscv64" for c in cells):
+        data.setdefault("kairos_init_riscv64", RISCV64_KAIROS_INIT)
     path.write_text(yaml.safe_dump({**data, "cells": cells}, sort_keys=False))
     return path
 
