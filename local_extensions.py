@@ -8,15 +8,22 @@ directory on sys.path), so the module's own path names the template.
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 from jinja2 import Environment
 from jinja2.ext import Extension
 
 
+HERE = Path(__file__).resolve().parent
+
+
 class TemplateDir(Extension):
-    """`{{ template_dir }}`: the template's absolute directory."""
+    """`{{ template_dir }}`: the template's absolute directory; `{{ package_version }}`:
+    the kairos-distro version of this checkout (its pyproject.toml), which a bake pins."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        environment.globals["template_dir"] = str(Path(__file__).resolve().parent)
+        environment.globals["template_dir"] = str(HERE)
+        with (HERE / "pyproject.toml").open("rb") as f:
+            environment.globals["package_version"] = tomllib.load(f)["project"]["version"]

@@ -8,11 +8,23 @@ nox.options.sessions = ["lint", "tests"]
 nox.options.default_venv_backend = "venv"
 
 
+def install(session: nox.Session) -> None:
+    """The test tools, and the kairos-distro package from this checkout (never from PyPI)."""
+    session.install("-r", "requirements.txt", "-e", ".")
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Bake every matrix cell, the hooks, and the offline end-to-end pipeline."""
-    session.install("-r", "requirements.txt")
+    """Everything: the package, every matrix bake, the hooks, the offline end-to-end pipeline."""
+    install(session)
     session.run("python", "-m", "pytest", *(session.posargs or ["-q", "tests"]))
+
+
+@nox.session
+def fast(session: nox.Session) -> None:
+    """What needs no Docker, QEMU, root or .ci/setup: the package's tests, bakes, hooks."""
+    install(session)
+    session.run("python", "-m", "pytest", "-m", "not e2e", *(session.posargs or ["-q", "tests"]))
 
 
 @nox.session
@@ -28,12 +40,12 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """Main job on local defaults: bake, build, ISO, publish to 127.0.0.1 (--offline: stand-ins)."""
-    session.install("-r", "requirements.txt")
+    install(session)
     session.run("python", "-m", "tests.support.demo", *session.posargs)
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
     """Print figures: seconds to bake every matrix cell; built image size over base."""
-    session.install("-r", "requirements.txt")
+    install(session)
     session.run("python", "-m", "tests.support.bench")

@@ -70,8 +70,9 @@ def check_release() -> None:
 
     source = template_dir()
     sys.dont_write_bytecode = True  # a .pyc in the template would be baked too
-    sys.path.insert(0, str(source))
-    sys.path.append(str(TEMPLATE))  # its Jinja extension, as cookiecutter loads it
+    # The pipeline package of this checkout (the version the bake pins), and its Jinja
+    # extension as cookiecutter loads it.
+    sys.path.insert(0, str(TEMPLATE))
     from kairos_distro import config
 
     env = StrictEnvironment(context={"cookiecutter": ANSWERS}, keep_trailing_newline=True)

@@ -6,6 +6,9 @@ import pytest
 
 from tests.support import clients
 
+# Docker engine, QEMU, the pinned clients: what .ci/setup provides (`nox -s fast` skips these).
+pytestmark = pytest.mark.e2e
+
 
 def test_pins_come_from_tools_txt_alone() -> None:
     pins = clients.pins()

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -252,14 +251,10 @@ def run_in_standin(
 
 @pytest.fixture(scope="module")
 def distro(tmp_path_factory):
-    """The template's kairos_distro package and a release loaded from a baked release.yaml."""
+    """The kairos_distro package and a release loaded from a baked release.yaml."""
+    from kairos_distro import artifacts, build, config, keys, naming
+
     repo = bake(tmp_path_factory.mktemp("bake"))
-    sys.dont_write_bytecode = True  # nothing compiled into the template dir
-    sys.path.insert(0, str(PROJECT))
-    try:
-        from kairos_distro import artifacts, build, config, keys, naming
-    finally:
-        sys.path.remove(str(PROJECT))
     release = config.load(repo / "release.yaml")
     mods = {
         "artifacts": artifacts,

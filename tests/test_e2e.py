@@ -30,6 +30,9 @@ from tests.support.bake import bake, retarget, set_signing
 from tests.support.registry import FaultProxy, LocalRegistry
 from tests.support.sigstore_local import IDENTITY, ISSUER, LocalSigstore
 
+# Docker engine, QEMU, the pinned clients: what .ci/setup provides (`nox -s fast` skips these).
+pytestmark = pytest.mark.e2e
+
 TAG = "12-core-amd64-generic-v0.1.0"
 ISO = "kairos-debian-12-core-amd64-generic-v0.1.0.iso"
 SBOM = "kairos-debian-12-core-amd64-generic-v0.1.0.cdx.json"

@@ -30,6 +30,9 @@ from tests.support.efi import ESP_TYPE, esp_of, gpt_partitions, mcopy, sbverify
 from tests.support.registry import LocalRegistry
 from tests.support.sigstore_local import IDENTITY, ISSUER, LocalSigstore
 
+# Docker engine, QEMU, the pinned clients: what .ci/setup provides (`nox -s fast` skips these).
+pytestmark = pytest.mark.e2e
+
 RUN = uuid.uuid4().hex[:8]  # local image names of this run alone
 BOARD, UKI = "arm64-rpi4", "amd64-generic-uki"
 BOARD_NAME = "kairos-debian-12-core-arm64-rpi4-v0.1.0"

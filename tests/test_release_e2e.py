@@ -25,6 +25,9 @@ from tests.support.bake import bake, retarget, set_cells, set_signing
 from tests.support.registry import FaultProxy, LocalRegistry
 from tests.support.sigstore_local import IDENTITY, ISSUER, LocalSigstore
 
+# Docker engine, QEMU, the pinned clients: what .ci/setup provides (`nox -s fast` skips these).
+pytestmark = pytest.mark.e2e
+
 CELLS = [
     {"arch": "amd64", "model": "generic", "provider": "none"},
     {"arch": "amd64", "model": "generic", "provider": "k3s", "provider_version": "v1.35.1+k3s1"},

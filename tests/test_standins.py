@@ -27,6 +27,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from tests.support import standins
 from tests.support.efi import ESP_TYPE, esp_of, gpt_partitions, mcopy, pe_sections, sbverify
 
+# Docker engine, QEMU, the pinned clients: what .ci/setup provides (`nox -s fast` skips these).
+pytestmark = pytest.mark.e2e
+
 SOCKET = {"/var/run/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}}
 KERNEL = b"MZ fake kernel " + bytes(range(256)) * 64
 INITRD = b"fake initrd " + bytes(range(255, -1, -1)) * 32

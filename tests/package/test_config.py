@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import RISCV64_KAIROS_INIT
+from package_helpers import RISCV64_KAIROS_INIT
 
 from kairos_distro import config
 from kairos_distro.config import Cell, ConfigError

@@ -16,7 +16,7 @@ import sqlite3
 import struct
 import tarfile
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -210,7 +210,7 @@ APK_PACKAGES = [
     ),
 ]
 
-CREATED = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+CREATED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 DIGEST = "sha256:" + "ab" * 32
 
 

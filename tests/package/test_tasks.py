@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import RISCV64_KAIROS_INIT, run_invoke
+from package_helpers import RISCV64_KAIROS_INIT, ROOT, run_invoke
 
 from kairos_distro import boot, config, naming, release
 
-ROOT = Path(__file__).resolve().parent.parent
 NO_ENGINE = "unix:///nonexistent.sock"
 Runs = dict[str, subprocess.CompletedProcess[str]]
 

@@ -1,25 +1,32 @@
-"""Shared fixtures: a valid release.yaml as data, and ways to turn it into a file or a Release.
+"""What the package's tests share: a default bake to run tasks in, a valid release as data.
 
-Tests build their own releases so they hold for every baked variant of this
-repository, whatever its own release.yaml says.
+ROOT is a repository baked from this checkout's template with the default answers,
+so the tasks run against the files a user gets (release.yaml, tasks.py,
+cloud-config.yaml, .dockerignore, renovate.json), not a copy of them.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
 from pathlib import Path
 from typing import Any
 
-import pytest
-import yaml
-
-from kairos_distro import config
 from kairos_distro.naming import Identity
+from tests.support.bake import bake
 
-ROOT = Path(__file__).resolve().parent.parent
+
+def _default_bake() -> Path:
+    out = Path(tempfile.mkdtemp(prefix="kdt-default-bake-"))
+    atexit.register(shutil.rmtree, out, True)
+    return bake(out)
+
+
+ROOT = _default_bake()
 # What a plain Ubuntu 24.04 core image says in /etc/kairos-release, for naming tests.
 UBUNTU_CORE = Identity(
     flavor="ubuntu",
@@ -70,39 +77,3 @@ def valid_release() -> dict[str, Any]:
             }
         ],
     }
-
-
-@pytest.fixture
-def release_data() -> dict[str, Any]:
-    """A fresh, valid release mapping each test may change freely."""
-    return valid_release()
-
-
-@pytest.fixture
-def write_release(tmp_path: Path) -> Callable[[Any], Path]:
-    """Write a mapping (or raw text) as tmp_path/release.yaml and return its path."""
-
-    def write(data: Any) -> Path:
-        path = tmp_path / "release.yaml"
-        text = data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False)
-        path.write_text(text, encoding="utf-8")
-        return path
-
-    return write
-
-
-@pytest.fixture
-def make_release() -> Callable[..., config.Release]:
-    """make_release(*cells, **top): a validated Release with those cells and top fields."""
-
-    def make(*cells: dict[str, Any], **top: Any) -> config.Release:
-        data = valid_release()
-        data.update(top)
-        if cells:
-            data["cells"] = list(cells)
-        if any(c.get("arch") == "riscv64" for c in data["cells"]):
-            # As the template renders it when riscv64 is chosen.
-            data.setdefault("kairos_init_riscv64", RISCV64_KAIROS_INIT)
-        return config.parse(data)
-
-    return make

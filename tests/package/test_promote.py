@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import io
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from conftest import run_invoke
+from package_helpers import run_invoke
 
 from kairos_distro import naming, promote, publish, release, sign
 from kairos_distro.config import Cell, Release
 from kairos_distro.registry import OCI_MANIFEST, Descriptor, manifest_bytes
 from kairos_distro.runner import Runner
 
-ROOT = Path(__file__).resolve().parent.parent
 SIGNING = {
     "enabled": True,
     "identity": "me@example.com",

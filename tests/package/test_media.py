@@ -20,14 +20,13 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import UBUNTU_CORE
 from memory_registry import MemoryRegistry, sha
+from package_helpers import ROOT, UBUNTU_CORE
 
 from kairos_distro import config, naming, publish
 from kairos_distro.config import Cell, ConfigError
 from kairos_distro.registry import OCI_MANIFEST, manifest_bytes
 
-ROOT = Path(__file__).resolve().parent.parent
 HOST = "registry.test"
 REPO = "ns/distro"
 K3S = {"provider": "k3s", "provider_version": "v1.35.1+k3s1"}

@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import run_invoke
 from docker.errors import APIError, DockerException
+from package_helpers import ROOT, run_invoke
 
 from kairos_distro import artifacts, boot, build, naming, publish, release, sign
 from kairos_distro.build import Built
@@ -36,7 +36,6 @@ from kairos_distro.registry import OCI_MANIFEST, Registry, RegistryError
 from kairos_distro.registry import manifest_bytes as canonical
 from kairos_distro.runner import Runner, Skip, StepError
 
-ROOT = Path(__file__).resolve().parent.parent
 K3S = {"provider": "k3s", "provider_version": "v1.35.1+k3s1"}
 DIGEST = "sha256:" + "d" * 64
 DIGESTS = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from conftest import UBUNTU_CORE
+from package_helpers import UBUNTU_CORE
 
 from kairos_distro import naming
 from kairos_distro.config import Cell

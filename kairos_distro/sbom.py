@@ -23,7 +23,7 @@ import tempfile
 import uuid
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -307,8 +307,8 @@ def purl(p: Package, distro: str, distro_release: str) -> PackageURL:
 
 def _utc(created: datetime | None) -> datetime:
     if created is None:
-        return datetime.now(timezone.utc)
-    return created if created.tzinfo else created.replace(tzinfo=timezone.utc)
+        return datetime.now(UTC)
+    return created if created.tzinfo else created.replace(tzinfo=UTC)
 
 
 def image_created(client: Any, image: str) -> datetime:
@@ -320,7 +320,7 @@ def image_created(client: Any, image: str) -> datetime:
     except docker.errors.ImageNotFound:
         raise SbomError(f"{image}: image not found in the local engine") from None
     try:  # RFC 3339 with nanoseconds ("2024-05-01T12:00:00.123456789Z"): keep the seconds
-        return datetime.strptime(raw[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+        return datetime.strptime(raw[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
     except ValueError:
         raise SbomError(f"{image}: unreadable creation time {raw!r}") from None
 

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +31,13 @@ import sigstore.dsse
 import sigstore.models
 import sigstore.oidc
 import yaml
-from conftest import run_invoke
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 from memory_registry import MemoryRegistry, sha
+from package_helpers import run_invoke
 from sigstore.errors import VerificationError
 from sigstore.verify.policy import Identity
 
@@ -202,8 +202,8 @@ def test_referrer_manifest_attaches_a_bundle_to_its_subject() -> None:
 
 def test_now_is_an_rfc3339_utc_timestamp() -> None:
     stamp = sign.now()
-    parsed = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    assert abs(datetime.now(timezone.utc) - parsed) < timedelta(minutes=1)
+    parsed = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert abs(datetime.now(UTC) - parsed) < timedelta(minutes=1)
 
 
 def test_fallback_tag_follows_the_referrers_tag_schema() -> None:
@@ -305,7 +305,7 @@ WORKFLOW = "https://github.com/my-org/distro/.github/workflows/build.yml@refs/ta
 def certificate(sans: list[x509.GeneralName], issuer: str | None = ISSUER) -> x509.Certificate:
     """A self-signed certificate shaped like Fulcio's: identity in the SAN, issuer extension."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sigstore-test")])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     builder = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -1104,7 +1104,6 @@ def test_resolve_a_tag_to_its_digest() -> None:
 
 # -- the sign and verify tasks -----------------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parent.parent
 Runs = dict[str, subprocess.CompletedProcess[str]]
 
 
@@ -1271,7 +1270,7 @@ def private_trust_config() -> dict[str, Any]:
     """A ClientTrustConfig of a private Sigstore: one CA, one Rekor and one CT log key."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "private-fulcio")])
-    start = datetime.now(timezone.utc) - timedelta(hours=1)
+    start = datetime.now(UTC) - timedelta(hours=1)
     ca = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -1333,7 +1332,7 @@ def private_trust_config() -> dict[str, Any]:
 
 def release_with_trust(tmp_path: Path, trust: str) -> Path:
     """A release file next to tmp_path's files whose signing.trust is `trust`."""
-    from conftest import valid_release
+    from package_helpers import valid_release
 
     data = valid_release()
     data["signing"] = {**data.get("signing", {}), "trust": trust}

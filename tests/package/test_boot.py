@@ -19,8 +19,7 @@ import pycdlib
 import pytest
 from invoke import Exit
 
-import tasks
-from kairos_distro import boot, release
+from kairos_distro import boot, release, tasks
 from kairos_distro.boot import Check, Settings
 from kairos_distro.config import Cell
 from kairos_distro.runner import Runner, Skip, StepError

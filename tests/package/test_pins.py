@@ -17,12 +17,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import run_invoke
+from package_helpers import ROOT, run_invoke
 
 from kairos_distro import config, pins
 from kairos_distro.registry import ACCEPT, Registry
 
-ROOT = Path(__file__).resolve().parent.parent
 A = "sha256:" + "a" * 64
 B = "sha256:" + "b" * 64
 
