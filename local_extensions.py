@@ -14,7 +14,6 @@ from pathlib import Path
 from jinja2 import Environment
 from jinja2.ext import Extension
 
-
 HERE = Path(__file__).resolve().parent
 
 
