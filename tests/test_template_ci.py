@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import run
 
@@ -20,11 +21,23 @@ WORKFLOWS = sorted((TEMPLATE / ".github" / "workflows").glob("*.yml"))
 
 
 def test_the_template_has_its_test_and_upstream_workflows() -> None:
-    assert [w.name for w in WORKFLOWS] == ["tests.yml", "upstream.yml"]
+    assert [w.name for w in WORKFLOWS] == ["package.yml", "tests.yml", "upstream.yml"]
     tests = (TEMPLATE / ".github/workflows/tests.yml").read_text()
     assert "pull_request:" in tests and "bash .ci/run" in tests
     upstream = (TEMPLATE / ".github/workflows/upstream.yml").read_text()
     assert "schedule:" in upstream and "id-token: write" in upstream
+
+
+def test_package_workflow_publishes_by_trusted_publishing_on_its_version_tag() -> None:
+    jobs = yaml.safe_load((TEMPLATE / ".github/workflows/package.yml").read_text())["jobs"]
+    check = "\n".join(step.get("run", "") for step in jobs["build"]["steps"])
+    assert '"$TAG" != "v$version"' in check  # tag and package version are one number
+    publish = jobs["publish"]
+    assert publish["permissions"] == {"id-token": "write", "attestations": "write"}
+    assert publish["environment"]["name"] == "pypi"
+    uses = [step["uses"].split("@")[0] for step in publish["steps"]]
+    assert uses[-2:] == ["actions/attest-build-provenance", "pypa/gh-action-pypi-publish"]
+    assert "with" not in publish["steps"][-1]  # no password: OIDC only
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)

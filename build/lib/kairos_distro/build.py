@@ -1,0 +1,352 @@
+"""Build stage: convert the base image into a Kairos image, one cell at a time.
+
+The Dockerfile bind-mounts kairos-init from its image (`RUN --mount`), which
+needs BuildKit; docker-py only speaks the classic builder, so the build runs
+the docker CLI with an argv list. Everything else talks to the engine API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import naming
+from .config import Cell, Release
+from .naming import Identity
+from .runner import Runner, StepError
+
+KAIROS_RELEASE = "/etc/kairos-release"
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    cell: Cell
+    tag: str
+    build_args: dict[str, str]
+    labels: dict[str, str]
+    argv: list[str]
+    env: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Built:
+    cell: Cell
+    image_id: str
+    ref: str
+    identity: Identity
+
+
+def build_args(release: Release, cell: Cell, base_image: str) -> dict[str, str]:
+    """The build args of upstream's canonical Dockerfile, from one cell."""
+    return {
+        "BASE_IMAGE": base_image,
+        "KAIROS_INIT_IMAGE": release.kairos_init_for(cell),
+        "MODEL": cell.model,
+        "TRUSTED_BOOT": "true" if cell.trusted_boot else "false",
+        "KUBERNETES_DISTRO": cell.provider or "",
+        "KUBERNETES_VERSION": cell.provider_version or "",
+        "VERSION": release.version,
+        "FIPS": "fips" if cell.fips else "no-fips",
+    }
+
+
+def labels(release: Release, cell: Cell, base_digest: str, revision: str) -> dict[str, str]:
+    oci = "org.opencontainers.image"
+    return {
+        f"{oci}.source": release.source,
+        f"{oci}.description": release.description,
+        f"{oci}.revision": revision,
+        f"{oci}.version": release.version,
+        f"{oci}.base.name": release.base_image.split("@", 1)[0],
+        f"{oci}.base.digest": base_digest,
+        "io.kairos.init.image": release.kairos_init_for(cell),
+        "io.kairos.cell": cell.id,
+    }
+
+
+def plan(
+    release: Release,
+    cell: Cell,
+    *,
+    builder: list[str],
+    base_image: str,
+    base_digest: str,
+    revision: str = "",
+    network: str = "",
+    context: Path = Path("."),
+    iidfile: Path = Path("/dev/null"),
+    extra_labels: dict[str, str] | None = None,
+) -> BuildPlan:
+    """The exact build command for a cell; no effects."""
+    tag = naming.local_tag(release, cell)
+    args = build_args(release, cell, base_image)
+    labs = {**labels(release, cell, base_digest, revision), **(extra_labels or {})}
+    argv = [*builder, "--progress", "plain", "--platform", f"linux/{cell.arch}"]
+    argv += ["--file", str(context / "Dockerfile"), "--tag", tag, "--iidfile", str(iidfile)]
+    if network:
+        argv += ["--network", network]
+    for key, value in args.items():
+        argv += ["--build-arg", f"{key}={value}"]
+    for key, value in labs.items():
+        argv += ["--label", f"{key}={value}"]
+    argv.append(str(context))
+    env = {"DOCKER_BUILDKIT": "1"} if "buildx" not in builder else {}
+    return BuildPlan(cell, tag, args, labs, argv, env)
+
+
+def builder(docker_cli: str) -> list[str]:
+    """`docker buildx build --load` when buildx exists, else BuildKit via the env.
+
+    Clients from 23.0 on build with BuildKit only through buildx; older ones
+    honour DOCKER_BUILDKIT=1.
+    """
+    try:
+        probe = subprocess.run([docker_cli, "buildx", "version"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return [docker_cli, "buildx", "build", "--load"]
+        version = subprocess.run(
+            [docker_cli, "version", "--format", "{{.Client.Version}}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError as err:
+        raise StepError("engine", "build", f"cannot run {docker_cli}: {err.strerror}") from None
+    major = version.split(".")[0]
+    if major.isdigit() and int(major) >= 23:
+        raise StepError(
+            "engine",
+            "build",
+            f"{docker_cli} {version} has no buildx plugin, so it cannot build with "
+            "BuildKit: install buildx or set kairos.docker_cli",
+        )
+    return [docker_cli, "build"]
+
+
+def resolve_base(runner: Runner, ref: str) -> tuple[str, str]:
+    """(reference to build from, digest), pinned when possible.
+
+    Used for every input image (base, kairos-init, AuroraBoot): a digest in the
+    reference wins, then the local engine's RepoDigest, then the registry; a
+    local-only image (e.g. imported) has no registry digest, so its ID stands in.
+    """
+    if "@sha256:" in ref:
+        return ref, ref.split("@", 1)[1]
+    if runner.dry:
+        return ref, "<resolved at build time>"
+    import docker
+
+    client = runner.docker()
+    repo = ref.rsplit(":", 1)[0] if ":" in ref.split("/")[-1] else ref
+    try:
+        image = client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        try:
+            digest = client.images.get_registry_data(ref).id
+        except docker.errors.APIError as err:
+            raise StepError("base", "resolve", f"cannot resolve {ref}: {err.explanation}") from None
+        return f"{ref}@{digest}", digest
+    for entry in image.attrs.get("RepoDigests") or []:
+        name, _, digest = entry.partition("@")
+        if name.split("/")[-1] == repo.split("/")[-1]:
+            return f"{ref}@{digest}", digest
+    # A local-only image (e.g. imported) has no registry digest: label its ID.
+    return ref, image.id
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
+        )
+    except OSError:
+        raise StepError("version", "git", "version is git but git is not installed") from None
+
+
+def git_version(root: Path = Path(".")) -> str:
+    """`git describe --tags --dirty` as semver with a leading v.
+
+    Before the first tag: v0.0.0-<sha>[-dirty], as the factory action does.
+    """
+    described = _git(root, "describe", "--tags", "--dirty")
+    if described.returncode == 0 and described.stdout.strip():
+        version = described.stdout.strip()
+        return version if version.startswith("v") else f"v{version}"
+    head = _git(root, "rev-parse", "--short", "HEAD")
+    if head.returncode != 0 or not head.stdout.strip():
+        raise StepError("version", "git", "version is git but this is not a git checkout")
+    dirty = _git(root, "status", "--porcelain", "--untracked-files=no").stdout.strip()
+    return f"v0.0.0-{head.stdout.strip()}" + ("-dirty" if dirty else "")
+
+
+def git_revision(root: Path = Path(".")) -> str:
+    try:
+        probe = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:  # no git: the revision label stays empty
+        return ""
+    return probe.stdout.strip() if probe.returncode == 0 else ""
+
+
+def read_identity(runner: Runner, image: str) -> Identity:
+    """Read /etc/kairos-release out of an image without running it."""
+    client = runner.docker()
+    container = client.containers.create(image, command=["/bin/true"], entrypoint=[])
+    try:
+        stream, _ = container.get_archive(KAIROS_RELEASE)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.extractfile(tar.getmembers()[0])
+            text = member.read().decode() if member else ""
+    except Exception as err:  # docker.errors.NotFound and tar errors alike
+        raise StepError(image, "identity", f"cannot read {KAIROS_RELEASE}: {err}") from None
+    finally:
+        container.remove(force=True)
+    return Identity.from_kairos_release(naming.parse_release_file(text))
+
+
+def identify(runner: Runner, release: Release, cell: Cell, image: str) -> Built:
+    """Name a built image from what it says it is, checking it is the cell asked for."""
+    ident = read_identity(runner, image)
+    wrong = ident.mismatches(cell)
+    if wrong:
+        raise StepError(cell.id, "identity", f"image disagrees with cell: {wrong[0]}")
+    ref = naming.image_ref(release, ident)
+    image_id = runner.docker().images.get(image).id
+    return Built(cell, image_id, ref, ident)
+
+
+def run(
+    runner: Runner,
+    release: Release,
+    cell: Cell,
+    *,
+    network: str = "",
+    context: Path = Path("."),
+    stamp: str = "",
+) -> Built | None:
+    """Build one cell and tag it with its published name; None when dry.
+
+    `stamp` (the release fingerprint) becomes a label, so a rerun can reuse it.
+    """
+    base, digest = resolve_base(runner, release.base_image)
+    with tempfile.TemporaryDirectory() as tmp:
+        iidfile = Path(tmp) / "iid"
+        build_plan = plan(
+            release,
+            cell,
+            builder=[runner.docker_cli, "build"] if runner.dry else builder(runner.docker_cli),
+            base_image=base,
+            base_digest=digest,
+            revision=git_revision(context),
+            network=network,
+            context=context,
+            iidfile=iidfile,
+            extra_labels={FINGERPRINT_LABEL: stamp} if stamp else None,
+        )
+        runner.run(cell.id, "build", build_plan.argv, build_plan.env)
+    if runner.dry:
+        ident = Identity.expected(release, cell)
+        runner.would(cell.id, f"tag {build_plan.tag} as {naming.image_ref(release, ident)}")
+        return None
+    built = identify(runner, release, cell, build_plan.tag)
+    repo, _, tag = built.ref.rpartition(":")
+    runner.docker().images.get(built.image_id).tag(repo, tag)
+    runner.say(cell.id, f"built {built.ref}")
+    return built
+
+
+# -- incremental releases ------------------------------------------------------------
+FINGERPRINT_LABEL = "io.kairos.fingerprint"
+
+
+# What .dockerignore keeps out of the build context (the overlay's own README).
+NOT_IN_CONTEXT = ("overlay/README.md",)
+
+
+def tree_digest(context: Path) -> dict[str, str]:
+    """What the build consumes: the Dockerfile, .dockerignore and overlay/, entry by entry.
+
+    Files by mode and content, symlinks by their target, directories by mode
+    (an empty one still lands in the image).
+    """
+    paths = [context / "Dockerfile", context / ".dockerignore"]
+    paths += sorted((context / "overlay").rglob("*"))
+    out = {}
+    for path in paths:
+        name = path.relative_to(context).as_posix()
+        if name in NOT_IN_CONTEXT or not (path.exists() or path.is_symlink()):
+            continue
+        mode = oct(path.lstat().st_mode & 0o7777)
+        if path.is_symlink():
+            out[name] = f"link:{os.readlink(path)}"
+        elif path.is_dir():
+            out[name] = f"dir:{mode}"
+        else:
+            out[name] = f"{mode}:{hashlib.sha256(path.read_bytes()).hexdigest()}"
+    return out
+
+
+def fingerprint(release: Release, cell: Cell, digests: dict[str, str], tree: dict[str, str]) -> str:
+    """A digest of every input of a cell's artifacts; equal inputs, equal fingerprint.
+
+    The git revision is left out on purpose: a commit that changes nothing a
+    cell consumes must not rebuild it.
+    """
+    inputs = {
+        "cell": cell.id,
+        "build_args": build_args(release, cell, release.base_image),
+        "labels": {k: v for k, v in labels(release, cell, "", "").items() if v},
+        "digests": _cell_digests(cell, digests),
+        "tree": tree,
+    }
+    blob = json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:32]
+
+
+def input_digests(runner: Runner, release: Release) -> dict[str, str]:
+    """Digests of the input images (resolved once per run)."""
+    refs = {
+        "base": release.base_image,
+        "kairos_init": release.kairos_init,
+        "auroraboot": release.auroraboot,
+    }
+    if release.kairos_init_riscv64:
+        refs["kairos_init_riscv64"] = release.kairos_init_riscv64
+    return {name: resolve_base(runner, ref)[1] for name, ref in refs.items()}
+
+
+def _cell_digests(cell: Cell, digests: dict[str, str]) -> dict[str, str]:
+    """The input digests `cell` consumes: riscv64 cells may have their own kairos-init."""
+    own = dict(digests)
+    riscv64 = own.pop("kairos_init_riscv64", None)
+    if cell.arch == "riscv64" and riscv64:
+        own["kairos_init"] = riscv64
+    return own
+
+
+def reuse(runner: Runner, release: Release, cell: Cell, stamp: str) -> Built | None:
+    """The cell's last local build, if it was built from exactly these inputs."""
+    import docker
+
+    try:
+        image = runner.docker().images.get(naming.local_tag(release, cell))
+    except docker.errors.ImageNotFound:
+        return None
+    if (image.labels or {}).get(FINGERPRINT_LABEL) != stamp:
+        return None
+    built = identify(runner, release, cell, image.id)
+    repo, _, tag = built.ref.rpartition(":")
+    image.tag(repo, tag)  # the published name may have changed (e.g. another registry)
+    runner.say(cell.id, f"reusing {built.ref} (same inputs)")
+    return built

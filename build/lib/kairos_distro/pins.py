@@ -1,0 +1,362 @@
+"""Pins: move one pinned input of release.yaml at a time, in place.
+
+An owner takes a base-OS CVE rebuild (same tag, new digest) without a newer
+Kubernetes, or a k3s patch without touching the base. Planning is pure: the
+rewrite functions change exactly one value on its own line(s) and leave every
+other byte (comments, quoting, line endings) as it was. Effects are apart:
+`resolve` asks the image's registry for a tag's digest, and `apply` writes the
+file atomically only after release.yaml's own validation accepts the result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config, naming
+from .registry import Registry, RegistryError
+
+# `invoke bump WHAT` -> the release.yaml field it moves.
+IMAGES = {
+    "base": "base_image",
+    "kairos-init": "kairos_init",
+    "kairos-init-riscv64": "kairos_init_riscv64",
+    "auroraboot": "auroraboot",
+}
+PROVIDERS = tuple(config.PROVIDER_VERSION)
+WHATS = (*IMAGES, *PROVIDERS)
+DOCKER_HUB = "registry-1.docker.io"
+DIGEST = re.compile(r"^sha256:[a-f0-9]{64}\Z")
+_KEY = r"[A-Za-z_][A-Za-z0-9_]*"
+
+
+class PinError(ValueError):
+    """A bump that cannot be planned; str() is one line."""
+
+
+class ResolveError(PinError):
+    """The registry could not give a digest for a reference; str() is one line."""
+
+
+# -- references ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ImageRef:
+    """`name[:tag][@digest]`, the name kept as written (e.g. `ubuntu`)."""
+
+    name: str
+    tag: str = ""
+    digest: str = ""
+
+    def __str__(self) -> str:
+        text = self.name
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += f"@{self.digest}"
+        return text
+
+    @property
+    def location(self) -> tuple[str, str]:
+        """(registry host, repository path) where the name lives."""
+        return registry_location(self.name)
+
+
+def parse_ref(ref: str) -> ImageRef:
+    """Split a reference; a `:` after the last `/` starts the tag (not a host's port)."""
+    rest, _, digest = ref.partition("@")
+    last = rest.rsplit("/", 1)[-1]
+    if ":" in last:
+        name, _, tag = rest.rpartition(":")
+        return ImageRef(name, tag, digest)
+    return ImageRef(rest, "", digest)
+
+
+def registry_location(name: str) -> tuple[str, str]:
+    """`ubuntu` -> (registry-1.docker.io, library/ubuntu); `quay.io/a/b` -> (quay.io, a/b)."""
+    first, sep, remainder = name.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        host, repo = first, remainder
+    else:
+        host, repo = "docker.io", name
+    if host in ("docker.io", "index.docker.io", DOCKER_HUB):
+        host = DOCKER_HUB
+        if "/" not in repo:
+            repo = f"library/{repo}"
+    return host, repo
+
+
+def target(current: str, to: str = "") -> ImageRef:
+    """What to pin: the current tag again (no `to`), another tag, or a whole reference.
+
+    The result carries a digest only when `to` gave one; otherwise the digest
+    is resolved from the registry.
+    """
+    now = parse_ref(current)
+    if not to:
+        if now.digest and not now.tag:
+            raise PinError(f"{current} has no tag to re-resolve: give --to TAG")
+        return ImageRef(now.name, now.tag or "latest")
+    if any(ch in to for ch in ":/@"):
+        ref = parse_ref(to)
+        if not ref.name:
+            raise PinError(f"--to {to!r} is not a tag or an image reference")
+        return ImageRef(ref.name, ref.tag or ("" if ref.digest else "latest"), ref.digest)
+    if not naming.TAG.match(to):
+        raise PinError(f"--to {to!r} is not a valid tag")
+    return ImageRef(now.name, to)
+
+
+# -- pure rewriting ----------------------------------------------------------------------
+_LINE = re.compile(
+    r"^(?P<head>[ \t]*(?:-[ \t]+)?(?P<key>" + _KEY + r"):[ \t]*)"
+    r"(?P<value>\"[^\"\\]*\"|'[^']*'|[^\s#'\"][^#]*?)"
+    r"(?P<tail>[ \t]*(?:#.*)?)$"
+)
+
+
+def _split_line(line: str) -> tuple[str, str]:
+    """(content, line ending) so a rewrite keeps \\n, \\r\\n or none as it was."""
+    body = line.rstrip("\r\n")
+    return body, line[len(body) :]
+
+
+def _swap(line: str, key: str, old: str, new: str, *, top: bool) -> str | None:
+    """`line` with `key`'s value `old` made `new`, same quoting; None if it is not that line."""
+    body, end = _split_line(line)
+    found = _LINE.match(body)
+    if not found or found["key"] != key or (top and found["head"][:1] in (" ", "\t", "-")):
+        return None
+    raw = found["value"]
+    quote = raw[0] if raw[0] in "\"'" else ""
+    value = raw[1:-1] if quote else raw
+    if value != old:
+        return None
+    return f"{found['head']}{quote}{new}{quote}{found['tail']}{end}"
+
+
+def rewrite(text: str, field: str, old: str, new: str) -> str:
+    """`text` with the top-level `field: old` line made `field: new`; nothing else changes."""
+    lines = text.splitlines(keepends=True)
+    hits = [i for i, line in enumerate(lines) if _swap(line, field, old, new, top=True)]
+    if len(hits) != 1:
+        where = "no line" if not hits else f"{len(hits)} lines"
+        raise PinError(f"{field}: found {where} reading `{field}: {old}` to rewrite")
+    lines[hits[0]] = _swap(lines[hits[0]], field, old, new, top=True) or ""
+    return "".join(lines)
+
+
+def rewrite_provider(text: str, old: str, new: str) -> str:
+    """`text` with every cell's `provider_version: old` made `new`; nothing else changes."""
+    lines = text.splitlines(keepends=True)
+    count = 0
+    for i, line in enumerate(lines):
+        swapped = _swap(line, "provider_version", old, new, top=False)
+        if swapped is not None:
+            lines[i] = swapped
+            count += 1
+    if not count:
+        raise PinError(f"provider_version: found no line reading `provider_version: {old}`")
+    return "".join(lines)
+
+
+def provider_versions(rel: config.Release, provider: str) -> list[str]:
+    """The versions of `provider` the cells carry, in file order, each once."""
+    seen: list[str] = []
+    for cell in rel.cells:
+        if cell.provider == provider and cell.provider_version not in seen:
+            seen.append(cell.provider_version or "")
+    return seen
+
+
+def provider_old(rel: config.Release, provider: str, to: str, from_: str = "") -> str:
+    """The version a provider bump replaces; refuses bad tags and ambiguity in one line."""
+    pattern = config.PROVIDER_VERSION[provider]
+    if to and not pattern.match(to):
+        example = config.PROVIDER_EXAMPLE[provider]
+        raise PinError(f"{provider}: --to {to!r} is not a full {provider} tag such as {example}")
+    versions = provider_versions(rel, provider)
+    if not versions:
+        raise PinError(f"{provider}: no cell of {rel.path} uses {provider}")
+    if from_:
+        if from_ not in versions:
+            raise PinError(
+                f"{provider}: no cell carries {from_}; {provider} cells carry {', '.join(versions)}"
+            )
+        return from_
+    if len(versions) > 1:
+        raise PinError(
+            f"{provider}: cells carry several versions ({', '.join(versions)}): "
+            "choose one with --from"
+        )
+    return versions[0]
+
+
+def expected(rel: config.Release, what: str, old: str, new: str) -> config.Release:
+    """The Release a correct bump produces: `rel` with only that value moved."""
+    if what in IMAGES:
+        return dataclasses.replace(rel, **{IMAGES[what]: new})
+    cells = tuple(
+        dataclasses.replace(c, provider_version=new)
+        if c.provider == what and c.provider_version == old
+        else c
+        for c in rel.cells
+    )
+    return dataclasses.replace(rel, cells=cells)
+
+
+# -- effects: the registry, then the file ----------------------------------------------------
+def head_digest(registry: Registry, repo: str, reference: str) -> str:
+    """The manifest digest of `repo:reference`, or a one-line ResolveError."""
+    ref = f"{registry.host}/{repo}:{reference}"
+    try:
+        digest = registry.manifest_digest(repo, reference)
+    except RegistryError as err:
+        raise ResolveError(f"{ref}: {err}") from None
+    if digest is None:
+        raise ResolveError(f"{ref} is not in the registry (HTTP 404)")
+    return digest
+
+
+def resolve(ref: ImageRef, registry_for: Callable[[str], Registry] = Registry) -> str:
+    """`name:tag` -> `name:tag@sha256:...` from the image's own registry."""
+    if ref.digest:
+        return str(ref)
+    host, repo = ref.location
+    try:
+        digest = head_digest(registry_for(host), repo, ref.tag or "latest")
+    except ResolveError as err:
+        raise ResolveError(
+            f"{ref}: {err}; an image only in the local engine has no registry digest "
+            "(push it, or pin it by hand)"
+        ) from None
+    except RegistryError as err:
+        raise ResolveError(f"{ref}: {err}") from None
+    return str(dataclasses.replace(ref, digest=digest))
+
+
+@dataclass(frozen=True)
+class Bump:
+    """One planned change: `what` moves `old` -> `new`; `text` is the new file."""
+
+    what: str
+    field: str
+    old: str
+    new: str
+    path: Path
+    text: str
+
+    @property
+    def changed(self) -> bool:
+        return self.old != self.new
+
+
+# -- provider versions from the upstream release list ------------------------------------
+GITHUB_REPOS = {"k3s": "k3s-io/k3s", "k0s": "k0sproject/k0s"}
+GITHUB_API_ENV = "KAIROS_GITHUB_API"  # a GitHub Enterprise or test API; default api.github.com
+
+
+def latest_patch(provider: str, current: str, tags: list[str]) -> str:
+    """The newest full tag of `current`'s minor line (e.g. v1.35.x+k3sN), else `current`."""
+    line = re.match(r"v(\d+)\.(\d+)\.", current)
+    pattern = config.PROVIDER_VERSION[provider]
+    same = [t for t in tags if pattern.match(t) and line and t.startswith(f"v{line[1]}.{line[2]}.")]
+
+    def order(tag: str) -> tuple[int, ...]:
+        return tuple(int(n) for n in re.findall(r"\d+", tag))
+
+    return max([current, *same], key=order)
+
+
+def release_tags(provider: str) -> list[str]:
+    """Published (not draft, not pre-release) tags of the provider's GitHub repository."""
+    import requests
+
+    api = os.environ.get(GITHUB_API_ENV, "https://api.github.com").rstrip("/")
+    url = f"{api}/repos/{GITHUB_REPOS[provider]}/releases?per_page=100"
+    headers = {"Accept": "application/vnd.github+json"}
+    if os.environ.get("GITHUB_TOKEN"):  # CI: avoids the anonymous rate limit
+        headers["Authorization"] = f"Bearer {os.environ['GITHUB_TOKEN']}"
+    try:
+        resp = requests.get(url, headers=headers, timeout=30)
+        resp.raise_for_status()
+        return [
+            r["tag_name"]
+            for r in resp.json()
+            if not r.get("draft") and not r.get("prerelease") and isinstance(r.get("tag_name"), str)
+        ]
+    except (requests.RequestException, ValueError, TypeError, KeyError) as err:
+        raise ResolveError(
+            f"{provider}: cannot read the release list at {url} ({type(err).__name__}); give --to"
+        ) from None
+
+
+def _check(bump: Bump, written: Path) -> None:
+    """Validate `written` as release.yaml and make sure only the pin moved."""
+    try:
+        before = config.load(bump.path)
+        after = config.load(written)
+    except config.ConfigError as err:
+        raise PinError(str(err).replace(str(written), str(bump.path))) from None
+    want = dataclasses.replace(expected(before, bump.what, bump.old, bump.new), path=written)
+    if after != want:
+        raise PinError(f"{bump.path}: the rewrite changed more than {bump.field}; left as it was")
+
+
+def apply(bump: Bump, *, dry: bool = False) -> None:
+    """Validate the new text, then replace the file atomically (dry: validate only)."""
+    if not bump.changed:
+        return
+    if dry:
+        with tempfile.TemporaryDirectory(prefix="kairos-bump-") as tmp:
+            scratch = Path(tmp) / bump.path.name
+            scratch.write_bytes(bump.text.encode("utf-8"))
+            _check(bump, scratch)
+        return
+    fd, name = tempfile.mkstemp(prefix=f".{bump.path.name}.", dir=bump.path.parent)
+    temp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(bump.text.encode("utf-8"))
+        shutil.copymode(bump.path, temp)
+        _check(bump, temp)
+        temp.replace(bump.path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def plan(
+    path: Path,
+    what: str,
+    to: str = "",
+    from_: str = "",
+    resolver: Callable[[ImageRef], str] = resolve,
+    releases: Callable[[str], list[str]] = release_tags,
+) -> Bump:
+    """Read release.yaml, resolve what the pin becomes, and rewrite the text (no write)."""
+    if what not in WHATS:
+        raise PinError(f"{what!r} is not one of {', '.join(WHATS)}")
+    try:
+        rel = config.load(path)
+        text = path.read_bytes().decode("utf-8")
+    except config.ConfigError as err:
+        raise PinError(str(err)) from None
+    if what in IMAGES:
+        if from_:
+            raise PinError(f"{what}: --from is for k3s and k0s only")
+        field = IMAGES[what]
+        old = getattr(rel, field)
+        if not old:
+            raise PinError(f"{what}: {path} has no {field} to move")
+        new = resolver(target(old, to))
+        new_text = text if new == old else rewrite(text, field, old, new)
+        return Bump(what, field, old, new, path, new_text)
+    old = provider_old(rel, what, to, from_)
+    to = to or latest_patch(what, old, releases(what))  # no --to: newest patch, same minor
+    new_text = text if to == old else rewrite_provider(text, old, to)
+    return Bump(what, "provider_version", old, to, path, new_text)

@@ -1,0 +1,397 @@
+"""Publish stage: push a built image by digest, then point its tags at it.
+
+Blobs go first, then the manifest under its digest; tags are written only
+after that succeeded, so a dead registry or a refused blob never leaves a tag
+pointing at a partial image. A raw disk image goes beside its image as an OCI
+artifact `<tag>-img` (as kairos-factory-action publishes it), and with signing
+on the SBOM is attached as a signed CycloneDX attestation. Credentials come
+from the environment or the docker config and are never printed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import artifacts as artifacts_stage
+from . import naming, sbom, sign
+from .build import Built
+from .config import Cell, Release
+from .registry import OCI_MANIFEST, Registry, RegistryError, manifest_bytes
+from .runner import Runner, StepError
+
+CONFIG_TYPE = "application/vnd.oci.image.config.v1+json"
+LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+@dataclass(frozen=True)
+class Published:
+    cell: Cell
+    repository: str
+    digest: str
+    tags: tuple[str, ...]
+    raw_digest: str = ""  # the <tag>-img artifact, when one was pushed
+
+    @property
+    def ref(self) -> str:
+        return f"{self.repository}@{self.digest}"
+
+
+def split_repository(repository: str) -> tuple[str, str]:
+    """`host/ns/name` -> (`host`, `ns/name`)."""
+    host, _, path = repository.partition("/")
+    return host, path
+
+
+def oci_manifest(
+    config: dict[str, Any], layers: list[dict[str, Any]], labels: dict[str, str]
+) -> dict[str, Any]:
+    manifest: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config,
+        "layers": layers,
+    }
+    keep = (
+        "org.opencontainers.image.source",
+        "org.opencontainers.image.revision",
+        "org.opencontainers.image.version",
+    )
+    annotations = {k: v for k, v in labels.items() if k in keep and v}
+    if annotations:
+        manifest["annotations"] = annotations
+    return manifest
+
+
+@contextmanager
+def _gzipped(dest: Path) -> Iterator[gzip.GzipFile]:
+    """A gzip stream into `dest`; mtime=0 and a fixed level keep its digest stable."""
+    with (
+        dest.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
+    ):
+        yield gz
+
+
+def _put_image(
+    registry: Registry, repo: str, config: bytes, layers: list[dict[str, Any]], labels: dict
+) -> str:
+    """Push the config, then the manifest under its own digest; return that digest."""
+    config_desc = registry.push_bytes(repo, config, CONFIG_TYPE).as_json()
+    body = manifest_bytes(oci_manifest(config_desc, layers, labels))
+    digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
+    registry.put_manifest(repo, digest, body, OCI_MANIFEST)
+    return digest
+
+
+def push_image(runner: Runner, registry: Registry, repo: str, built: Built) -> str:
+    """Upload the image's blobs and manifest by digest; return the digest."""
+    image = runner.docker().images.get(built.image_id)
+    with tempfile.TemporaryDirectory(prefix="kairos-push-") as tmp:
+        saved = Path(tmp) / "image.tar"
+        with saved.open("wb") as f:
+            for chunk in image.save(named=False):
+                f.write(chunk)
+        with tarfile.open(saved) as tar:
+            entry = json.load(tar.extractfile("manifest.json"))[0]  # type: ignore[arg-type]
+            config = tar.extractfile(entry["Config"]).read()  # type: ignore[union-attr]
+            layers = []
+            for i, name in enumerate(entry["Layers"]):
+                runner.say(built.cell.id, f"pushing layer {i + 1}/{len(entry['Layers'])}")
+                packed = Path(tmp) / f"layer{i}.tar.gz"
+                with _gzipped(packed) as gz:
+                    shutil.copyfileobj(tar.extractfile(name), gz, 1 << 20)
+                layers.append(registry.push_file(repo, packed, LAYER_TYPE).as_json())
+                packed.unlink()
+    labels = json.loads(config).get("config", {}).get("Labels") or {}
+    return _put_image(registry, repo, config, layers, labels)
+
+
+class _Hashing:
+    """A write-only stream that hashes what passes through (a layer's diff id)."""
+
+    def __init__(self, sink: Any) -> None:
+        self.sink, self.hash = sink, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.hash.update(data)
+        return self.sink.write(data)
+
+
+def push_raw(registry: Registry, repo: str, raw: Path, arch: str) -> str:
+    """Push a raw disk image as a one-layer image holding /artifacts/<name>.raw.
+
+    The form kairos-factory-action publishes: `docker create` it, then
+    `docker cp <container>:/artifacts/. .` gives the file back.
+    """
+    with tempfile.TemporaryDirectory(prefix="kairos-raw-") as tmp:
+        packed = Path(tmp) / "layer.tar.gz"
+        with _gzipped(packed) as gz:
+            hashing = _Hashing(gz)
+            with tarfile.open(fileobj=hashing, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
+                folder = tarfile.TarInfo("artifacts")
+                folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(folder)
+                info = tar.gettarinfo(str(raw), arcname=f"artifacts/{raw.name}")
+                # Only the bytes count: the same image gives the same digest for anyone.
+                info.mtime, info.mode, info.uid, info.gid = 0, 0o644, 0, 0
+                info.uname = info.gname = ""
+                with raw.open("rb") as f:
+                    tar.addfile(info, f)
+        layer = registry.push_file(repo, packed, LAYER_TYPE).as_json()
+    config = {
+        "architecture": arch,
+        "os": "linux",
+        "config": {"Labels": {"io.kairos.artifact": raw.name}},
+        "rootfs": {"type": "layers", "diff_ids": [f"sha256:{hashing.hash.hexdigest()}"]},
+    }
+    return _put_image(registry, repo, manifest_bytes(config), [layer], {})
+
+
+def move_tags(registry: Registry, repo: str, digest: str, tags: list[str]) -> None:
+    """Point each tag at an already-pushed manifest, re-using its exact bytes."""
+    found = registry.get_manifest(repo, digest)
+    if found is None:
+        raise RegistryError(f"registry {registry.host} has no manifest {digest} to tag")
+    body, media_type, _ = found
+    for tag in tags:
+        registry.put_manifest(repo, tag, body, media_type)
+
+
+def publish(
+    runner: Runner,
+    release: Release,
+    cell: Cell,
+    built: Built | None,
+    sigstore: sign.Sigstore | None = None,
+    artifacts: Path | None = None,
+    stamp: str = "",
+) -> Published | None:
+    """Push by digest (the image, and its raw disk image); with signing on, sign,
+    attest the SBOM and verify those digests; then tag.
+
+    The version tag and the first channel's tag (e.g. edge) move last; with a
+    `stamp` a release record follows, so the next `invoke release` can skip it.
+    """
+    ident = built.identity if built else naming.Identity.expected(release, cell)
+    repository = naming.repository(release, ident)
+    tags = [naming.image_tag(ident)]
+    tags += [naming.channel_tag(ident, c) for c in release.channels[:1]]
+    raw = raw_file(release, artifacts, cell)
+    if built is None:
+        _dry(runner, release, cell, repository, tags, sigstore, ident)
+        return None
+    host, repo = split_repository(repository)
+    registry = Registry(host)
+    step = "publish"
+    try:
+        digest = push_image(runner, registry, repo, built)
+        runner.say(cell.id, f"pushed {repository}@{digest}")
+        raw_digest = ""
+        if raw:
+            runner.say(cell.id, f"pushing {raw.name} as {naming.raw_tag(ident)}")
+            raw_digest = push_raw(registry, repo, raw, cell.arch)
+        if sigstore:
+            step = "sign"
+            if artifacts and not sbom_file(artifacts, cell):  # published without `invoke iso`
+                artifacts_stage.write_sbom(runner, release, built, _cell_dir(artifacts, cell))
+            sign_cell(runner, sigstore, registry, repo, digest, cell, artifacts, raw_digest)
+        step = "publish"
+        move_tags(registry, repo, digest, tags)
+        if raw_digest:
+            move_tags(registry, repo, raw_digest, [naming.raw_tag(ident)])
+        if stamp:
+            files = checksum_files(artifacts, cell)
+            record = release_record(cell, stamp, release.version, repository, digest, tags, files)
+            record.update(extras(repository, raw_digest, sbom_file(artifacts, cell)))
+            write_record(Registry(release.registry), release, cell, record)
+    except (RegistryError, sign.SignError) as err:
+        raise StepError(cell.id, step, str(err)) from None
+    runner.say(cell.id, f"tagged {repository}:{', '.join(tags)}")
+    if raw_digest:
+        runner.say(cell.id, f"tagged {repository}:{naming.raw_tag(ident)}")
+    return Published(cell, repository, digest, tuple(tags), raw_digest)
+
+
+def _dry(
+    runner: Runner,
+    release: Release,
+    cell: Cell,
+    repository: str,
+    tags: list[str],
+    sigstore: sign.Sigstore | None,
+    ident: naming.Identity,
+) -> None:
+    runner.would(cell.id, f"push {naming.local_tag(release, cell)} to {repository} by digest")
+    if "raw" in cell.media and release.publish_raw:
+        runner.would(cell.id, f"push the raw disk image as {repository}:{naming.raw_tag(ident)}")
+    if sigstore:
+        runner.would(
+            cell.id, "sign those digests, attest the SBOM, sign the artifact checksums, then verify"
+        )
+    runner.would(cell.id, f"then tag it {', '.join(tags)}")
+
+
+def raw_file(release: Release, artifacts: Path | None, cell: Cell) -> Path | None:
+    """The cell's raw disk image when it is to be pushed as `<tag>-img`."""
+    if not (release.publish_raw and artifacts and "raw" in cell.media):
+        return None
+    return next(iter(sorted((artifacts / cell.id).glob("*.raw"))), None)
+
+
+def _cell_dir(artifacts: Path, cell: Cell) -> Path:
+    directory = artifacts / cell.id
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def sbom_file(artifacts: Path | None, cell: Cell) -> Path | None:
+    if not artifacts:
+        return None
+    return next(iter(sorted((artifacts / cell.id).glob(f"*{naming.SBOM_SUFFIX}"))), None)
+
+
+def extras(repository: str, raw_digest: str, sbom: Path | None) -> dict[str, Any]:
+    """What a release record adds for a raw disk image and an SBOM."""
+    found: dict[str, Any] = {}
+    if raw_digest:
+        found["raw_image"] = f"{repository}@{raw_digest}"
+    if sbom:
+        found["sbom"] = {sbom.name: artifacts_stage.sha256_of(sbom)}
+    return found
+
+
+# -- release records: what `invoke release` published, per cell ----------------------
+RECORD_TYPE = "application/vnd.kairos.release.v1+json"
+EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
+
+
+def record_location(release: Release, cell: Cell) -> tuple[str, str]:
+    """(repository path, tag) of a cell's release record: beside the images, by cell id."""
+    return f"{release.namespace}/{release.name}", f"release-{cell.id}"
+
+
+def release_record(
+    cell: Cell,
+    stamp: str,
+    version: str,
+    repository: str,
+    digest: str,
+    tags: list[str],
+    checksums: list[Path],
+) -> dict[str, Any]:
+    return {
+        "cell": cell.id,
+        "fingerprint": stamp,
+        "version": version,
+        "image": f"{repository}@{digest}",
+        "tags": tags,
+        "checksums": {p.name: p.read_text().split()[0] for p in checksums},
+    }
+
+
+def write_record(registry: Registry, release: Release, cell: Cell, record: dict[str, Any]) -> None:
+    repo, tag = record_location(release, cell)
+    blob = json.dumps(record, sort_keys=True).encode()
+    layer = registry.push_bytes(repo, blob, RECORD_TYPE)
+    config = registry.push_bytes(repo, b"{}", EMPTY_TYPE)
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": RECORD_TYPE,
+        "config": config.as_json(),
+        "layers": [layer.as_json()],
+        "annotations": {"io.kairos.release.fingerprint": record["fingerprint"]},
+    }
+    registry.put_manifest(repo, tag, manifest_bytes(manifest), OCI_MANIFEST)
+
+
+def read_record(registry: Registry, release: Release, cell: Cell) -> dict[str, Any] | None:
+    """The cell's last release record, or None (never released, or unreadable)."""
+    repo, tag = record_location(release, cell)
+    found = registry.get_manifest(repo, tag)
+    if found is None:
+        return None
+    try:
+        manifest = json.loads(found[0])
+        if not isinstance(manifest, dict) or manifest.get("artifactType") != RECORD_TYPE:
+            return None
+        record = json.loads(registry.get_blob(repo, manifest["layers"][0]["digest"]))
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def checksum_files(artifacts: Path | None, cell: Cell) -> list[Path]:
+    return sorted((artifacts / cell.id).glob("*.sha256")) if artifacts else []
+
+
+def sign_cell(
+    runner: Runner,
+    sigstore: sign.Sigstore,
+    registry: Registry,
+    repo: str,
+    digest: str,
+    cell: Cell,
+    artifacts: Path | None,
+    raw_digest: str = "",
+) -> None:
+    """Sign the image (and raw disk image) digests, attest the SBOM, sign the
+    checksum files; then verify them all."""
+    sign.sign_image(sigstore, registry, repo, digest)
+    if raw_digest:
+        sign.sign_image(sigstore, registry, repo, raw_digest)
+    bom = sbom_file(artifacts, cell)
+    if bom is None:
+        raise sign.SignError(f"no SBOM for {cell.id} to attest: run `invoke iso` first")
+    document = json.loads(bom.read_text())
+    sign.attest_image(sigstore, registry, repo, digest, sign.CYCLONEDX, document)
+    for path in checksum_files(artifacts, cell):
+        sign.sign_file(sigstore, path)
+    verify_cell(runner, sigstore, registry, repo, digest, cell, artifacts, raw_digest)
+
+
+def verify_cell(
+    runner: Runner,
+    sigstore: sign.Sigstore,
+    registry: Registry,
+    repo: str,
+    digest: str,
+    cell: Cell,
+    artifacts: Path | None,
+    raw_digest: str = "",
+) -> None:
+    """The image signature, the SBOM attestation (equal to the local SBOM when
+    there is one), the raw disk image's signature and the checksum bundles."""
+    where = f"{registry.host}/{repo}"
+    sign.verify_image(sigstore, registry, repo, digest)
+    runner.say(cell.id, f"verified signature of {where}@{digest}")
+    document = sign.verify_attestation(sigstore, registry, repo, digest, sign.CYCLONEDX)
+    bom = sbom_file(artifacts, cell)
+    if bom and document != json.loads(bom.read_text()):
+        raise sign.SignError(f"the SBOM attested for {where}@{digest} is not {bom.name}")
+    count = len(sbom.component_purls(document))
+    runner.say(cell.id, f"verified SBOM attestation ({count} packages)")
+    if raw_digest:
+        sign.verify_image(sigstore, registry, repo, raw_digest)
+        runner.say(cell.id, f"verified signature of {where}@{raw_digest} (raw disk image)")
+    for path in checksum_files(artifacts, cell):
+        sign.verify_file(sigstore, path)
+        runner.say(cell.id, f"verified {path.name}{sign.BUNDLE_SUFFIX}")
+
+
+def resolve(registry: Registry, repo: str, reference: str) -> str:
+    """A tag (or digest) in the registry -> the manifest digest."""
+    found = registry.get_manifest(repo, reference)
+    if found is None:
+        raise RegistryError(f"{registry.host}/{repo}:{reference} is not in the registry")
+    return found[2]

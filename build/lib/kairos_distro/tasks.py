@@ -1,0 +1,559 @@
+"""Build and publish this Kairos distro: `invoke --list` shows every task.
+
+Each task reads release.yaml, then hands one pipeline stage to the
+kairos_distro package. `invoke --dry TASK` prints what would run and touches
+nothing. Settings that belong to a machine rather than to the release go in
+invoke's own config (invoke.yaml or INVOKE_KAIROS_* variables):
+  kairos.network     build/run network for containers (e.g. host); default: engine's
+  kairos.docker_cli  docker client used for BuildKit builds; default: docker
+  kairos.privileged  run AuroraBoot's raw disk build --privileged, as the factory does;
+                     default: true (false where the engine refuses privileged containers)
+  kairos.artifacts   where ISOs, raw images, SBOMs and checksums land; default: artifacts
+  kairos.keys        trusted boot: the owner's key directory (a secret); default: keys
+  kairos.boot.*      test-boot: accel (auto|kvm|tcg), memory, cpus, timeout, marker
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from invoke import Collection, Context, Exit, task
+
+from kairos_distro import (
+    artifacts,
+    boot,
+    build,
+    config,
+    keys,
+    naming,
+    pins,
+    promote,
+    publish,
+    release,
+    sign,
+)
+from kairos_distro.registry import Registry, RegistryError
+from kairos_distro.runner import Runner, StepError, summary
+
+CELL_HELP = {"cell": "Cell id to act on (repeatable); default: every cell of release.yaml."}
+FILE_HELP = "Release file to read (default: release.yaml)."
+TOKEN_HELP = "OIDC token for signing (else SIGSTORE_ID_TOKEN, CI credentials, or the browser)."
+
+
+def _setup(c: Context, release_file: str) -> tuple[Runner, config.Release]:
+    settings = c.config.kairos
+    try:
+        rel = config.load(release_file or settings.release_file)
+    except config.ConfigError as err:
+        raise Exit(str(err), code=2) from None
+    runner = Runner(
+        dry=bool(c.config.run.dry),
+        docker_cli=settings.docker_cli,
+        privileged=_switch("kairos.privileged", settings.privileged),
+    )
+    if rel.version == "git":
+        try:
+            version = build.git_version(rel.path.parent)
+        except StepError as err:
+            raise Exit(f"{rel.path}: version: {err.reason}", code=2) from None
+        if not config.SEMVER.match(version):
+            raise Exit(f"{rel.path}: version: git describe gave {version!r}, not semver", code=2)
+        rel = dataclasses.replace(rel, version=version)
+    return runner, rel
+
+
+def _switch(name: str, value: object) -> bool:
+    """A true/false machine setting, from invoke.yaml (a bool) or the environment (text)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise Exit(f"{name}: expected true or false, got {value!r}", code=2)
+
+
+def _cells(rel: config.Release, cell: list[str]) -> list[config.Cell]:
+    try:
+        return rel.select(cell)
+    except config.ConfigError as err:
+        raise Exit(str(err), code=2) from None
+
+
+def _finish(stage: str, outcomes: list[release.Outcome]) -> None:
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        first = failed[0].detail
+        raise Exit(
+            f"{stage}: {len(failed)} of {len(outcomes)} cells failed; first: {first}", code=1
+        )
+
+
+def _local(runner: Runner, rel: config.Release, cell: config.Cell) -> build.Built | None:
+    """The cell's last local build, named from its own /etc/kairos-release."""
+    if runner.dry:
+        return None
+    import docker
+
+    tag = naming.local_tag(rel, cell)
+    try:
+        runner.docker().images.get(tag)
+    except docker.errors.ImageNotFound:
+        raise StepError(
+            cell.id, "find build", f"no local image {tag}; run `invoke build --cell {cell.id}`"
+        ) from None
+    return build.identify(runner, rel, cell, tag)
+
+
+@task(help={"format": "table (default), json, github or gitlab.", "release-file": FILE_HELP})
+def matrix(c, format="table", release_file=""):
+    """List the release matrix's cells and image names; CI reads --format github/gitlab."""
+    _, rel = _setup(c, release_file)
+    if format == "table":
+        summary("cells", [release.cell_row(rel, cell) for cell in rel.cells])
+        return
+    printers = {
+        "json": release.matrix_json,
+        "github": release.github_matrix,
+        "gitlab": release.gitlab_pipeline,
+    }
+    if format not in printers:
+        raise Exit(
+            f"matrix: --format must be table, json, github or gitlab (got {format!r})", code=2
+        )
+    print(printers[format](rel).rstrip("\n"))
+
+
+@task(name="build", iterable=["cell"], help={**CELL_HELP, "release-file": FILE_HELP})
+def build_(c, cell=None, release_file=""):
+    """Convert the base image with kairos-init into one Kairos image per cell."""
+    runner, rel = _setup(c, release_file)
+
+    def act(one: config.Cell) -> str:
+        built = build.run(runner, rel, one, network=c.config.kairos.network)
+        return built.ref if built else "dry run"
+
+    _finish("build", release.for_each_cell(runner, _cells(rel, cell), "build", act))
+
+
+@task(iterable=["cell"], help={**CELL_HELP, "release-file": FILE_HELP})
+def iso(c, cell=None, release_file=""):
+    """Make each built cell's boot media (ISO, board raw image, UKI ISO) and SBOM."""
+    runner, rel = _setup(c, release_file)
+    out = Path(c.config.kairos.artifacts)
+
+    def act(one: config.Cell, key_dir: Path) -> str:
+        made = artifacts.make_artifacts(
+            runner, rel, _local(runner, rel, one), one, out, c.config.kairos.network, keys=key_dir
+        )
+        if made is None:
+            return "dry run"
+        return f"{', '.join(made.kinds)} in {made.directory}" + (
+            f" (boot media skipped: {made.skipped})" if made.skipped else ""
+        )
+
+    with _keys(c) as key_dir:
+        outcomes = release.for_each_cell(
+            runner, _cells(rel, cell), "iso", lambda one: act(one, key_dir)
+        )
+    _finish("iso", outcomes)
+
+
+@contextmanager
+def _keys(c: Context) -> Iterator[Path]:
+    try:
+        with keys.located(Path(c.config.kairos.keys)) as found:
+            yield found
+    except keys.KeysError as err:
+        raise Exit(str(err), code=2) from None
+
+
+@task(
+    name="keys",
+    help={
+        "name": "Name in the certificates (default: the project name).",
+        "days": "Days until the certificates expire (default 365, as AuroraBoot).",
+        "export": f"Print the key set build-uki needs as the {keys.ENV} CI secret "
+        "(pipe it, e.g. into `gh secret set KAIROS_KEYS`); makes no keys.",
+        "release-file": FILE_HELP,
+    },
+)
+def keys_(c, name="", days=365, export=False, release_file=""):
+    """Create your Secure Boot and TPM PCR keys for trusted boot (AuroraBoot genkey) in keys/."""
+    runner, rel = _setup(c, release_file)
+    directory = Path(c.config.kairos.keys)
+    try:
+        if export:
+            if sys.stdout.isatty():
+                raise Exit(
+                    f"keys: --export prints secret keys; pipe it (e.g. | gh secret set {keys.ENV})",
+                    code=2,
+                )
+            print(keys.export(directory))
+            return
+        keys.generate(runner, rel, directory, name or rel.name, int(days))
+    except keys.KeysError as err:
+        raise Exit(str(err), code=2) from None
+    except StepError as err:
+        raise Exit(str(err), code=1) from None
+    if not runner.dry:
+        print(f"wrote a key set to {directory}/: keep it secret (git-ignored); back it up.")
+        print(f"CI: invoke keys --export | gh secret set {keys.ENV}")
+
+
+def _sigstore(rel: config.Release, required: bool, token: str = "") -> sign.Sigstore | None:
+    if not rel.signing.enabled:
+        if required:
+            raise Exit(f"{rel.path}: signing.enabled is false: nothing to sign or verify", code=2)
+        return None
+    return sign.Sigstore(rel.signing, rel.path.parent, token)
+
+
+def _published(rel: config.Release, built: build.Built) -> tuple[Registry, str, str, str]:
+    """(registry, repository path, image digest, raw image digest or "") as published."""
+    host, repo = publish.split_repository(naming.repository(rel, built.identity))
+    registry = Registry(host)
+    digest = publish.resolve(registry, repo, naming.image_tag(built.identity))
+    raw = ""
+    if rel.publish_raw and "raw" in built.cell.media:
+        raw = publish.resolve(registry, repo, naming.raw_tag(built.identity))
+    return registry, repo, digest, raw
+
+
+@task(
+    name="publish",
+    iterable=["cell"],
+    help={
+        **CELL_HELP,
+        "token": TOKEN_HELP,
+        "release-file": FILE_HELP,
+    },
+)
+def publish_(c, cell=None, token="", release_file=""):
+    """Push each built cell by digest, sign and verify it (signing on), then move its tag."""
+    runner, rel = _setup(c, release_file)
+    sigstore = _sigstore(rel, required=False, token=token)
+    out = Path(c.config.kairos.artifacts)
+
+    def act(one: config.Cell) -> str:
+        done = publish.publish(runner, rel, one, _local(runner, rel, one), sigstore, out)
+        return done.ref if done else "dry run"
+
+    _finish("publish", release.for_each_cell(runner, _cells(rel, cell), "publish", act))
+
+
+@task(
+    name="sign",
+    iterable=["cell"],
+    help={
+        **CELL_HELP,
+        "token": TOKEN_HELP,
+        "release-file": FILE_HELP,
+    },
+)
+def sign_(c, cell=None, token="", release_file=""):
+    """Sign each published cell's image (and raw image) digest, SBOM and checksums (keyless)."""
+    runner, rel = _setup(c, release_file)
+    sigstore = _sigstore(rel, required=True, token=token)
+    out = Path(c.config.kairos.artifacts)
+
+    def act(one: config.Cell) -> str:
+        built = _local(runner, rel, one)
+        if built is None:
+            what = "sign the published digests, attest the SBOM, sign artifacts/<cell>/*.sha256"
+            runner.would(one.id, what)
+            return "dry run"
+        try:
+            registry, repo, digest, raw = _published(rel, built)
+            publish.sign_cell(runner, sigstore, registry, repo, digest, one, out, raw)
+        except (RegistryError, sign.SignError) as err:
+            raise StepError(one.id, "sign", str(err)) from None
+        return f"{registry.host}/{repo}@{digest}"
+
+    _finish("sign", release.for_each_cell(runner, _cells(rel, cell), "sign", act))
+
+
+@task(
+    iterable=["cell"],
+    help={
+        **CELL_HELP,
+        "image": "Verify this image reference instead of the cells' images.",
+        "release-file": FILE_HELP,
+    },
+)
+def verify(c, cell=None, image="", release_file=""):
+    """Verify offline: image signature, SBOM attestation, raw image, checksums vs release.yaml."""
+    runner, rel = _setup(c, release_file)
+    sigstore = _sigstore(rel, required=True)
+    out = Path(c.config.kairos.artifacts)
+    if image:
+        _verify_image(runner, sigstore, image)
+        return
+
+    def act(one: config.Cell) -> str:
+        built = _local(runner, rel, one)
+        if built is None:
+            runner.would(
+                one.id, "verify the published image, its SBOM attestation and *.sha256 bundles"
+            )
+            return "dry run"
+        try:
+            registry, repo, digest, raw = _published(rel, built)
+            publish.verify_cell(runner, sigstore, registry, repo, digest, one, out, raw)
+        except (RegistryError, sign.SignError) as err:
+            raise StepError(one.id, "verify", str(err)) from None
+        return f"{registry.host}/{repo}@{digest}"
+
+    _finish("verify", release.for_each_cell(runner, _cells(rel, cell), "verify", act))
+
+
+@task(
+    name="trusted-root",
+    help={
+        "output": "File to write (default: trusted_root.json).",
+        "release-file": FILE_HELP,
+    },
+)
+def trusted_root(c, output="trusted_root.json", release_file=""):
+    """Write the Sigstore trusted root signing.trust names: cosign's --trusted-root file."""
+    runner, rel = _setup(c, release_file)
+    if runner.dry:
+        runner.would("trusted-root", f"write the trusted root of {rel.signing.trust} to {output}")
+        return
+    try:
+        text = sign.Sigstore(rel.signing, rel.path.parent).trusted_root_json()
+    except sign.SignError as err:
+        raise Exit(f"trusted-root: {err}", code=1) from None
+    out = Path(output)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(out)
+    print(f"wrote {out} (the trusted root of signing.trust: {rel.signing.trust})")
+
+
+def _verify_image(runner: Runner, sigstore: sign.Sigstore, image: str) -> None:
+    """`host/repo:tag` or `host/repo@sha256:...` -> verified, or one line and exit 1."""
+    name, _, digest = image.partition("@")
+    host, path = publish.split_repository(name)
+    repo, _, tag = path.partition(":") if ":" in path.split("/")[-1] else (path, "", "latest")
+    if runner.dry:
+        runner.would("verify", f"verify the signature of {image}")
+        return
+    try:
+        registry = Registry(host)
+        digest = digest or publish.resolve(registry, repo, tag)
+        sign.verify_image(sigstore, registry, repo, digest)
+    except (RegistryError, sign.SignError) as err:
+        raise Exit(f"verify: {err}", code=1) from None
+    print(f"verified {host}/{repo}@{digest}")
+
+
+def _iso_of(rel: config.Release, cell: config.Cell, out: Path, dry: bool) -> Path:
+    """The cell's ISO under artifacts/<cell>/ (named by AuroraBoot from the image)."""
+    found = sorted((out / cell.id).glob("*.iso"))
+    if found or not dry:
+        return found[0] if found else out / cell.id / "missing.iso"
+    ident = naming.Identity.expected(rel, cell)
+    return out / cell.id / f"{naming.artifact_name(ident)}.iso"
+
+
+def _boot_settings(
+    c: Context,
+    task_name: str,
+    accel: str = "",
+    memory: int = 0,
+    cpus: int = 0,
+    timeout: float = 0.0,
+) -> tuple[boot.Settings, bytes]:
+    """Flags over invoke config (kairos.boot.*); and the cloud-config for cidata."""
+    conf = c.config.kairos.boot
+    settings = boot.Settings(
+        accel=accel or conf.accel,
+        memory=int(memory or conf.memory),
+        cpus=int(cpus or conf.cpus),
+        timeout=float(timeout or conf.timeout),
+        marker=conf.marker,
+    )
+    if settings.accel not in ("auto", "kvm", "tcg"):
+        raise Exit(
+            f"{task_name}: --accel must be auto, kvm or tcg (got {settings.accel!r})", code=2
+        )
+    try:
+        return settings, Path(conf.cloud_config).read_bytes()
+    except OSError as err:
+        raise Exit(
+            f"{task_name}: cloud-config {conf.cloud_config}: {err.strerror}", code=2
+        ) from None
+
+
+@task(
+    name="release",
+    iterable=["cell"],
+    help={
+        **CELL_HELP,
+        "force": "Redo every step even where the inputs are already published.",
+        "token": TOKEN_HELP,
+        "accel": "test-boot acceleration: auto, kvm or tcg.",
+        "release-file": FILE_HELP,
+    },
+)
+def release_(c, cell=None, force=False, token="", accel="", release_file=""):
+    """Build, ISO, boot-test, sign and publish each cell; skips cells already published."""
+    runner, rel = _setup(c, release_file)
+    settings, user_data = _boot_settings(c, "release", accel)
+    out = Path(c.config.kairos.artifacts)
+    with _keys(c) as key_dir:
+        plan = release.Plan(
+            runner,
+            rel,
+            out,
+            c.config.kairos.network,
+            settings,
+            user_data,
+            sigstore=_sigstore(rel, required=False, token=token),
+            force=force,
+            context=rel.path.parent,
+            keys=key_dir,
+        )
+        reports = release.run_release(plan, _cells(rel, cell))
+    if runner.dry:
+        return
+    summary(f"release {rel.version}", release.summary_rows(reports))
+    for path in release.write_summaries(reports, rel.version, out):
+        print(f"summary: {path}")
+    failed = [r for r in reports if r.status == "failed"]
+    if failed:
+        first = f"{failed[0].cell}: {failed[0].error}"
+        raise Exit(f"release: {len(failed)} of {len(reports)} cells failed; first: {first}", code=1)
+
+
+@task(
+    name="test-boot",
+    iterable=["cell"],
+    help={
+        **CELL_HELP,
+        "iso": "Boot this ISO instead of artifacts/<cell>/*.iso (needs one cell).",
+        "accel": "auto (KVM when it really works, else TCG), kvm or tcg.",
+        "memory": "Guest memory in MiB (default 2048).",
+        "cpus": "Guest CPUs (default 2).",
+        "timeout": "Seconds before a boot counts as failed (default 900).",
+        "release-file": FILE_HELP,
+    },
+)
+def test_boot(c, cell=None, iso="", accel="", memory=0, cpus=0, timeout=0.0, release_file=""):
+    """Boot each cell's ISO in QEMU and check SSH, boot state and provider version."""
+    runner, rel = _setup(c, release_file)
+    cells = _cells(rel, cell)
+    if iso and len(cells) != 1:
+        raise Exit("test-boot: --iso needs exactly one cell (--cell ID)", code=2)
+    settings, user_data = _boot_settings(c, "test-boot", accel, memory, cpus, timeout)
+    out = Path(c.config.kairos.artifacts)
+
+    def act(one: config.Cell) -> str:
+        path = Path(iso) if iso else _iso_of(rel, one, out, runner.dry)
+        plan = boot.boot_iso(runner, rel, one, path, settings, user_data)
+        if runner.dry:
+            return "dry run"
+        passed = ", ".join(f"{r.name} {r.seconds:.0f}s" for r in plan.results)
+        return f"{plan.accel}: {passed}"
+
+    _finish("test-boot", release.for_each_cell(runner, cells, "test-boot", act))
+
+
+@task(
+    help={
+        "what": "The pin to move: base, kairos-init, kairos-init-riscv64, auroraboot, k3s or k0s.",
+        "to": "Images: a tag, or name:tag[@sha256:...] (default: the current tag's digest "
+        "now). k3s/k0s: the full upstream tag (required).",
+        "from": "k3s/k0s: the version to replace when cells carry several.",
+        "release-file": FILE_HELP,
+    }
+)
+def bump(c, what, to="", from_="", release_file=""):
+    """Move one pin of release.yaml in place: an image's tag/digest, or a k3s/k0s version."""
+    path = Path(release_file or c.config.kairos.release_file)
+    dry = bool(c.config.run.dry)
+    try:
+        change = pins.plan(path, what, to=to, from_=from_)
+        pins.apply(change, dry=dry)
+    except pins.ResolveError as err:
+        raise Exit(f"bump: {err}", code=1) from None
+    except pins.PinError as err:
+        raise Exit(f"bump: {err}", code=2) from None
+    if not change.changed:
+        print(f"{what} is already {change.new}: {path} unchanged")
+    elif dry:
+        print(f"would bump {what}: {change.old} -> {change.new} ({path} unchanged)")
+    else:
+        print(f"bumped {what}: {change.old} -> {change.new}")
+
+
+@task(
+    name="promote",
+    iterable=["cell"],
+    help={
+        **CELL_HELP,
+        "from": "Channel whose tag gives the digest (e.g. edge).",
+        "to": "Channel whose tag moves to that digest (e.g. stable).",
+        "release-file": FILE_HELP,
+    },
+)
+def promote_(c, from_="", to="", cell=None, release_file=""):
+    """Point a channel tag at the digest another channel carries, verified, without rebuilding."""
+    runner, rel = _setup(c, release_file)
+    try:
+        promote.check_channels(rel.channels, from_, to)
+    except promote.PromoteError as err:
+        raise Exit(f"promote: {rel.path}: {err}", code=2) from None
+    sigstore = _sigstore(rel, required=False)
+
+    def act(one: config.Cell) -> str:
+        done = promote.promote_cell(runner, rel, one, from_, to, sigstore)
+        if done is None:
+            return "dry run"
+        checked = "verified" if done.verified else "unsigned"
+        return f"{done.to_tag} -> {done.ref} ({checked})"
+
+    _finish("promote", release.for_each_cell(runner, _cells(rel, cell), "promote", act))
+
+
+ns = Collection(
+    matrix,
+    build_,
+    iso,
+    test_boot,
+    sign_,
+    verify,
+    trusted_root,
+    publish_,
+    release_,
+    keys_,
+    bump,
+    promote_,
+)
+ns.configure(
+    {
+        "kairos": {
+            "release_file": "release.yaml",
+            "artifacts": "artifacts",
+            "keys": keys.DEFAULT_DIR,
+            "network": "",
+            "docker_cli": "docker",
+            # Text, not a bool: invoke would read INVOKE_KAIROS_PRIVILEGED=false as true.
+            "privileged": "true",
+            "boot": {
+                "accel": "auto",
+                "memory": 2048,
+                "cpus": 2,
+                "timeout": 900,
+                "marker": "login:",
+                "cloud_config": "cloud-config.yaml",
+            },
+        }
+    }
+)

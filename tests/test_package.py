@@ -1,0 +1,45 @@
+"""The kairos-distro package as PyPI would get it, and as a bake pins it."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tomllib
+import zipfile
+from email.parser import Parser
+from pathlib import Path
+
+from tests.conftest import run
+from tests.support.bake import TEMPLATE
+
+
+def version() -> str:
+    with (TEMPLATE / "pyproject.toml").open("rb") as f:
+        return tomllib.load(f)["project"]["version"]
+
+
+def test_the_wheel_carries_every_module_at_the_project_version(tmp_path: Path) -> None:
+    run(TEMPLATE, sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), ".")
+    (wheel,) = tmp_path.glob("kairos_distro-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        names = set(z.namelist())
+        meta = Parser().parsestr(z.read(f"kairos_distro-{version()}.dist-info/METADATA").decode())
+    assert meta["Name"] == "kairos-distro" and meta["Version"] == version()
+    modules = {f"kairos_distro/{p.name}" for p in (TEMPLATE / "kairos_distro").glob("*.py")}
+    assert modules <= names, modules - names
+    assert not any(n.startswith("tests/") for n in names)
+
+
+def test_a_bake_pins_this_version_exactly(baked) -> None:
+    repo = baked()
+    with (repo / "pyproject.toml").open("rb") as f:
+        deps = tomllib.load(f)["project"]["dependencies"]
+    assert deps == [f"kairos-distro=={version()}"]
+    assert not (repo / "kairos_distro").exists()
+
+
+def test_renovate_proposes_each_new_version_of_the_package(baked) -> None:
+    rules = json.loads((baked() / "renovate.json").read_text())["packageRules"]
+    (rule,) = [r for r in rules if r.get("matchPackageNames") == ["kairos-distro"]]
+    assert rule["matchManagers"] == ["pep621"] and rule["rangeStrategy"] == "pin"
+    assert rule.get("enabled", True)
