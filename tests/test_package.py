@@ -43,3 +43,23 @@ def test_renovate_proposes_each_new_version_of_the_package(baked) -> None:
     (rule,) = [r for r in rules if r.get("matchPackageNames") == ["kairos-distro"]]
     assert rule["matchManagers"] == ["pep621"] and rule["rangeStrategy"] == "pin"
     assert rule.get("enabled", True)
+
+
+def test_no_module_of_the_package_exceeds_400_lines() -> None:
+    long = {
+        p.name: n
+        for p in (TEMPLATE / "kairos_distro").glob("*.py")
+        if (n := len(p.read_text().splitlines())) > 400
+    }
+    assert not long, f"split these by concern: {long}"
+
+
+def test_a_default_bake_is_under_1000_lines_of_python_and_yaml(baked) -> None:
+    repo = baked()
+    sizes = {
+        str(p.relative_to(repo)): len(p.read_text().splitlines())
+        for p in repo.rglob("*")
+        if p.suffix in (".py", ".yml", ".yaml") and p.is_file()
+    }
+    assert "tasks.py" in sizes and "release.yaml" in sizes
+    assert sum(sizes.values()) < 1000, sizes
