@@ -24,7 +24,16 @@ def tests(session: nox.Session) -> None:
 def fast(session: nox.Session) -> None:
     """What needs no Docker, QEMU, root or .ci/setup: the package's tests, bakes, hooks."""
     install(session)
-    session.run("python", "-m", "pytest", "-m", "not e2e", *(session.posargs or ["-q", "tests"]))
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-m",
+        "not e2e",
+        "-n",
+        "auto",
+        *(session.posargs or ["-q", "tests"]),
+    )
 
 
 @nox.session
