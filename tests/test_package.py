@@ -63,3 +63,18 @@ def test_a_default_bake_is_under_1000_lines_of_python_and_yaml(baked) -> None:
     }
     assert "tasks.py" in sizes and "release.yaml" in sizes
     assert sum(sizes.values()) < 1000, sizes
+
+
+def test_tasks_py_adds_and_overrides_tasks_as_its_docstring_shows(baked) -> None:
+    repo = baked()
+    tasks = repo / "tasks.py"
+    tasks.write_text(
+        tasks.read_text()
+        + "\nfrom invoke import task\n\n\n@task\ndef hello(c):\n"
+        + '    "Say hello."\n    print("hello")\n\n\n@task\ndef my_matrix(c):\n'
+        + '    "Mine."\n    print("my matrix")\n\n\n'
+        + 'ns.add_task(hello)\nns.add_task(my_matrix, name="matrix")\n'
+    )
+    assert run(repo, "invoke", "hello").stdout == "hello\n"
+    assert run(repo, "invoke", "matrix").stdout == "my matrix\n"
+    assert "release" in run(repo, "invoke", "--list").stdout  # the pipeline's tasks stay
