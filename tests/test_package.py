@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tomllib
 import zipfile
@@ -19,7 +20,12 @@ def version() -> str:
 
 
 def test_the_wheel_carries_every_module_at_the_project_version(tmp_path: Path) -> None:
-    run(TEMPLATE, sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), ".")
+    # Built from a copy: setuptools leaves build/ and *.egg-info next to its sources.
+    source = tmp_path / "source"
+    shutil.copytree(TEMPLATE / "kairos_distro", source / "kairos_distro")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(TEMPLATE / name, source / name)
+    run(source, sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), ".")
     (wheel,) = tmp_path.glob("kairos_distro-*.whl")
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
