@@ -244,11 +244,17 @@ def run(
             extra_labels={FINGERPRINT_LABEL: stamp} if stamp else None,
         )
         runner.run(cell.id, "build", build_plan.argv, build_plan.env)
-    if runner.dry:
-        ident = Identity.expected(release, cell)
-        runner.would(cell.id, f"tag {build_plan.tag} as {naming.image_ref(release, ident)}")
-        return None
-    built = identify(runner, release, cell, build_plan.tag)
+
+    def shown() -> str:  # the name the image is expected to give itself
+        expected = naming.image_ref(release, Identity.expected(release, cell))
+        return f"tag {build_plan.tag} as {expected}"
+
+    return runner.act(cell.id, shown, lambda: _name(runner, release, cell, build_plan.tag))
+
+
+def _name(runner: Runner, release: Release, cell: Cell, local: str) -> Built:
+    """Tag the local build with the name its own /etc/kairos-release gives it."""
+    built = identify(runner, release, cell, local)
     repo, _, tag = built.ref.rpartition(":")
     runner.docker().images.get(built.image_id).tag(repo, tag)
     runner.say(cell.id, f"built {built.ref}")
