@@ -3,12 +3,12 @@
 config    release.yaml: load, validate (the rules kairos-init would enforce)
 naming    cell ids, image tags, artifact names (from /etc/kairos-release)
 build     kairos-init conversion via BuildKit, one image per cell
-artifacts AuroraBoot ISO and checksum per cell
+artifacts AuroraBoot ISO and checksum per cell; sbom (pkgdb: the package databases)
 publish   push by digest, then tags (registry: the OCI client it uses)
 release   `invoke release`: every stage per cell, incremental; the CI matrix
-boot      test-boot: QEMU, the console marker, SSH checks
+boot      test-boot: the console marker, SSH checks (qemu: the QEMU command plan)
 sign      keyless Sigstore signing and offline verification
 pins      `invoke bump`: move one pin of release.yaml at a time
 promote   `invoke promote`: channel tags to verified digests
-runner    the one door to side effects; honours `invoke --dry`
+runner    the one door to side effects; alone decides what `invoke --dry` does
 """

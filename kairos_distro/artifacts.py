@@ -146,10 +146,10 @@ def docker_socket() -> str:
 def volumes(plan: MediaPlan, socket: str, output: Path) -> dict[str, dict[str, str]]:
     mounts = {
         socket: {"bind": "/var/run/docker.sock", "mode": "rw"},
-        str(output.resolve()): {"bind": "/output", "mode": "rw"},
+        str(output): {"bind": "/output", "mode": "rw"},
     }
     if plan.keys is not None:
-        mounts[str(plan.keys.resolve())] = {"bind": KEYS_MOUNT, "mode": "ro"}
+        mounts[str(plan.keys)] = {"bind": KEYS_MOUNT, "mode": "ro"}
     return mounts
 
 
@@ -252,17 +252,6 @@ def _check_keys(cell: Cell, keys: Path) -> None:
         raise StepError(cell.id, "iso", str(err)) from None
 
 
-def _dry(runner: Runner, cell: Cell, plans: list[MediaPlan], final: Path, sbom_name: str) -> None:
-    socket = docker_socket()
-    for plan in plans:
-        mounts = f"{socket}:/var/run/docker.sock, {final}:/output"
-        if plan.keys is not None:
-            mounts += f", {plan.keys}:{KEYS_MOUNT}:ro"
-        flags = "--privileged " if plan.privileged and runner.privileged else ""
-        runner.would(cell.id, f"run {flags}{plan.image} {' '.join(plan.command)} ({mounts})")
-    runner.would(cell.id, f"write {final / sbom_name} from the image's package database")
-
-
 def make_artifacts(
     runner: Runner,
     release: Release,
@@ -278,17 +267,46 @@ def make_artifacts(
     `stamp` (the artifacts' fingerprint, `Plan.media_stamp`) is written as
     `.fingerprint` inside the same atomic swap, so a rerun knows these
     artifacts match their inputs; a run whose boot media were skipped says so
-    there and is never reused.
+    there and is never reused. None under --dry (nothing is built then).
     """
     ident = built.identity if built else naming.Identity.expected(release, cell)
     ref = built.ref if built else naming.image_ref(release, ident)
     plans = plan_media(release, cell, ref, ident, keys)
     final = artifacts / cell.id
-    if runner.dry or built is None:
-        _dry(runner, cell, plans, final, naming.sbom_file(ident))
-        return None
-    artifacts.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=artifacts, prefix=f".staging-{cell.id}-"))
+    return runner.act(
+        cell.id,
+        lambda: _shown(runner, plans, final, naming.sbom_file(ident)),
+        lambda: _make(runner, release, built, cell, plans, final, network, stamp, keys),
+    )
+
+
+def _shown(runner: Runner, plans: list[MediaPlan], final: Path, sbom_name: str) -> list[str]:
+    """The plan --dry prints: each AuroraBoot run, then the SBOM."""
+    socket = docker_socket()  # a remote engine: Skip, as a real run would skip the media
+    lines = []
+    for plan in plans:
+        mounts = volumes(plan, socket, final)
+        lines.append(
+            runner.container_plan(plan.image, plan.command, mounts, privileged=plan.privileged)
+        )
+    return [*lines, f"write {final / sbom_name} from the image's package database"]
+
+
+def _make(
+    runner: Runner,
+    release: Release,
+    built: Built | None,
+    cell: Cell,
+    plans: list[MediaPlan],
+    final: Path,
+    network: str,
+    stamp: str,
+    keys: Path,
+) -> Artifacts:
+    if built is None:  # only --dry has nothing built, and it never gets here
+        raise StepError(cell.id, "iso", "no image was built")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".staging-{cell.id}-"))
     staging.chmod(0o755)  # mkdtemp makes it private; the cell directory is not
     try:
         write_sbom(runner, release, built, staging)

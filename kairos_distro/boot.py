@@ -1,63 +1,40 @@
 """Boot stage: prove an ISO boots into a Kairos live system before it ships.
 
-Boots the ISO in QEMU the way Kairos's own suite does: serial console to a
-log, user networking with SSH forwarded to 127.0.0.1, a blank qcow2 disk, a
-`cidata` volume carrying the repo's cloud-config. The verdict is event-driven:
-a reader thread watches the console for the boot marker, SSH is tried the
-moment it appears, and QEMU is stopped as soon as the checks pass or fail.
+Boots the ISO in QEMU as planned in qemu.py, every process through the
+Runner. The verdict is event-driven: a reader thread watches the console for
+the boot marker, SSH is tried the moment it appears, and QEMU is stopped as
+soon as the checks pass or fail.
 """
 
 from __future__ import annotations
 
-import io
-import logging
+import dataclasses
 import os
 import platform
 import re
+import shlex
 import shutil
 import socket
-import subprocess
 import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
+from . import qemu
 from .config import Cell, Release
-from .runner import Runner, Skip, StepError
+from .qemu import Settings  # boot.Settings: what invoke config sets
+from .runner import Process, Runner, Skip, StepError
 
-QEMU = {
-    "amd64": "qemu-system-x86_64",
-    "arm64": "qemu-system-aarch64",
-    "riscv64": "qemu-system-riscv64",
-}
-HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "riscv64": "riscv64"}
-# UEFI firmware for the non-x86 `virt` machines (Debian/Ubuntu package paths).
-FIRMWARE = {
-    "arm64": ("/usr/share/qemu-efi-aarch64/QEMU_EFI.fd", "/usr/share/AAVMF/AAVMF_CODE.fd"),
-    "riscv64": ("/usr/share/qemu-efi-riscv64/RISCV_VIRT_CODE.fd",),
-}
-OVMF = (
-    ("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"),
-    ("/usr/share/OVMF/OVMF_CODE.secboot.fd", "/usr/share/OVMF/OVMF_VARS.ms.fd"),
-)
 PROVIDER_VERSION_COMMAND = {"k3s": "k3s --version", "k0s": "k0s version"}
 LIVE_STATE = "livecd_boot"
 TAIL = 15
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Machine settings (invoke config kairos.boot.*), not release content."""
-
-    accel: str = "auto"
-    memory: int = 2048
-    cpus: int = 2
-    timeout: float = 900.0
-    marker: str = "login:"
-    user: str = "kairos"
-    password: str = "kairos"
+# What --dry shows for the accel `auto` leaves to the machine.
+AUTO_ACCEL = "kvm-if-it-works-else-tcg"
 
 
 @dataclass(frozen=True)
@@ -102,114 +79,40 @@ def checks_for(release: Release, cell: Cell) -> list[Check]:
     return checks
 
 
-def qemu_argv(
-    cell: Cell,
-    iso: Path,
-    disk: Path,
-    seed: Path,
-    port: int,
-    accel: str,
-    settings: Settings,
-    *,
-    firmware: list[str] | None = None,
-    tpm_socket: Path | None = None,
-) -> list[str]:
-    """The QEMU command line; no effects."""
-    argv = [QEMU[cell.arch], "-accel", accel, "-cpu", "host" if accel == "kvm" else "max"]
-    if cell.arch != "amd64":
-        argv += ["-machine", "virt"]
-    argv += ["-m", str(settings.memory), "-smp", str(settings.cpus)]
-    argv += ["-nographic", "-no-reboot", *(firmware or [])]
-    if tpm_socket:
-        argv += ["-chardev", f"socket,id=chrtpm,path={tpm_socket}"]
-        argv += ["-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0"]
-    argv += [
-        "-nic",
-        f"user,model={'e1000' if cell.arch == 'amd64' else 'virtio-net-pci'},"
-        f"hostfwd=tcp:127.0.0.1:{port}-:22",
-    ]
-    argv += ["-drive", f"file={iso},media=cdrom,readonly=on"]
-    argv += ["-drive", f"file={seed},media=cdrom,readonly=on"]
-    argv += ["-drive", f"file={disk},format=qcow2,if=virtio"]
-    return argv
-
-
-def cidata(user_data: bytes, instance: str) -> bytes:
-    """A small ISO 9660 volume labelled `cidata`: the NoCloud datasource."""
-    import pycdlib
-
-    meta = f"instance-id: {instance}\nlocal-hostname: {instance}\n".encode()
-    iso = pycdlib.PyCdlib()
-    iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident="cidata")
-    for name, data in (("user-data", user_data), ("meta-data", meta)):
-        iso.add_fp(
-            io.BytesIO(data),
-            len(data),
-            f"/{name.replace('-', '').upper()}.;1",
-            rr_name=name,
-            joliet_path=f"/{name}",
-        )
-    out = io.BytesIO()
-    iso.write_fp(out)
-    iso.close()
-    return out.getvalue()
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def probe_kvm(binary: str = "qemu-system-x86_64", seconds: float = 10.0) -> bool:
+def probe_kvm(
+    runner: Runner,
+    binary: str = "qemu-system-x86_64",
+    seconds: float = 10.0,
+    *,
+    kvm: Path = Path("/dev/kvm"),
+    kernels: Path = Path("/boot"),
+) -> bool:
     """True when a KVM guest really runs: boot the host kernel until it panics.
 
     /dev/kvm can exist while guests hang after the kernel starts (nested or
     partial virtualisation), so only a kernel reaching its panic proves it.
     """
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK) or not shutil.which(binary):
+    if not os.access(kvm, os.R_OK | os.W_OK) or not runner.which(binary):
         return False
-    kernels = sorted(Path("/boot").glob("vmlinuz*"), reverse=True)
-    kernel = next((k for k in kernels if os.access(k, os.R_OK)), None)
+    found = sorted(kernels.glob("vmlinuz*"), reverse=True)
+    kernel = next((k for k in found if os.access(k, os.R_OK)), None)
     if kernel is None:
         return False
-    argv = [
-        binary,
-        "-accel",
-        "kvm",
-        "-cpu",
-        "host",
-        "-m",
-        "256",
-        "-nographic",
-        "-nodefaults",
-        "-no-reboot",
-        "-serial",
-        "stdio",
-        "-kernel",
-        str(kernel),
-        "-append",
-        "console=ttyS0 panic=-1",
-    ]
-    try:
-        out = subprocess.run(argv, capture_output=True, timeout=seconds, check=False).stdout
-    except subprocess.TimeoutExpired:
-        return False
-    return b"Kernel panic" in out
-
-
-def choose_accel(cell: Cell, wanted: str) -> str:
-    if wanted in ("kvm", "tcg"):
-        return wanted
-    native = HOST_ARCH.get(platform.machine()) == cell.arch
-    return "kvm" if native and probe_kvm(QEMU[cell.arch]) else "tcg"
+    answer = runner.query(qemu.kvm_probe_argv(binary, kernel), timeout=seconds)
+    return answer.code is not None and "Kernel panic" in answer.out
 
 
 class Console:
     """Reads QEMU's serial console, tees it to the log, and signals the marker."""
 
-    def __init__(self, proc: subprocess.Popen, log: Path, marker: str) -> None:
-        self.proc, self.pattern = proc, re.compile(marker)
+    def __init__(self, stream: IO[bytes], log: Path, marker: str) -> None:
+        self.stream, self.pattern = stream, re.compile(marker)
         self.tail: deque[str] = deque(maxlen=TAIL)
         self.marker_at: float | None = None
         self.changed = threading.Event()
@@ -218,10 +121,10 @@ class Console:
         self._thread.start()
 
     def _read(self) -> None:
-        # Chunks, not lines: a getty prompt ("localhost login: ") has no newline.
-        assert self.proc.stdout is not None
-        fd, pending = self.proc.stdout.fileno(), ""
-        while chunk := os.read(fd, 4096):
+        # Chunks, not lines: a getty prompt ("localhost login: ") has no newline;
+        # read1 returns what has arrived without waiting for a full buffer.
+        pending = ""
+        while chunk := self.stream.read1(4096):  # type: ignore[attr-defined]
             text = chunk.decode(errors="replace").replace("\r", "")
             self._log.write(text)
             self._log.flush()
@@ -246,67 +149,45 @@ class Console:
         self._log.close()
 
 
-def _ssh(port: int, settings: Settings, deadline: float, alive: subprocess.Popen):
+def _ssh(runner: Runner, port: int, settings: Settings, deadline: float, alive: Process) -> Any:
     """Connect as soon as sshd answers; give up at the deadline or when QEMU exits."""
     import paramiko
 
-    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     last, wait = "no answer", 2.0
-    while time.monotonic() < deadline and alive.poll() is None:
-        client = paramiko.SSHClient()
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())  # a fresh live system
+    while time.monotonic() < deadline and alive.running():
+        # QEMU's port forward accepts before the guest listens and may then
+        # stay silent: wait briefly for the banner, longer on each retry.
+        wait = max(0.5, min(wait, deadline - time.monotonic()))
         try:
-            # QEMU's port forward accepts before the guest listens and may then
-            # stay silent: wait briefly for the banner, longer on each retry.
-            wait = max(0.5, min(wait, deadline - time.monotonic()))
-            client.connect(
-                "127.0.0.1",
-                port=port,
-                username=settings.user,
-                password=settings.password,
-                timeout=wait,
-                banner_timeout=wait,
-                auth_timeout=10,
-                allow_agent=False,
-                look_for_keys=False,
-            )
-            return client
+            return runner.ssh(port, settings.user, settings.password, wait)
         except (paramiko.SSHException, OSError, EOFError) as err:
             last = str(err) or type(err).__name__
-            client.close()
             wait = min(wait * 2, 10.0)
             time.sleep(0.2)
     raise TimeoutError(f"SSH as {settings.user} never answered ({last})")
 
 
-def _run_check(client, check: Check, deadline: float) -> tuple[bool, str]:
+def _run_check(client: Any, check: Check, deadline: float) -> tuple[bool, str]:
     timeout = max(1.0, deadline - time.monotonic())
     _, stdout, stderr = client.exec_command(check.command, timeout=timeout)
     out = stdout.read().decode(errors="replace") + stderr.read().decode(errors="replace")
     return check.expect in out, " ".join(out.split())[:120]
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def _verdict(
-    plan: BootPlan, console: Console, proc: subprocess.Popen, settings: Settings, start: float
+    runner: Runner,
+    plan: BootPlan,
+    console: Console,
+    proc: Process,
+    settings: Settings,
+    start: float,
 ) -> None:
     deadline = start + settings.timeout
     record = plan.results.append
     if not console.wait_marker(deadline):
-        try:
-            proc.wait(timeout=1)  # the output ended: QEMU is exiting, let it finish
-            why = "QEMU exited"
-        except subprocess.TimeoutExpired:
-            why = f"timed out after {settings.timeout:.0f} s"
+        # The output ended: QEMU is exiting, let it finish.
+        exited = proc.wait(1)
+        why = "QEMU exited" if exited else f"timed out after {settings.timeout:.0f} s"
         record(Result("console marker", False, time.monotonic() - start, why))
         raise StepError(
             plan.cell.id,
@@ -316,7 +197,7 @@ def _verdict(
         )
     record(Result("console marker", True, (console.marker_at or start) - start))
     try:
-        client = _ssh(plan.port, settings, deadline, proc)
+        client = _ssh(runner, plan.port, settings, deadline, proc)
     except TimeoutError as err:
         record(Result("ssh", False, time.monotonic() - start, str(err)))
         raise StepError(
@@ -335,36 +216,6 @@ def _verdict(
                 )
 
 
-def _firmware(cell: Cell, work: Path) -> list[str]:
-    if cell.trusted_boot and cell.arch != "amd64":
-        raise Skip(f"trusted boot boots on amd64 only here (OVMF + swtpm), not {cell.arch}")
-    if cell.trusted_boot:
-        found = next(((c, v) for c, v in OVMF if Path(c).exists() and Path(v).exists()), None)
-        if not found:
-            raise Skip("trusted boot needs OVMF with Secure Boot (package ovmf)")
-        code, template = found
-        variables = work / "OVMF_VARS.fd"  # a writable copy: UEFI stores state there
-        shutil.copyfile(template, variables)
-        return [
-            "-machine",
-            "q35,smm=on",
-            "-global",
-            "driver=cfi.pflash01,property=secure,value=on",
-            "-drive",
-            f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
-            "-drive",
-            f"if=pflash,format=raw,unit=1,file={variables}",
-        ]
-    if cell.arch == "amd64":
-        return []
-    code = next((p for p in FIRMWARE[cell.arch] if Path(p).exists()), None)
-    if code is None:
-        raise Skip(f"no UEFI firmware for {cell.arch} (one of {', '.join(FIRMWARE[cell.arch])})")
-    if cell.arch == "riscv64":  # EDK2 loads as pflash; OpenSBI stays the default -bios
-        return ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}"]
-    return ["-bios", code]
-
-
 def boot_iso(
     runner: Runner,
     release: Release,
@@ -373,53 +224,57 @@ def boot_iso(
     settings: Settings,
     user_data: bytes,
 ) -> BootPlan:
-    """Boot `iso`, run the checks, stop QEMU; raise StepError on the first failure."""
-    binary = QEMU[cell.arch]
-    log = iso.with_name(iso.name.removesuffix(".iso") + ".serial.log")
+    """Boot `iso`, run the checks, stop QEMU; raise StepError on the first failure.
+
+    Under --dry the plan is printed instead: the QEMU command, with the work
+    files by name and the accel `auto` still to choose.
+    """
     if cell.model != "generic":
         raise Skip(f"model {cell.model} boots from its raw disk image, which is not boot-tested")
-    if runner.dry:
-        accel = settings.accel if settings.accel != "auto" else "kvm-if-it-works-else-tcg"
-        argv = qemu_argv(cell, iso, Path("disk.qcow2"), Path("cidata.iso"), 0, accel, settings)
-        runner.would(cell.id, f"boot: {' '.join(argv)}")
-        return BootPlan(cell, iso, log, argv, 0, settings.accel, checks_for(release, cell))
-    if not shutil.which(binary):
+    log = iso.with_name(iso.name.removesuffix(".iso") + ".serial.log")
+    accel = settings.accel if settings.accel != "auto" else AUTO_ACCEL
+    disk, seed = Path(qemu.DISK), Path(qemu.SEED)
+    argv = qemu.qemu_argv(cell, iso, disk, seed, 0, accel, settings)
+    planned = BootPlan(cell, iso, log, argv, 0, settings.accel, checks_for(release, cell))
+    done = runner.act(
+        cell.id, f"boot: {shlex.join(argv)}", lambda: _boot(runner, planned, settings, user_data)
+    )
+    return planned if done is None else done
+
+
+def _boot(runner: Runner, planned: BootPlan, settings: Settings, user_data: bytes) -> BootPlan:
+    cell, iso = planned.cell, planned.iso
+    binary = qemu.QEMU[cell.arch]
+    if not runner.which(binary):
         raise Skip(f"{binary} is not installed")
     if not iso.exists():
         raise StepError(cell.id, "test-boot", f"no ISO at {iso}; run `invoke iso --cell {cell.id}`")
-    accel = choose_accel(cell, settings.accel)
-    with tempfile.TemporaryDirectory(prefix="kairos-boot-") as tmp:
+    host = qemu.HOST_ARCH.get(platform.machine())
+    accel = qemu.choose_accel(cell, settings.accel, host, lambda b: probe_kvm(runner, b))
+    with tempfile.TemporaryDirectory(prefix="kairos-boot-") as tmp, ExitStack() as running:
         work = Path(tmp)
-        firmware = _firmware(cell, work)
-        disk, seed = work / "disk.qcow2", work / "cidata.iso"
-        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "20G"], check=True)
-        seed.write_bytes(cidata(user_data, f"kairos-{cell.id}"))
-        tpm = _start_tpm(work) if cell.trusted_boot else None
-        plan = BootPlan(cell, iso, log, [], free_port(), accel, checks_for(release, cell))
-        plan.argv = qemu_argv(
-            cell,
-            iso,
-            disk,
-            seed,
-            plan.port,
-            accel,
-            settings,
-            firmware=firmware,
-            tpm_socket=tpm and work / "swtpm.sock",
+        firmware, variables = qemu.firmware(cell, work)
+        if variables:
+            shutil.copyfile(variables, work / qemu.OVMF_VARS)
+        disk, seed = work / qemu.DISK, work / qemu.SEED
+        runner.run(cell.id, "test-boot", qemu.disk_argv(disk))
+        seed.write_bytes(qemu.cidata(user_data, f"kairos-{cell.id}"))
+        tpm = running.enter_context(_tpm(runner, cell, work)) if cell.trusted_boot else None
+        port = free_port()
+        argv = qemu.qemu_argv(
+            cell, iso, disk, seed, port, accel, settings, firmware=firmware, tpm_socket=tpm
         )
-        runner.say(cell.id, f"booting {iso.name} ({accel}, ssh on 127.0.0.1:{plan.port})")
+        plan = dataclasses.replace(planned, argv=argv, port=port, accel=accel, tpm_socket=tpm)
+        runner.say(cell.id, f"booting {iso.name} ({accel}, ssh on 127.0.0.1:{port})")
         start = time.monotonic()
-        proc = subprocess.Popen(
-            plan.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
-        console = Console(proc, log, settings.marker)
+        proc = running.enter_context(runner.spawn(cell.id, "test-boot", argv, console=True))
+        assert proc.stream is not None  # console=True keeps it
+        console = Console(proc.stream, plan.log, settings.marker)
         try:
-            _verdict(plan, console, proc, settings, start)
+            _verdict(runner, plan, console, proc, settings, start)
         finally:
-            _stop(proc)
+            proc.stop()
             console.close()
-            if tpm:
-                _stop(tpm)
     for result in plan.results:
         runner.say(
             cell.id, f"{'pass' if result.ok else 'FAIL'} {result.name} ({result.seconds:.1f} s)"
@@ -427,18 +282,17 @@ def boot_iso(
     return plan
 
 
-def _start_tpm(work: Path) -> subprocess.Popen:
-    if not shutil.which("swtpm"):
+@contextmanager
+def _tpm(runner: Runner, cell: Cell, work: Path) -> Iterator[Path]:
+    """A software TPM for the block; yields its socket once it exists."""
+    if not runner.which("swtpm"):
         raise Skip("trusted boot needs swtpm (package swtpm)")
-    state, sock = work / "tpm", work / "swtpm.sock"
+    state, sock = work / "tpm", work / qemu.TPM_SOCKET
     state.mkdir()
-    argv = ["swtpm", "socket", "--tpm2", "--tpmstate", f"dir={state}"]
-    argv += ["--ctrl", f"type=unixio,path={sock}"]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while not sock.exists():  # QEMU fails if it starts before the socket exists
-        if proc.poll() is not None or time.monotonic() > deadline:
-            _stop(proc)
-            raise Skip("swtpm did not start")
-        time.sleep(0.05)
-    return proc
+    with runner.spawn(cell.id, "test-boot", qemu.swtpm_argv(state, sock), console=False) as proc:
+        deadline = time.monotonic() + 10
+        while not sock.exists():  # QEMU fails if it starts before the socket exists
+            if not proc.running() or time.monotonic() > deadline:
+                raise Skip("swtpm did not start")
+            time.sleep(0.05)
+        yield sock

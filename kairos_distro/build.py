@@ -11,7 +11,6 @@ import hashlib
 import io
 import json
 import os
-import subprocess
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 from . import naming
 from .config import Cell, Release
 from .naming import Identity
-from .runner import Runner, StepError
+from .runner import Answer, Runner, StepError
 
 KAIROS_RELEASE = "/etc/kairos-release"
 
@@ -101,22 +100,18 @@ def plan(
     return BuildPlan(cell, tag, args, labs, argv, env)
 
 
-def builder(docker_cli: str) -> list[str]:
+def builder(runner: Runner) -> list[str]:
     """`docker buildx build --load` when buildx exists, else BuildKit via the env.
 
     Clients from 23.0 on build with BuildKit only through buildx; older ones
     honour DOCKER_BUILDKIT=1.
     """
+    docker_cli = runner.docker_cli
     try:
-        probe = subprocess.run([docker_cli, "buildx", "version"], capture_output=True, check=False)
-        if probe.returncode == 0:
+        if runner.query([docker_cli, "buildx", "version"]).code == 0:
             return [docker_cli, "buildx", "build", "--load"]
-        version = subprocess.run(
-            [docker_cli, "version", "--format", "{{.Client.Version}}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
+        version = runner.query([docker_cli, "version", "--format", "{{.Client.Version}}"])
+        version = version.out.strip()
     except OSError as err:
         raise StepError("engine", "build", f"cannot run {docker_cli}: {err.strerror}") from None
     major = version.split(".")[0]
@@ -161,42 +156,36 @@ def resolve_base(runner: Runner, ref: str) -> tuple[str, str]:
     return ref, image.id
 
 
-def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _git(runner: Runner, root: Path, *args: str) -> Answer:
     try:
-        return subprocess.run(
-            ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
-        )
+        return runner.query(["git", "-C", str(root), *args])
     except OSError:
         raise StepError("version", "git", "version is git but git is not installed") from None
 
 
-def git_version(root: Path = Path(".")) -> str:
-    """`git describe --tags --dirty` as semver with a leading v.
+def git_version(root: Path = Path("."), *, runner: Runner | None = None) -> str:
+    """`git describe --tags --dirty` as semver with a leading v (a query: --dry asks too).
 
     Before the first tag: v0.0.0-<sha>[-dirty], as the factory action does.
     """
-    described = _git(root, "describe", "--tags", "--dirty")
-    if described.returncode == 0 and described.stdout.strip():
-        version = described.stdout.strip()
+    runner = runner or Runner()
+    described = _git(runner, root, "describe", "--tags", "--dirty")
+    if described.code == 0 and described.out.strip():
+        version = described.out.strip()
         return version if version.startswith("v") else f"v{version}"
-    head = _git(root, "rev-parse", "--short", "HEAD")
-    if head.returncode != 0 or not head.stdout.strip():
+    head = _git(runner, root, "rev-parse", "--short", "HEAD")
+    if head.code != 0 or not head.out.strip():
         raise StepError("version", "git", "version is git but this is not a git checkout")
-    dirty = _git(root, "status", "--porcelain", "--untracked-files=no").stdout.strip()
-    return f"v0.0.0-{head.stdout.strip()}" + ("-dirty" if dirty else "")
+    dirty = _git(runner, root, "status", "--porcelain", "--untracked-files=no").out.strip()
+    return f"v0.0.0-{head.out.strip()}" + ("-dirty" if dirty else "")
 
 
-def git_revision(root: Path = Path(".")) -> str:
+def git_revision(root: Path = Path("."), *, runner: Runner | None = None) -> str:
     try:
-        probe = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        head = (runner or Runner()).query(["git", "-C", str(root), "rev-parse", "HEAD"])
     except OSError:  # no git: the revision label stays empty
         return ""
-    return probe.stdout.strip() if probe.returncode == 0 else ""
+    return head.out.strip() if head.code == 0 else ""
 
 
 def read_identity(runner: Runner, image: str) -> Identity:
@@ -245,21 +234,27 @@ def run(
         build_plan = plan(
             release,
             cell,
-            builder=[runner.docker_cli, "build"] if runner.dry else builder(runner.docker_cli),
+            builder=[runner.docker_cli, "build"] if runner.dry else builder(runner),
             base_image=base,
             base_digest=digest,
-            revision=git_revision(context),
+            revision=git_revision(context, runner=runner),
             network=network,
             context=context,
             iidfile=iidfile,
             extra_labels={FINGERPRINT_LABEL: stamp} if stamp else None,
         )
         runner.run(cell.id, "build", build_plan.argv, build_plan.env)
-    if runner.dry:
-        ident = Identity.expected(release, cell)
-        runner.would(cell.id, f"tag {build_plan.tag} as {naming.image_ref(release, ident)}")
-        return None
-    built = identify(runner, release, cell, build_plan.tag)
+
+    def shown() -> str:  # the name the image is expected to give itself
+        expected = naming.image_ref(release, Identity.expected(release, cell))
+        return f"tag {build_plan.tag} as {expected}"
+
+    return runner.act(cell.id, shown, lambda: _name(runner, release, cell, build_plan.tag))
+
+
+def _name(runner: Runner, release: Release, cell: Cell, local: str) -> Built:
+    """Tag the local build with the name its own /etc/kairos-release gives it."""
+    built = identify(runner, release, cell, local)
     repo, _, tag = built.ref.rpartition(":")
     runner.docker().images.get(built.image_id).tag(repo, tag)
     runner.say(cell.id, f"built {built.ref}")

@@ -128,9 +128,12 @@ def generate(runner: Runner, release: Release, directory: Path, name: str, days:
             "refuse new ones, so move it away first to make a new set"
         )
     command = genkey_command(name, days)
-    if runner.dry:
-        runner.would("keys", f"run {release.auroraboot} {' '.join(command)} ({directory}:/keys)")
-        return
+    shown = {str(directory): {"bind": "/keys", "mode": "rw"}}
+    plan = runner.container_plan(release.auroraboot, command, shown)
+    runner.act("keys", plan, lambda: _genkey(runner, release, directory, command))
+
+
+def _genkey(runner: Runner, release: Release, directory: Path, command: list[str]) -> None:
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}-staging-"))
     try:

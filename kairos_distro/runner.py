@@ -1,14 +1,18 @@
-"""The one door to side effects: subprocesses, the Docker engine, the console.
+"""The one door to side effects: subprocesses, the Docker engine, SSH, the console.
 
-Stages plan with pure functions, then act only through a Runner. With
-`dry=True` the Runner prints what it would do and touches nothing, which is
-what `invoke --dry` promises.
+Stages plan with pure functions, then act only through a Runner. The Runner
+alone decides what `invoke --dry` means: with `dry=True` it prints each plan
+(`would ...`, commands as argv lists quoted for reading) and touches nothing.
+Queries (`query`, `which`) change nothing, so they answer under --dry too.
+Tests pass a fake Runner (tests/package/fake_runner.py) instead of patching.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -17,9 +21,12 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO, TypeVar
 
 TAIL = 12  # lines of a failed command shown in its error
+STOP_GRACE = 10.0  # seconds a spawned process has to exit after SIGTERM
+T = TypeVar("T")
+DryPlan = str | list[str] | Callable[[], str | list[str]]  # what --dry prints of an effect
 
 
 class StepError(RuntimeError):
@@ -33,6 +40,42 @@ class StepError(RuntimeError):
 
 class Skip(Exception):
     """A cell this machine cannot do a step for; the reason is shown, never hidden."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a query printed; `code` is None when it ran out of time (it was killed)."""
+
+    code: int | None
+    out: str
+    err: str = ""
+
+
+class Process:
+    """A long-lived process started by `Runner.spawn`; `stream` is its console, if kept."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+        self.stream: IO[bytes] | None = popen.stdout
+
+    def running(self) -> bool:
+        return self._popen.poll() is None
+
+    def wait(self, timeout: float) -> bool:
+        """True when the process ended within `timeout` seconds."""
+        try:
+            self._popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after STOP_GRACE; idempotent."""
+        if self._popen.poll() is None:
+            self._popen.terminate()
+            if not self.wait(STOP_GRACE):
+                self._popen.kill()
+                self._popen.wait()
 
 
 @dataclass
@@ -51,6 +94,86 @@ class Runner:
 
     def would(self, cell: str, what: str) -> None:
         self.say(cell, f"would {what}")
+
+    def act(self, cell: str, plan: DryPlan, effect: Callable[[], T]) -> T | None:
+        """Carry out `effect`; under --dry print its plan instead and return None.
+
+        The one place a stage's effects are decided against --dry: the stage
+        states its plan (`would` lines, or a function wording them only when
+        dry) and hands over the doing.
+        """
+        if not self.dry:
+            return effect()
+        lines = plan() if callable(plan) else plan
+        for line in [lines] if isinstance(lines, str) else lines:
+            self.would(cell, line)
+        return None
+
+    def query(self, argv: list[str], *, timeout: float | None = None) -> Answer:
+        """Run a command that changes nothing and return its stdout (also under --dry).
+
+        OSError (e.g. the program is missing) is the caller's to word.
+        """
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, text=True, errors="replace", timeout=timeout
+            )
+        except subprocess.TimeoutExpired as late:
+            return Answer(None, _text(late.stdout), _text(late.stderr))
+        return Answer(done.returncode, done.stdout, done.stderr)
+
+    def which(self, program: str) -> str | None:
+        return shutil.which(program)
+
+    @contextmanager
+    def spawn(self, cell: str, step: str, argv: list[str], *, console: bool) -> Iterator[Process]:
+        """Start a long-lived process (never through a shell); stopped when the block ends.
+
+        console: its stdout and stderr become `Process.stream`; else discarded.
+        """
+        if self.dry:  # stages spawn inside `act`, which --dry never enters
+            raise RuntimeError(f"{cell}: {step}: spawn under --dry: {shlex.join(argv)}")
+        sink = subprocess.PIPE if console else subprocess.DEVNULL
+        err = subprocess.STDOUT if console else subprocess.DEVNULL
+        try:
+            popen = subprocess.Popen(argv, stdout=sink, stderr=err, stdin=subprocess.DEVNULL)
+        except OSError as e:
+            raise StepError(cell, step, f"cannot run {argv[0]}: {e.strerror}") from None
+        proc = Process(popen)
+        try:
+            yield proc
+        finally:
+            proc.stop()
+            if popen.stdout:
+                popen.stdout.close()
+
+    def ssh(self, port: int, user: str, password: str, wait: float) -> Any:
+        """A paramiko client logged in to 127.0.0.1:port, or the exception saying why not.
+
+        `wait` bounds the TCP connect and the SSH banner; a fresh live system's
+        host key is accepted as is.
+        """
+        import paramiko
+
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        try:
+            client.connect(
+                "127.0.0.1",
+                port=port,
+                username=user,
+                password=password,
+                timeout=wait,
+                banner_timeout=wait,
+                auth_timeout=10,
+                allow_agent=False,
+                look_for_keys=False,
+            )
+        except BaseException:
+            client.close()
+            raise
+        return client
 
     def run(
         self,
@@ -85,6 +208,22 @@ class Runner:
             reason = f"{Path(argv[0]).name} exited {proc.returncode}"
             raise StepError(cell, step, f"{reason}: {last[:200]}" if last else reason, tail)
 
+    def container_plan(
+        self,
+        image: str,
+        command: list[str],
+        volumes: dict[str, dict[str, str]],
+        *,
+        privileged: bool = False,
+    ) -> str:
+        """A `container` run as --dry shows it: run [--privileged] IMAGE ARGS (HOST:PATH, ...)."""
+        flags = "--privileged " if privileged and self.privileged else ""
+        mounts = ", ".join(
+            f"{host}:{bind['bind']}" + (":ro" if bind.get("mode") == "ro" else "")
+            for host, bind in volumes.items()
+        )
+        return f"run {flags}{image} {shlex.join(command)} ({mounts})"
+
     def container(
         self,
         cell: str,
@@ -101,6 +240,7 @@ class Runner:
         """Run a container to its end, streaming its log; one-line StepError on failure.
 
         `label` names the tool in errors (e.g. AuroraBoot), whatever image provides it.
+        Host paths in `volumes` may be relative: the engine is given them absolute.
         """
         import docker
 
@@ -110,7 +250,7 @@ class Runner:
             box = self.docker().containers.run(
                 image,
                 command,
-                volumes=volumes,
+                volumes={str(Path(host).resolve()): bind for host, bind in volumes.items()},
                 detach=True,
                 network_mode=network or None,
                 privileged=privileged and self.privileged,
@@ -144,6 +284,10 @@ class Runner:
             except docker.errors.DockerException as err:
                 raise StepError("engine", "connect", f"Docker engine unreachable ({err})") from None
         return self._client
+
+
+def _text(data: str | bytes | None) -> str:
+    return data.decode(errors="replace") if isinstance(data, bytes) else data or ""
 
 
 @contextmanager

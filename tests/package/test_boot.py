@@ -1,28 +1,32 @@
 """The boot stage without QEMU: argv planning, checks, the cidata seed, and the verdict.
 
-Nothing here starts QEMU, Docker or a network connection to a guest. The
-serial console is played by real Python subprocesses, so the event-driven
-waits are timed against processes that print, sleep and exit.
+Nothing here starts QEMU, Docker or a network connection to a guest: the
+stage gets a FakeRunner, which records the argv it is asked to run and plays
+scripted consoles and SSH answers. Where timing matters, the serial console
+is played by real Python subprocesses started through the real Runner, so
+the event-driven waits are timed against processes that print, sleep and exit.
 """
 
 from __future__ import annotations
 
 import io
-import subprocess
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pycdlib
 import pytest
+from fake_runner import FakeRunner
 from invoke import Exit
 
-from kairos_distro import boot, release, tasks
+from kairos_distro import boot, qemu, release, tasks
 from kairos_distro.boot import Check, Settings
 from kairos_distro.config import Cell
-from kairos_distro.runner import Runner, Skip, StepError
+from kairos_distro.runner import Answer, Process, Runner, Skip, StepError
 
 K3S = {"provider": "k3s", "provider_version": "v1.35.1+k3s1"}
 K0S = {"provider": "k0s", "provider_version": "v1.35.1+k0s.0"}
@@ -41,7 +45,7 @@ def after(argv: list[str], flag: str) -> list[str]:
 
 def argv_for(cell: Cell, accel: str = "tcg", **kwargs: Any) -> list[str]:
     settings = kwargs.pop("settings", Settings())
-    return boot.qemu_argv(cell, ISO, DISK, SEED, 2222, accel, settings, **kwargs)
+    return qemu.qemu_argv(cell, ISO, DISK, SEED, 2222, accel, settings, **kwargs)
 
 
 def refuse(what: str) -> Callable[..., Any]:
@@ -49,16 +53,6 @@ def refuse(what: str) -> Callable[..., Any]:
         raise AssertionError(f"{what} was called: {args} {kwargs}")
 
     return refused
-
-
-@pytest.fixture
-def no_effects(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fail the test if the boot stage starts a program, probes KVM or looks up a binary."""
-    monkeypatch.setattr(boot.subprocess, "Popen", refuse("subprocess.Popen"))
-    monkeypatch.setattr(boot.subprocess, "run", refuse("subprocess.run"))
-    monkeypatch.setattr(boot.shutil, "which", refuse("shutil.which"))
-    monkeypatch.setattr(boot, "probe_kvm", refuse("probe_kvm"))
-    monkeypatch.setattr(boot.tempfile, "TemporaryDirectory", refuse("TemporaryDirectory"))
 
 
 # -- qemu_argv ---------------------------------------------------------------------
@@ -179,7 +173,7 @@ def read_from(iso: pycdlib.PyCdlib, **where: str) -> bytes:
 
 def test_cidata_is_a_nocloud_volume() -> None:
     user_data = b"#cloud-config\nusers:\n  - name: kairos\n    passwd: kairos\n"
-    data = boot.cidata(user_data, "kairos-amd64-generic")
+    data = qemu.cidata(user_data, "kairos-amd64-generic")
     # The raw primary volume descriptor, as blkid reads it for the label.
     assert data[0x8001:0x8006] == b"CD001"
     assert data[0x8028:0x8048].rstrip() == b"cidata"
@@ -210,131 +204,134 @@ def test_cidata_is_a_nocloud_volume() -> None:
 
 @pytest.mark.parametrize("arch", ["amd64", "arm64", "riscv64"])
 @pytest.mark.parametrize("wanted", ["kvm", "tcg"])
-def test_choose_accel_keeps_an_explicit_choice(monkeypatch, arch, wanted) -> None:
-    monkeypatch.setattr(boot, "probe_kvm", refuse("probe_kvm"))
-    assert boot.choose_accel(Cell(arch=arch), wanted) == wanted
+def test_choose_accel_keeps_an_explicit_choice(arch, wanted) -> None:
+    assert qemu.choose_accel(Cell(arch=arch), wanted, arch, refuse("the KVM probe")) == wanted
 
 
 @pytest.mark.parametrize(
-    "machine, arch",
-    [("x86_64", "arm64"), ("x86_64", "riscv64"), ("aarch64", "amd64"), ("s390x", "amd64")],
+    "host, arch",
+    [("amd64", "arm64"), ("amd64", "riscv64"), ("arm64", "amd64"), (None, "amd64")],
 )
-def test_choose_accel_foreign_arch_is_tcg_without_probing(monkeypatch, machine, arch) -> None:
-    monkeypatch.setattr(boot.platform, "machine", lambda: machine)
-    monkeypatch.setattr(boot, "probe_kvm", refuse("probe_kvm"))
-    assert boot.choose_accel(Cell(arch=arch), "auto") == "tcg"
+def test_choose_accel_foreign_arch_is_tcg_without_probing(host, arch) -> None:
+    assert qemu.choose_accel(Cell(arch=arch), "auto", host, refuse("the KVM probe")) == "tcg"
 
 
 @pytest.mark.parametrize(
-    "machine, arch, binary",
-    [("x86_64", "amd64", "qemu-system-x86_64"), ("aarch64", "arm64", "qemu-system-aarch64")],
+    "arch, binary", [("amd64", "qemu-system-x86_64"), ("arm64", "qemu-system-aarch64")]
 )
 @pytest.mark.parametrize("works, accel", [(True, "kvm"), (False, "tcg")])
-def test_choose_accel_native_arch_follows_the_probe(
-    monkeypatch, machine, arch, binary, works, accel
-) -> None:
+def test_choose_accel_native_arch_follows_the_probe(arch, binary, works, accel) -> None:
     probed: list[str] = []
-    monkeypatch.setattr(boot.platform, "machine", lambda: machine)
-    monkeypatch.setattr(boot, "probe_kvm", lambda b: probed.append(b) or works)
-    assert boot.choose_accel(Cell(arch=arch), "auto") == accel
+    kvm_works = lambda b: probed.append(b) or works  # noqa: E731
+    assert qemu.choose_accel(Cell(arch=arch), "auto", arch, kvm_works) == accel
     assert probed == [binary]
 
 
-def test_probe_kvm_false_without_dev_kvm_access(monkeypatch) -> None:
-    asked: list[str] = []
-    monkeypatch.setattr(boot.os, "access", lambda path, mode: asked.append(str(path)) or False)
-    monkeypatch.setattr(boot.shutil, "which", lambda name: f"/usr/bin/{name}")
-    monkeypatch.setattr(boot.subprocess, "run", refuse("subprocess.run"))
-    assert boot.probe_kvm() is False
-    assert asked == ["/dev/kvm"]
-
-
-def test_probe_kvm_false_without_the_binary(monkeypatch) -> None:
-    monkeypatch.setattr(boot.os, "access", lambda path, mode: True)
-    monkeypatch.setattr(boot.shutil, "which", lambda name: None)
-    monkeypatch.setattr(boot.subprocess, "run", refuse("subprocess.run"))
-    assert boot.probe_kvm("qemu-system-x86_64") is False
+def test_host_arch_names_the_machines_qemu_emulates() -> None:
+    assert {qemu.HOST_ARCH[m] for m in ("x86_64", "aarch64", "riscv64")} == set(qemu.QEMU)
 
 
 @pytest.fixture
-def fake_kernel(monkeypatch, tmp_path) -> Path:
-    """/dev/kvm and the binary are there, and /boot (tmp_path) holds one kernel."""
-    kernel = tmp_path / "vmlinuz-6.1.0-test"
+def kvm_host(tmp_path) -> tuple[Path, Path, Path]:
+    """(a usable /dev/kvm stand-in, a /boot with one kernel, that kernel)."""
+    kvm, kernels = tmp_path / "kvm", tmp_path / "boot"
+    kvm.write_bytes(b"")
+    kernels.mkdir()
+    kernel = kernels / "vmlinuz-6.1.0-test"
     kernel.write_bytes(b"not really a kernel")
-    monkeypatch.setattr(boot.os, "access", lambda path, mode: True)
-    monkeypatch.setattr(boot.shutil, "which", lambda name: f"/usr/bin/{name}")
+    return kvm, kernels, kernel
 
-    def boot_dir(path: str) -> Path:
-        assert path == "/boot"
-        return tmp_path
 
-    monkeypatch.setattr(boot, "Path", boot_dir)
-    return kernel
+def test_probe_kvm_false_without_dev_kvm_access(kvm_host) -> None:
+    _, kernels, _ = kvm_host
+    runner = FakeRunner(installed={"qemu-system-x86_64"})
+    missing = kernels.parent / "no-kvm"
+    assert boot.probe_kvm(runner, kvm=missing, kernels=kernels) is False
+    assert not runner.queried
+
+
+def test_probe_kvm_false_without_the_binary(kvm_host) -> None:
+    kvm, kernels, _ = kvm_host
+    runner = FakeRunner()
+    assert boot.probe_kvm(runner, "qemu-system-x86_64", kvm=kvm, kernels=kernels) is False
+    assert runner.looked_up == ["qemu-system-x86_64"]
+    assert not runner.queried
+
+
+def test_probe_kvm_false_without_a_readable_kernel(kvm_host) -> None:
+    kvm, kernels, kernel = kvm_host
+    kernel.unlink()
+    runner = FakeRunner(installed={"qemu-system-x86_64"})
+    assert boot.probe_kvm(runner, kvm=kvm, kernels=kernels) is False
+    assert not runner.queried
 
 
 @pytest.mark.parametrize(
-    "output, works", [(b"...\n[ 1.2] Kernel panic - not syncing: VFS\n", True), (b"...\n", False)]
+    "output, works", [("...\n[ 1.2] Kernel panic - not syncing: VFS\n", True), ("...\n", False)]
 )
-def test_probe_kvm_needs_the_kernel_to_reach_its_panic(
-    monkeypatch, fake_kernel, output, works
-) -> None:
-    calls: list[tuple[list[str], float]] = []
-
-    def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
-        calls.append((argv, kwargs["timeout"]))
-        return subprocess.CompletedProcess(argv, 0, output, b"")
-
-    monkeypatch.setattr(boot.subprocess, "run", run)
-    assert boot.probe_kvm("qemu-system-x86_64", seconds=3.0) is works
-    ((argv, timeout),) = calls
-    assert timeout == 3.0
+def test_probe_kvm_needs_the_kernel_to_reach_its_panic(kvm_host, output, works) -> None:
+    kvm, kernels, kernel = kvm_host
+    older = kernels / "vmlinuz-5.10.0-old"
+    older.write_bytes(b"")
+    runner = FakeRunner(
+        installed={"qemu-system-x86_64"},
+        answers={("qemu-system-x86_64",): Answer(0, output)},
+    )
+    assert boot.probe_kvm(runner, "qemu-system-x86_64", 3.0, kvm=kvm, kernels=kernels) is works
+    (argv,) = runner.queried
+    assert argv == qemu.kvm_probe_argv("qemu-system-x86_64", kernel)  # the newest kernel
     assert argv[0] == "qemu-system-x86_64"
-    assert (after(argv, "-accel"), after(argv, "-kernel")) == (["kvm"], [str(fake_kernel)])
+    assert (after(argv, "-accel"), after(argv, "-kernel")) == (["kvm"], [str(kernel)])
+    assert after(argv, "-append") == ["console=ttyS0 panic=-1"]
 
 
-def test_probe_kvm_false_when_the_guest_hangs(monkeypatch, fake_kernel) -> None:
-    def hang(argv: list[str], **kwargs: Any) -> Any:
-        raise subprocess.TimeoutExpired(argv, kwargs["timeout"])
+def test_probe_kvm_false_when_the_guest_hangs(kvm_host) -> None:
+    kvm, kernels, _ = kvm_host
+    # A query that ran out of time has no exit code, whatever it printed.
+    hung = Answer(None, "Kernel panic")
+    runner = FakeRunner(installed={"qemu-system-x86_64"}, answers={("qemu-system-x86_64",): hung})
+    assert boot.probe_kvm(runner, kvm=kvm, kernels=kernels) is False
 
-    monkeypatch.setattr(boot.subprocess, "run", hang)
-    assert boot.probe_kvm() is False
+
+def test_runner_query_reports_a_timeout_without_an_exit_code() -> None:
+    script = "import sys, time; print('started', flush=True); time.sleep(10)"
+    start = time.monotonic()
+    answer = Runner().query([sys.executable, "-c", script], timeout=0.5)
+    assert time.monotonic() - start < QUICK
+    assert answer.code is None
 
 
 # -- Console: a real process plays the serial console -----------------------------------
 
-Spawn = Callable[..., tuple[subprocess.Popen, boot.Console, Path]]
+Spawn = Callable[..., tuple[Process, boot.Console, Path]]
 
 
 @pytest.fixture
 def console(tmp_path: Path) -> Iterator[Spawn]:
-    """console(script, marker): run `python -c script` and read it as a serial console."""
-    started: list[tuple[subprocess.Popen, boot.Console]] = []
+    """console(script, marker): run `python -c script` through the real Runner's spawn
+    and read it as a serial console."""
+    started: list[tuple[Process, boot.Console]] = []
+    with ExitStack() as stack:
 
-    def spawn(script: str, marker: str = "login:") -> tuple[subprocess.Popen, boot.Console, Path]:
-        log = tmp_path / f"serial-{len(started)}.log"
-        proc = subprocess.Popen(
-            [sys.executable, "-u", "-c", script],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        reader = boot.Console(proc, log, marker)
-        started.append((proc, reader))
-        return proc, reader, log
+        def spawn(script: str, marker: str = "login:") -> tuple[Process, boot.Console, Path]:
+            log = tmp_path / f"serial-{len(started)}.log"
+            argv = [sys.executable, "-u", "-c", script]
+            proc = stack.enter_context(Runner().spawn("test", "console", argv, console=True))
+            assert proc.stream is not None
+            reader = boot.Console(proc.stream, log, marker)
+            started.append((proc, reader))
+            return proc, reader, log
 
-    yield spawn
-    for proc, reader in started:
-        proc.kill()
-        proc.wait()
-        reader.close()
-        assert proc.stdout is not None
-        proc.stdout.close()
+        yield spawn
+        for proc, reader in started:
+            proc.stop()
+            reader.close()
+    assert not any(proc.running() for proc, _ in started)  # spawn's block stops them all
 
 
-def finish(proc: subprocess.Popen, reader: boot.Console) -> None:
+def finish(proc: Process, reader: boot.Console) -> None:
     """Stop the process and let the reader drain the pipe into the log."""
-    proc.kill()
-    proc.wait()
+    proc.stop()
     reader.close()
 
 
@@ -354,7 +351,7 @@ def test_console_signals_the_marker_as_soon_as_it_appears(console) -> None:
     assert reader.wait_marker(start + 60) is True
     waited = time.monotonic() - start
     assert waited < QUICK, waited  # the script sleeps 5 s after the marker
-    assert proc.poll() is None  # event-driven: the process is still running
+    assert proc.running()  # event-driven: the process is still running
     assert reader.marker_at is not None and start <= reader.marker_at <= time.monotonic()
     finish(proc, reader)
     # Every line reaches the log, with the serial line's CR stripped.
@@ -370,7 +367,7 @@ def test_console_marker_is_a_regular_expression(console) -> None:
     start = time.monotonic()
     assert reader.wait_marker(start + 60) is True
     assert 0.4 <= time.monotonic() - start < QUICK  # the first line did not match
-    assert proc.poll() is None
+    assert proc.running()
 
 
 def test_console_eof_without_marker_returns_false_promptly(console) -> None:
@@ -379,7 +376,7 @@ def test_console_eof_without_marker_returns_false_promptly(console) -> None:
     assert reader.wait_marker(start + 60) is False
     assert time.monotonic() - start < QUICK  # at EOF, not at the deadline
     assert reader.marker_at is None
-    assert proc.wait(timeout=5) == 0
+    assert proc.wait(5)
     reader.close()
     lines = [f"line {i}" for i in range(40)]
     assert log.read_text().splitlines() == lines
@@ -391,13 +388,13 @@ def test_console_silent_process_returns_false_at_the_deadline(console) -> None:
     start = time.monotonic()
     assert reader.wait_marker(start + 0.3) is False
     assert 0.25 <= time.monotonic() - start < QUICK
-    assert proc.poll() is None
+    assert proc.running()
 
 
 def test_console_an_earlier_marker_is_not_lost(console) -> None:
     # wait_marker called after the marker went by still says so, at once.
     proc, reader, _ = console("print('kairos login:')")
-    proc.wait()
+    assert proc.wait(5)
     reader.close()
     start = time.monotonic()
     assert reader.wait_marker(start + 60) is True
@@ -423,11 +420,11 @@ def one_line(err: StepError, log: Path) -> str:
 
 def test_verdict_when_qemu_exits_before_the_marker(console) -> None:
     proc, reader, log = console("for i in range(20): print(f'panic {i}')\nraise SystemExit(1)")
-    proc.wait()
+    assert proc.wait(5)
     plan = plan_for(Cell(arch="amd64"), log)
     start = time.monotonic()
     with pytest.raises(StepError) as caught:
-        boot._verdict(plan, reader, proc, Settings(timeout=60), start)
+        boot._verdict(FakeRunner(), plan, reader, proc, Settings(timeout=60), start)
     assert time.monotonic() - start < QUICK
     message = one_line(caught.value, log)
     assert message == (
@@ -443,7 +440,7 @@ def test_verdict_when_the_marker_never_comes(console) -> None:
     proc, reader, log = console("print('GRUB loading'); import time; time.sleep(10)")
     plan = plan_for(Cell(arch="amd64"), log)
     with pytest.raises(StepError) as caught:
-        boot._verdict(plan, reader, proc, Settings(timeout=1.0), time.monotonic())
+        boot._verdict(FakeRunner(), plan, reader, proc, Settings(timeout=1.0), time.monotonic())
     message = one_line(caught.value, log)
     assert "console never showed 'login:' (timed out after 1 s)" in message
     assert caught.value.tail == ["GRUB loading"]
@@ -452,20 +449,37 @@ def test_verdict_when_the_marker_never_comes(console) -> None:
 
 def test_ssh_gives_up_as_soon_as_qemu_exits(console) -> None:
     proc, _, _ = console("print('kairos login:')")
-    proc.wait()
+    assert proc.wait(5)
+    runner = FakeRunner()
     start = time.monotonic()
     with pytest.raises(TimeoutError, match=r"^SSH as kairos never answered \(no answer\)$"):
-        boot._ssh(boot.free_port(), Settings(), start + 60, proc)
+        boot._ssh(runner, boot.free_port(), Settings(), start + 60, proc)
     assert time.monotonic() - start < QUICK
+    assert runner.ssh_calls == []
+
+
+def test_ssh_retries_until_sshd_answers() -> None:
+    client = object()
+    refused = [OSError("connection refused"), EOFError()]
+    runner = FakeRunner(ssh_results=[*refused, client])
+    with runner.spawn("amd64-generic", "test-boot", ["qemu-system-x86_64"], console=True) as proc:
+        found = boot._ssh(runner, 2222, Settings(password="pw"), time.monotonic() + 60, proc)
+    assert found is client
+    assert [(port, user, pw) for port, user, pw, _ in runner.ssh_calls] == [
+        (2222, "kairos", "pw")
+    ] * 3
+    waits = [wait for *_, wait in runner.ssh_calls]
+    assert waits == [2.0, 4.0, 8.0]  # longer each time: a silent forward gets more time
 
 
 def test_verdict_when_ssh_never_answers(console) -> None:
-    # The marker shows, QEMU keeps running, and nothing listens on the port.
+    # The marker shows, QEMU keeps running, and nothing listens on the port: the
+    # real Runner's SSH client is refused until the deadline.
     proc, reader, log = console("print('kairos login:'); import time; time.sleep(10)")
     plan = plan_for(Cell(arch="amd64"), log)
     start = time.monotonic()
     with pytest.raises(StepError) as caught:
-        boot._verdict(plan, reader, proc, Settings(timeout=1.0), start)
+        boot._verdict(Runner(), plan, reader, proc, Settings(timeout=1.0), start)
     assert time.monotonic() - start < 1.0 + QUICK
     message = one_line(caught.value, log)
     assert "SSH as kairos never answered (" in message
@@ -492,21 +506,13 @@ class FakeSSH:
         return None, io.BytesIO(self.answers[command].encode()), io.BytesIO(b"")
 
 
-@pytest.fixture
-def fake_ssh(monkeypatch) -> Callable[[dict[str, str]], FakeSSH]:
-    def install(answers: dict[str, str]) -> FakeSSH:
-        client = FakeSSH(answers)
-        monkeypatch.setattr(boot, "_ssh", lambda port, settings, deadline, alive: client)
-        return client
-
-    return install
-
-
-def test_verdict_runs_every_check(console, fake_ssh) -> None:
+def test_verdict_runs_every_check(console) -> None:
     proc, reader, log = console("print('kairos login:'); import time; time.sleep(10)")
-    client = fake_ssh({"echo ping": "ping\n", "kairos-agent state get boot": "livecd_boot\n"})
+    client = FakeSSH({"echo ping": "ping\n", "kairos-agent state get boot": "livecd_boot\n"})
     plan = plan_for(Cell(arch="amd64"), log)
-    boot._verdict(plan, reader, proc, Settings(), time.monotonic())
+    runner = FakeRunner(ssh_results=[client])
+    boot._verdict(runner, plan, reader, proc, Settings(), time.monotonic())
+    assert [port for port, *_ in runner.ssh_calls] == [plan.port]
     assert client.ran == ["echo ping", "kairos-agent state get boot"]
     assert client.closed
     assert [(r.name, r.ok) for r in plan.results] == [
@@ -517,13 +523,14 @@ def test_verdict_runs_every_check(console, fake_ssh) -> None:
     assert plan.results[2].detail == "livecd_boot"
 
 
-def test_verdict_stops_at_the_first_failed_check(console, fake_ssh) -> None:
+def test_verdict_stops_at_the_first_failed_check(console) -> None:
     proc, reader, log = console("print('kairos login:'); import time; time.sleep(10)")
-    client = fake_ssh({"echo ping": "ping", "kairos-agent state get boot": "active_boot\n"})
+    client = FakeSSH({"echo ping": "ping", "kairos-agent state get boot": "active_boot\n"})
     extra = Check("uname", "uname", "Linux")
     plan = plan_for(Cell(arch="amd64"), log, [*BASE_CHECKS, extra])
+    runner = FakeRunner(ssh_results=[client])
     with pytest.raises(StepError) as caught:
-        boot._verdict(plan, reader, proc, Settings(), time.monotonic())
+        boot._verdict(runner, plan, reader, proc, Settings(), time.monotonic())
     message = one_line(caught.value, log)
     assert "boot state: expected 'livecd_boot', got 'active_boot'" in message
     assert client.ran == ["echo ping", "kairos-agent state get boot"]  # uname never ran
@@ -541,15 +548,13 @@ def test_verdict_stops_at_the_first_failed_check(console, fake_ssh) -> None:
         ({"arch": "riscv64"}, "qemu-system-riscv64"),
     ],
 )
-def test_boot_iso_dry_prints_the_plan_and_runs_nothing(
-    make_release, no_effects, tmp_path, cell, binary
-) -> None:
+def test_boot_iso_dry_prints_the_plan_and_runs_nothing(make_release, tmp_path, cell, binary):
     rel = make_release(cell, boot_checks=[{"run": "uname", "expect": "Linux"}])
     one = rel.cells[0]
-    out = io.StringIO()
+    runner = FakeRunner(dry=True, installed={binary})
     iso = tmp_path / "out" / "x.iso"
-    plan = boot.boot_iso(Runner(dry=True, out=out), rel, one, iso, Settings(accel="tcg"), b"")
-    (line,) = out.getvalue().splitlines()
+    plan = boot.boot_iso(runner, rel, one, iso, Settings(accel="tcg"), b"")
+    (line,) = runner.out.getvalue().splitlines()
     assert line.startswith(f"[{one.id}] would boot: {binary} -accel tcg -cpu max "), line
     assert f" file={iso},media=cdrom,readonly=on " in line
     assert plan.argv[0] == binary
@@ -558,56 +563,152 @@ def test_boot_iso_dry_prints_the_plan_and_runs_nothing(
     assert plan.checks[-1] == Check("uname", "uname", "Linux")
     assert plan.log == tmp_path / "out" / "x.serial.log"
     assert plan.results == []
+    assert not runner.asked()  # no lookup, probe, qemu-img, QEMU or SSH
     assert list(tmp_path.iterdir()) == []  # no log, disk or seed written
 
 
-def nondry(monkeypatch, which: Callable[[str], str | None]) -> tuple[Runner, io.StringIO]:
-    """A real Runner with `shutil.which` replaced and every effect refused."""
-    monkeypatch.setattr(boot.shutil, "which", which)
-    out = io.StringIO()
-    return Runner(out=out), out
+def test_boot_iso_dry_leaves_auto_accel_to_the_machine(make_release, tmp_path) -> None:
+    rel = make_release({"arch": "amd64"})
+    runner = FakeRunner(dry=True)
+    plan = boot.boot_iso(runner, rel, rel.cells[0], tmp_path / "x.iso", Settings(), b"")
+    assert after(plan.argv, "-accel") == [boot.AUTO_ACCEL]
+    assert plan.accel == "auto"
+    assert not runner.asked()
 
 
+@pytest.mark.parametrize("dry", [False, True])
 @pytest.mark.parametrize("model", ["rpi4", "nvidia-jetson-thor"])
-def test_boot_iso_skips_board_models(make_release, no_effects, monkeypatch, tmp_path, model):
+def test_boot_iso_skips_board_models(make_release, tmp_path, model, dry):
     rel = make_release({"arch": "arm64", "model": model})
-    runner, out = nondry(monkeypatch, refuse("shutil.which"))
+    runner = FakeRunner(dry=dry, installed={"qemu-system-aarch64"})
     why = rf"^model {model} boots from its raw disk image, which is not boot-tested$"
     with pytest.raises(Skip, match=why):
         boot.boot_iso(runner, rel, rel.cells[0], tmp_path / "x.iso", Settings(), b"")
-    assert out.getvalue() == ""
+    assert runner.out.getvalue() == ""
+    assert not runner.asked()
 
 
 @pytest.mark.parametrize("arch", ["amd64", "arm64", "riscv64"])
-def test_boot_iso_skips_without_qemu(make_release, no_effects, monkeypatch, tmp_path, arch):
+def test_boot_iso_skips_without_qemu(make_release, tmp_path, arch):
     rel = make_release({"arch": arch})
-    runner, _ = nondry(monkeypatch, lambda name: None)
+    runner = FakeRunner()
     with pytest.raises(Skip) as caught:
         boot.boot_iso(runner, rel, rel.cells[0], tmp_path / "x.iso", Settings(), b"")
-    assert str(caught.value) == f"{boot.QEMU[arch]} is not installed"
+    assert str(caught.value) == f"{qemu.QEMU[arch]} is not installed"
+    assert runner.looked_up == [qemu.QEMU[arch]]
+    assert not (runner.ran or runner.spawned or runner.queried)
 
 
-def test_boot_iso_missing_iso_is_an_error(make_release, no_effects, monkeypatch, tmp_path):
+def test_boot_iso_missing_iso_is_an_error(make_release, tmp_path):
     rel = make_release({"arch": "amd64"})
-    runner, _ = nondry(monkeypatch, lambda name: f"/usr/bin/{name}")
+    runner = FakeRunner(installed={"qemu-system-x86_64"})
     iso = tmp_path / "amd64-generic" / "missing.iso"
     with pytest.raises(StepError) as caught:
         boot.boot_iso(runner, rel, rel.cells[0], iso, Settings(), b"")
     assert str(caught.value) == (
         f"amd64-generic: test-boot: no ISO at {iso}; run `invoke iso --cell amd64-generic`"
     )
+    assert not (runner.ran or runner.spawned or runner.queried)
 
 
-def test_boot_iso_trusted_boot_without_its_uki_iso_fails(
-    make_release, no_effects, monkeypatch, tmp_path
-):
+def test_boot_iso_trusted_boot_without_its_uki_iso_fails(make_release, tmp_path):
     # UKI ISOs are built now: a missing one is a missing step, not something to skip.
     rel = make_release({"arch": "amd64", "trusted_boot": True})
-    runner, _ = nondry(monkeypatch, lambda name: f"/usr/bin/{name}")
+    runner = FakeRunner(installed={"qemu-system-x86_64", "swtpm"})
     iso = tmp_path / "missing-uki.iso"
     with pytest.raises(StepError) as caught:
         boot.boot_iso(runner, rel, rel.cells[0], iso, Settings(), b"")
     assert caught.value.reason == f"no ISO at {iso}; run `invoke iso --cell amd64-generic-uki`"
+
+
+BOOTED = b"GRUB\r\nkairos login: "
+ANSWERS = {"echo ping": "ping\n", "kairos-agent state get boot": "livecd_boot\n"}
+
+
+def booting(**script: Any) -> FakeRunner:
+    """A machine with QEMU whose guest boots to the marker and answers SSH."""
+    script.setdefault("ssh_results", [FakeSSH(ANSWERS)])
+    script.setdefault("consoles", {"qemu-system-x86_64": BOOTED})
+    return FakeRunner(installed={"qemu-system-x86_64", "qemu-img"}, **script)
+
+
+def test_boot_iso_runs_qemu_through_the_runner_and_stops_it(make_release, tmp_path):
+    rel = make_release({"arch": "amd64"})
+    iso = tmp_path / "x.iso"
+    iso.write_bytes(b"iso")
+    runner = booting()
+    settings = Settings(accel="tcg", memory=1024, cpus=1)
+    plan = boot.boot_iso(runner, rel, rel.cells[0], iso, settings, b"#cloud-config\n")
+    (disk_argv,) = runner.ran
+    assert disk_argv[:5] == ["qemu-img", "create", "-q", "-f", "qcow2"]
+    assert disk_argv[-1] == "20G"
+    disk = Path(disk_argv[-2])
+    (proc,) = runner.spawned
+    # QEMU ran exactly as planned: this ISO, the fresh disk and seed, the forwarded port.
+    assert proc.argv == plan.argv
+    assert plan.argv == qemu.qemu_argv(
+        rel.cells[0], iso, disk, disk.with_name("cidata.iso"), plan.port, "tcg", settings
+    )
+    assert proc.stopped  # stopped once the checks passed
+    assert not disk.parent.exists()  # the work directory went with it
+    assert runner.ssh_calls[0][:3] == (plan.port, "kairos", "kairos")
+    assert [(r.name, r.ok) for r in plan.results] == [
+        ("console marker", True),
+        ("ssh echo ping", True),
+        ("boot state", True),
+    ]
+    assert (iso.with_name("x.serial.log")).read_text() == "GRUB\nkairos login: "
+    said = runner.out.getvalue().splitlines()
+    assert said[0] == f"[amd64-generic] booting x.iso (tcg, ssh on 127.0.0.1:{plan.port})"
+    assert said[1:] == [f"[amd64-generic] pass {r.name} ({r.seconds:.1f} s)" for r in plan.results]
+
+
+def test_boot_iso_failed_check_still_stops_qemu(make_release, tmp_path):
+    rel = make_release({"arch": "amd64"})
+    iso = tmp_path / "x.iso"
+    iso.write_bytes(b"iso")
+    runner = booting(ssh_results=[FakeSSH({**ANSWERS, "echo ping": "nope"})])
+    with pytest.raises(StepError, match=r"ssh echo ping: expected 'ping', got 'nope'"):
+        boot.boot_iso(runner, rel, rel.cells[0], iso, Settings(accel="tcg"), b"")
+    (proc,) = runner.spawned
+    assert proc.stopped
+
+
+def test_boot_iso_qemu_exiting_before_the_marker(make_release, tmp_path):
+    rel = make_release({"arch": "amd64"})
+    iso = tmp_path / "x.iso"
+    iso.write_bytes(b"iso")
+    runner = booting(consoles={"qemu-system-x86_64": b"panic\n"}, exits={"qemu-system-x86_64"})
+    with pytest.raises(StepError) as caught:
+        boot.boot_iso(runner, rel, rel.cells[0], iso, Settings(accel="tcg"), b"")
+    assert "console never showed 'login:' (QEMU exited)" in caught.value.reason
+    assert caught.value.tail == ["panic"]
+    assert runner.ssh_calls == []
+
+
+def test_boot_iso_auto_accel_probes_kvm_on_the_native_arch(make_release, tmp_path):
+    native = qemu.HOST_ARCH.get(os.uname().machine)
+    if native != "amd64":
+        pytest.skip("the amd64 cell is native on x86_64 hosts only")
+    rel = make_release({"arch": "amd64"})
+    iso = tmp_path / "x.iso"
+    iso.write_bytes(b"iso")
+    runner = booting()
+    plan = boot.boot_iso(runner, rel, rel.cells[0], iso, Settings(), b"")
+    # Whether /dev/kvm is usable here decides if the probe ran; either way the
+    # accel in QEMU's argv is the one chosen, and never `auto`.
+    assert plan.accel in ("kvm", "tcg")
+    assert after(runner.spawned[0].argv, "-accel") == [plan.accel]
+
+
+def test_boot_iso_failing_qemu_img_starts_no_qemu(make_release, tmp_path):
+    rel = make_release({"arch": "amd64"})
+    iso = tmp_path / "x.iso"
+    iso.write_bytes(b"iso")
+    runner = booting(failing={"qemu-img"})
+    with pytest.raises(StepError, match=r"^amd64-generic: test-boot: qemu-img exited 1$"):
+        boot.boot_iso(runner, rel, rel.cells[0], iso, Settings(accel="tcg"), b"")
+    assert runner.spawned == []
 
 
 # -- Skip in for_each_cell and the task's verdict ------------------------------------------

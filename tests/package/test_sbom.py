@@ -27,8 +27,9 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 
-from kairos_distro import sbom
-from kairos_distro.sbom import Package, SbomError
+from kairos_distro import pkgdb, sbom
+from kairos_distro.pkgdb import DatabaseError, Package
+from kairos_distro.sbom import SbomError
 
 # A dpkg status file: real paragraphs from Debian 12 (some fields trimmed), plus
 # the states dpkg leaves behind for removed and half-done packages.
@@ -260,17 +261,17 @@ def schema_errors(text: str) -> object:
 
 def test_dpkg_status_lists_installed_packages_only():
     # nano was removed (its config kept) and vim-tiny is only unpacked: neither is installed.
-    assert sbom.parse_dpkg_status(DPKG_STATUS) == DPKG_INSTALLED
+    assert pkgdb.parse_dpkg_status(DPKG_STATUS) == DPKG_INSTALLED
 
 
 def test_dpkg_status_empty_and_without_trailing_blank_line():
-    assert sbom.parse_dpkg_status("") == []
+    assert pkgdb.parse_dpkg_status("") == []
     one = "Package: dash\nStatus: install ok installed\nArchitecture: arm64\nVersion: 0.5.12-2"
-    assert sbom.parse_dpkg_status(one) == [Package("dash", "0.5.12-2", "arm64", "deb")]
+    assert pkgdb.parse_dpkg_status(one) == [Package("dash", "0.5.12-2", "arm64", "deb")]
 
 
 def test_apk_installed_reads_name_version_arch_license_origin():
-    assert sbom.parse_apk_installed(APK_INSTALLED) == APK_PACKAGES
+    assert pkgdb.parse_apk_installed(APK_INSTALLED) == APK_PACKAGES
 
 
 # --- rpm ------------------------------------------------------------------------
@@ -286,7 +287,7 @@ def test_parse_rpm_header_reads_each_header_as_rpm_does(tmp_path):
     db = sqlite3.connect(sqlite_rpmdb(tmp_path))
     blobs = [b for (b,) in db.execute("SELECT blob FROM Packages ORDER BY hnum")]
     db.close()
-    got = [sbom.parse_rpm_header(bytes(b)) for b in blobs]
+    got = [pkgdb.parse_rpm_header(bytes(b)) for b in blobs]
     *software, key = got
     assert software == qa_packages(rpm_fixtures.SQLITE_RPMDB_QA)
     assert software[1].version == "2:1.2.3+git20240101-1.kdt"  # the epoch comes first, as in EVR
@@ -301,14 +302,14 @@ def test_parse_rpm_header_rejects_truncated_and_foreign_blobs(tmp_path):
     (blob,) = db.execute("SELECT blob FROM Packages LIMIT 1").fetchone()
     db.close()
     for bad in (b"", blob[:6], blob[: len(blob) // 2], struct.pack(">ii", 0, 0)):
-        with pytest.raises(SbomError, match="rpm header"):
-            sbom.parse_rpm_header(bytes(bad))
+        with pytest.raises(DatabaseError, match="rpm header"):
+            pkgdb.parse_rpm_header(bytes(bad))
 
 
 def test_rpm_sqlite_lists_packages_but_not_signing_keys(tmp_path):
     path = sqlite_rpmdb(tmp_path / "usr/lib/sysimage/rpm")
     assert rpm_fixtures.SQLITE_RPMDB_QA[-1].startswith("gpg-pubkey|")  # it really holds a key
-    assert sbom.rpm_sqlite(path) == qa_packages(rpm_fixtures.SQLITE_RPMDB_QA)
+    assert pkgdb.rpm_sqlite(path) == qa_packages(rpm_fixtures.SQLITE_RPMDB_QA)
     # A snapshot is read as immutable: nothing (-shm, -wal, journal) appears next to it.
     assert sorted(p.name for p in path.parent.iterdir()) == ["rpmdb.sqlite"]
 
@@ -321,7 +322,7 @@ def test_rpm_sqlite_sees_writes_still_in_the_wal(tmp_path):
         writer.execute("INSERT INTO Packages (blob) SELECT blob FROM Packages WHERE hnum = 1")
         writer.commit()
         assert path.with_name("rpmdb.sqlite-wal").stat().st_size > 0
-        names = [p.name for p in sbom.rpm_sqlite(path)]
+        names = [p.name for p in pkgdb.rpm_sqlite(path)]
     finally:
         writer.close()
     assert names == ["kdt-tool", "kdt-hello", "kdt-data", "kdt-tool"]
@@ -330,25 +331,25 @@ def test_rpm_sqlite_sees_writes_still_in_the_wal(tmp_path):
 def test_rpm_sqlite_reports_a_file_that_is_not_an_rpmdb(tmp_path):
     path = tmp_path / "rpmdb.sqlite"
     path.write_bytes(b"not a database" * 100)
-    with pytest.raises(SbomError, match="unreadable rpm sqlite database"):
-        sbom.rpm_sqlite(path)
+    with pytest.raises(DatabaseError, match="unreadable rpm sqlite database"):
+        pkgdb.rpm_sqlite(path)
 
 
 def test_rpm_ndb_lists_packages_as_rpm_does():
-    assert sbom.rpm_ndb(ndb_packages()) == qa_packages(rpm_fixtures.NDB_PACKAGES_QA)
+    assert pkgdb.rpm_ndb(ndb_packages()) == qa_packages(rpm_fixtures.NDB_PACKAGES_QA)
 
 
 def test_rpm_ndb_rejects_a_damaged_file():
     data = ndb_packages()
-    with pytest.raises(SbomError, match="bad magic"):
-        sbom.rpm_ndb(b"XXXX" + data[4:])
+    with pytest.raises(DatabaseError, match="bad magic"):
+        pkgdb.rpm_ndb(b"XXXX" + data[4:])
     # One flipped byte inside the last package's header fails that blob's adler32.
     damaged = bytearray(data)
     damaged[len(data) - 100] ^= 0xFF
-    with pytest.raises(SbomError, match="checksum"):
-        sbom.rpm_ndb(bytes(damaged))
-    with pytest.raises(SbomError, match="ndb"):
-        sbom.rpm_ndb(data[: len(data) - 64])  # a slot points past the end
+    with pytest.raises(DatabaseError, match="checksum"):
+        pkgdb.rpm_ndb(bytes(damaged))
+    with pytest.raises(DatabaseError, match="ndb"):
+        pkgdb.rpm_ndb(data[: len(data) - 64])  # a slot points past the end
 
 
 # --- which database ---------------------------------------------------------------
@@ -370,31 +371,32 @@ def test_packages_from_root_finds_each_database(tmp_path):
     sqlite_rpmdb(rpm / "usr/lib/sysimage/rpm")
     write(ndb, "var/lib/rpm/Packages.db", ndb_packages())
     write(apk, "lib/apk/db/installed", APK_INSTALLED)
-    assert sbom.packages_from_root(deb) == ("deb", DPKG_INSTALLED)
-    manager, packages = sbom.packages_from_root(rpm)
+    assert pkgdb.packages_from_root(deb) == ("deb", DPKG_INSTALLED)
+    manager, packages = pkgdb.packages_from_root(rpm)
     assert (manager, [p.name for p in packages]) == ("rpm", ["kdt-tool", "kdt-hello", "kdt-data"])
-    manager, packages = sbom.packages_from_root(ndb)
+    manager, packages = pkgdb.packages_from_root(ndb)
     assert (manager, [p.name for p in packages]) == ("rpm", ["kdt-tool", "kdt-hello", "kdt-data"])
-    assert sbom.packages_from_root(apk) == ("apk", APK_PACKAGES)
+    assert pkgdb.packages_from_root(apk) == ("apk", APK_PACKAGES)
 
 
 def test_packages_from_root_prefers_dpkg_and_reports_nothing_found(tmp_path):
     write(tmp_path, "var/lib/dpkg/status", DPKG_STATUS)
     write(tmp_path, "lib/apk/db/installed", APK_INSTALLED)  # e.g. apk-tools installed on Debian
-    assert sbom.packages_from_root(tmp_path)[0] == "deb"
-    assert sbom.packages_from_root(tmp_path / "empty") == ("", [])
+    assert pkgdb.packages_from_root(tmp_path)[0] == "deb"
+    assert pkgdb.packages_from_root(tmp_path / "empty") == ("", [])
 
 
 def test_packages_from_root_refuses_berkeley_db(tmp_path):
     write(tmp_path, "var/lib/rpm/Packages", b"\0" * 4096)
-    with pytest.raises(SbomError, match=r"/var/lib/rpm/Packages is a Berkeley DB .* not supported"):
-        sbom.packages_from_root(tmp_path)
+    berkeley = r"/var/lib/rpm/Packages is a Berkeley DB .* not supported"
+    with pytest.raises(DatabaseError, match=berkeley):
+        pkgdb.packages_from_root(tmp_path)
     sqlite_rpmdb(tmp_path / "usr/lib/sysimage/rpm")  # converted: the leftover is ignored
-    assert sbom.packages_from_root(tmp_path)[0] == "rpm"
+    assert pkgdb.packages_from_root(tmp_path)[0] == "rpm"
 
 
 def test_db_paths_cover_what_packages_from_root_reads():
-    assert set(sbom.DB_PATHS) == {
+    assert set(pkgdb.DB_PATHS) == {
         "/var/lib/dpkg/status",
         "/usr/lib/sysimage/rpm",
         "/var/lib/rpm",
@@ -441,7 +443,7 @@ def test_bom_purls_follow_the_purl_spec():
 
 
 def test_bom_of_real_rpm_packages_puts_the_epoch_in_a_qualifier(tmp_path):
-    packages = sbom.rpm_sqlite(sqlite_rpmdb(tmp_path))
+    packages = pkgdb.rpm_sqlite(sqlite_rpmdb(tmp_path))
     text = bom(packages, distro="fedora", distro_release="40")
     assert schema_errors(text) is None
     purls = {PackageURL.from_string(p).name: p for p in sbom.component_purls(text)}
@@ -453,7 +455,7 @@ def test_bom_of_real_rpm_packages_puts_the_epoch_in_a_qualifier(tmp_path):
 
 
 def test_bom_licenses_are_spdx_ids_expressions_or_names(tmp_path):
-    packages = [*sbom.rpm_sqlite(sqlite_rpmdb(tmp_path)), *APK_PACKAGES]
+    packages = [*pkgdb.rpm_sqlite(sqlite_rpmdb(tmp_path)), *APK_PACKAGES]
     doc = json.loads(bom(packages, distro="mixed", distro_release="1"))
     licenses = {c["name"]: c.get("licenses") for c in doc["components"]}
     assert licenses["kdt-tool"] == [{"license": {"id": "Apache-2.0"}}]
@@ -610,7 +612,7 @@ def test_export_db_copies_databases_and_follows_links(tmp_path):
     assert container.fetched.count("/usr/lib/sysimage/rpm") == 2
     for d in ("usr/lib/sysimage/rpm", "var/lib/rpm"):
         assert (tmp_path / d / "Packages.db").read_bytes() == ndb_packages()
-    manager, packages = sbom.packages_from_root(tmp_path)
+    manager, packages = pkgdb.packages_from_root(tmp_path)
     assert (manager, len(packages)) == ("rpm", 3)
 
 
@@ -627,7 +629,7 @@ def test_export_db_writes_nothing_outside_dest(tmp_path):
     sbom.export_db(FakeClient(container), "img", dest)
     written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
     assert written == ["dest/var/lib/dpkg/status"]
-    assert sbom.packages_from_root(dest) == ("deb", [Package("x", "1", "", "deb")])
+    assert pkgdb.packages_from_root(dest) == ("deb", [Package("x", "1", "", "deb")])
 
 
 def test_export_db_gives_up_on_link_loops_and_still_removes_the_container(tmp_path):
@@ -698,3 +700,14 @@ def test_write_sbom_of_an_image_without_a_database_lists_nothing_and_says_why(tm
     bom = json.loads(path.read_text())
     assert (count, bom.get("components", [])) == (0, [])
     assert {"name": "kairos:package-database", "value": "none"} in bom["metadata"]["properties"]
+
+
+def test_write_sbom_of_an_unreadable_database_is_one_sbom_error(tmp_path):
+    # The parser's DatabaseError reaches the stage as the SbomError it reports.
+    berkeley = tar_of(("rpm", "dir", b""), ("rpm/Packages", "file", b"\0" * 4096))
+    runner = FakeRunner(FakeClient(FakeContainer({"/var/lib/rpm": berkeley})))
+    dest = tmp_path / "sbom.json"
+    with pytest.raises(SbomError, match=r"^/var/lib/rpm/Packages is a Berkeley DB") as caught:
+        sbom.write_sbom(runner, "img", dest, name="n", version="v", distro="d", distro_release="1")
+    assert "\n" not in str(caught.value)
+    assert not dest.exists()

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from package_helpers import RISCV64_KAIROS_INIT, ROOT, run_invoke
 
-from kairos_distro import boot, config, naming, release
+from kairos_distro import config, naming, qemu, release
 
 NO_ENGINE = "unix:///nonexistent.sock"
 Runs = dict[str, subprocess.CompletedProcess[str]]
@@ -319,7 +319,7 @@ def test_dry_test_boot_touches_neither_docker_nor_qemu(boot_runs, rel) -> None:
         line = boot_line(run, cell)
         if cell.model != "generic":
             continue  # boards are skipped when not dry; what dry says of them is not pinned
-        assert line.startswith(f"[{cell.id}] would boot: {boot.QEMU[cell.arch]} "), line
+        assert line.startswith(f"[{cell.id}] would boot: {qemu.QEMU[cell.arch]} "), line
         assert " -m 2048 -smp 2 " in line  # invoke config defaults
         iso = f"artifacts/{cell.id}/{naming.artifact_name(naming.Identity.expected(rel, cell))}.iso"
         assert f" -drive file={iso},media=cdrom,readonly=on " in line, line
