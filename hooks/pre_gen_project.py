@@ -80,13 +80,13 @@ def check_release() -> None:
     try:
         config.parse(yaml.safe_load(text))
     except config.ConfigError as err:
-        found = re.match(r"^[^:]+: (?:cells\[\d+\]\.)?(\w+)(?:\[\d+\])?: (.*)$", str(err))
-        if not found:
+        # cells[2].provider_version -> provider_version; channels[0] -> channels
+        field = re.sub(r"\[\d+\]", "", err.field).removeprefix("cells.")
+        if not field.isidentifier():  # no field, or one no answer feeds (signing.*)
             refuse("architectures", str(err))
-        field, message = found.groups()
         if field == "base_image" and ANSWERS["base_image"] == "custom":
-            refuse("custom_base_image", message)
-        refuse(FIELD_ANSWER.get(field, field), message)
+            refuse("custom_base_image", err.message)
+        refuse(FIELD_ANSWER.get(field, field), err.message)
 
 
 check_answers()

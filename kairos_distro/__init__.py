@@ -1,7 +1,10 @@
 """Pipeline stages for this Kairos distro, one module each.
 
-config    release.yaml: load, validate (the rules kairos-init would enforce)
-naming    cell ids, image tags, artifact names (from /etc/kairos-release)
+config    release.yaml: load, validate; ConfigError names the field
+cells     the matrix's cells and the rules kairos-init would enforce on them
+ref       image references, parsed as Docker parses them (ImageRef)
+tagformat release.yaml's tag formats (default: Kairos's factory convention)
+naming    image tags, published names, artifact names (from /etc/kairos-release)
 build     kairos-init conversion via BuildKit, one image per cell
 artifacts AuroraBoot ISO and checksum per cell; sbom (pkgdb: the package databases)
 publish   push by digest, then tags (registry: the OCI client it uses)

@@ -230,7 +230,7 @@ def write_sbom(runner: Runner, release: Release, built: Built, directory: Path) 
             built.image_id,
             directory / naming.sbom_file(ident),
             name=naming.repository(release, ident),
-            version=naming.image_tag(ident),
+            version=naming.image_tag(ident, release.tags),
             distro=ident.flavor,
             distro_release=ident.flavor_release,
             image_digest=built.image_id,

@@ -19,6 +19,7 @@ from pathlib import Path
 from . import naming
 from .config import Cell, Release
 from .naming import Identity
+from .ref import ImageRef, RefError
 from .runner import Answer, Runner, StepError
 
 KAIROS_RELEASE = "/etc/kairos-release"
@@ -63,7 +64,7 @@ def labels(release: Release, cell: Cell, base_digest: str, revision: str) -> dic
         f"{oci}.description": release.description,
         f"{oci}.revision": revision,
         f"{oci}.version": release.version,
-        f"{oci}.base.name": release.base_image.split("@", 1)[0],
+        f"{oci}.base.name": str(ImageRef.parse(release.base_image).with_digest("")),
         f"{oci}.base.digest": base_digest,
         "io.kairos.init.image": release.kairos_init_for(cell),
         "io.kairos.cell": cell.id,
@@ -132,14 +133,14 @@ def resolve_base(runner: Runner, ref: str) -> tuple[str, str]:
     reference wins, then the local engine's RepoDigest, then the registry; a
     local-only image (e.g. imported) has no registry digest, so its ID stands in.
     """
-    if "@sha256:" in ref:
-        return ref, ref.split("@", 1)[1]
+    wanted = ImageRef.parse(ref)
+    if wanted.digest:
+        return ref, wanted.digest
     if runner.dry:
         return ref, "<resolved at build time>"
     import docker
 
     client = runner.docker()
-    repo = ref.rsplit(":", 1)[0] if ":" in ref.split("/")[-1] else ref
     try:
         image = client.images.get(ref)
     except docker.errors.ImageNotFound:
@@ -149,9 +150,12 @@ def resolve_base(runner: Runner, ref: str) -> tuple[str, str]:
             raise StepError("base", "resolve", f"cannot resolve {ref}: {err.explanation}") from None
         return f"{ref}@{digest}", digest
     for entry in image.attrs.get("RepoDigests") or []:
-        name, _, digest = entry.partition("@")
-        if name.split("/")[-1] == repo.split("/")[-1]:
-            return f"{ref}@{digest}", digest
+        try:
+            pulled = ImageRef.parse(entry)
+        except RefError:  # old engines list `<none>@<none>`
+            continue
+        if pulled.full_name == wanted.full_name:
+            return f"{ref}@{pulled.digest}", pulled.digest
     # A local-only image (e.g. imported) has no registry digest: label its ID.
     return ref, image.id
 
@@ -255,8 +259,8 @@ def run(
 def _name(runner: Runner, release: Release, cell: Cell, local: str) -> Built:
     """Tag the local build with the name its own /etc/kairos-release gives it."""
     built = identify(runner, release, cell, local)
-    repo, _, tag = built.ref.rpartition(":")
-    runner.docker().images.get(built.image_id).tag(repo, tag)
+    target = naming.image(release, built.identity)
+    runner.docker().images.get(built.image_id).tag(target.full_name, target.tag)
     runner.say(cell.id, f"built {built.ref}")
     return built
 
@@ -341,7 +345,9 @@ def reuse(runner: Runner, release: Release, cell: Cell, stamp: str) -> Built | N
     if (image.labels or {}).get(FINGERPRINT_LABEL) != stamp:
         return None
     built = identify(runner, release, cell, image.id)
-    repo, _, tag = built.ref.rpartition(":")
-    image.tag(repo, tag)  # the published name may have changed (e.g. another registry)
+    target = naming.image(release, built.identity)
+    image.tag(
+        target.full_name, target.tag
+    )  # the published name may have changed (e.g. another registry)
     runner.say(cell.id, f"reusing {built.ref} (same inputs)")
     return built

@@ -2,44 +2,28 @@
 
 Published names come from /etc/kairos-release of the built image, never from
 the base image string (the factory action gets Rocky and CentOS wrong that way).
-Tags follow kairos-factory-action's default:
-  $FLAVOR_RELEASE-$VARIANT-$ARCH-$MODEL-$VERSION[-$K8S_DISTRO-$K8S_VERSION][-uki]
-with `+` turned into `-`. FIPS images add `-fips` so they never share a tag with
-their non-FIPS twin (the factory has no FIPS suffix).
+Tags follow release.yaml's `tags` formats (tagformat: by default
+kairos-factory-action's convention, plus `-fips`).
 """
 
 from __future__ import annotations
 
-import re
+import dataclasses
 import shlex
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import tagformat
+from .ref import TAG, ImageRef
 
 if TYPE_CHECKING:
-    from .config import Cell, Release
-
-TAG = re.compile(r"^[\w][\w.-]{0,127}\Z")
+    from .cells import Cell
+    from .config import Release
+    from .tagformat import TagFormats
 
 
 class NamingError(ValueError):
     """The built image's identity cannot make a valid name."""
-
-
-def cell_id(cell: Cell) -> str:
-    """A stable id known before building: arch-model[-provider-version][-uki][-fips]."""
-    parts = [cell.arch, cell.model]
-    if cell.provider:
-        parts += [cell.provider, safe(cell.provider_version or "")]
-    if cell.trusted_boot:
-        parts.append("uki")
-    if cell.fips:
-        parts.append("fips")
-    return "-".join(parts)
-
-
-def safe(text: str) -> str:
-    """OCI tags cannot carry `+`."""
-    return text.replace("+", "-")
 
 
 def parse_release_file(text: str) -> dict[str, str]:
@@ -56,6 +40,9 @@ def parse_release_file(text: str) -> dict[str, str]:
             raise NamingError(f"unreadable line {line!r} ({err})") from None
         values[key.strip()] = words[0] if words else ""
     return values
+
+
+BOOLS = ("trusted_boot", "fips")
 
 
 @dataclass(frozen=True)
@@ -115,6 +102,25 @@ class Identity:
             fips=cell.fips,
         )
 
+    @classmethod
+    def from_record(cls, data: Any) -> Identity:
+        """The identity a release record keeps (see `values`), or NamingError."""
+        fields = {f.name: f.type for f in dataclasses.fields(cls)}
+        if not isinstance(data, dict) or set(data) != set(fields):
+            raise NamingError("the release record keeps no identity of the image")
+        wrong = [k for k, v in data.items() if not isinstance(v, bool if k in BOOLS else str)]
+        if wrong:
+            raise NamingError(f"the release record's identity has a bad {wrong[0]}")
+        return cls(**data)
+
+    def record(self) -> dict[str, Any]:
+        """What a release record keeps, so promote can name tags by the current formats."""
+        return dataclasses.asdict(self)
+
+    def values(self) -> dict[str, str]:
+        """The fields of a tag format."""
+        return tagformat.values(**self.record())
+
     def mismatches(self, cell: Cell) -> list[str]:
         """Where the image disagrees with the cell it was built for."""
         want = {
@@ -133,37 +139,43 @@ class Identity:
         ]
 
 
-def image_tag(ident: Identity) -> str:
-    tag = f"{ident.flavor_release}-{ident.variant}-{ident.arch}-{ident.model}-{ident.version}"
-    if ident.provider:
-        tag += f"-{ident.provider}-{ident.provider_version}"
-    if ident.trusted_boot:
-        tag += "-uki"
-    if ident.fips:
-        tag += "-fips"
-    tag = safe(tag)
-    if not TAG.match(tag):
-        raise NamingError(f"image tag {tag!r} is not a valid OCI tag")
-    return tag
+def _tag(text: str) -> str:
+    if not TAG.match(text):
+        raise NamingError(f"image tag {text!r} is not a valid OCI tag")
+    return text
 
 
-def channel_tag(ident: Identity, channel: str) -> str:
-    """The tag a channel moves: the version's place taken by the channel name."""
-    return image_tag(replace(ident, version=channel))
+def image_tag(ident: Identity, tags: TagFormats) -> str:
+    return _tag(tagformat.render(tags.image, ident.values()))
 
 
-def raw_tag(ident: Identity) -> str:
+def channel_tag(ident: Identity, tags: TagFormats, channel: str) -> str:
+    """The tag a channel moves: the channel format, with the channel named."""
+    return _tag(tagformat.render(tags.channel, {**ident.values(), "channel": channel}))
+
+
+def raw_tag(ident: Identity, tags: TagFormats) -> str:
     """The OCI artifact carrying a raw disk image, as kairos-factory-action names it."""
-    return f"{image_tag(ident)}-img"
+    return _tag(f"{image_tag(ident, tags)}-img")
+
+
+def _repository(release: Release, ident: Identity) -> ImageRef:
+    path = f"{release.namespace}/{release.repository or ident.flavor}"
+    return ImageRef(release.registry, path)
 
 
 def repository(release: Release, ident: Identity) -> str:
     """<registry>/<namespace>/<repository or FLAVOR>, without the tag."""
-    return f"{release.registry}/{release.namespace}/{release.repository or ident.flavor}"
+    return _repository(release, ident).full_name
+
+
+def image(release: Release, ident: Identity) -> ImageRef:
+    """Where the image is published, by its version tag."""
+    return _repository(release, ident).with_tag(image_tag(ident, release.tags))
 
 
 def image_ref(release: Release, ident: Identity) -> str:
-    return f"{repository(release, ident)}:{image_tag(ident)}"
+    return image(release, ident).canonical
 
 
 def artifact_name(ident: Identity) -> str:

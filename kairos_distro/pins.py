@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config, naming
+from . import cells, config
+from .ref import ImageRef, RefError
 from .registry import Registry, RegistryError
 
 # `invoke bump WHAT` -> the release.yaml field it moves.
@@ -29,9 +30,8 @@ IMAGES = {
     "kairos-init-riscv64": "kairos_init_riscv64",
     "auroraboot": "auroraboot",
 }
-PROVIDERS = tuple(config.PROVIDER_VERSION)
+PROVIDERS = tuple(cells.PROVIDER_VERSION)
 WHATS = (*IMAGES, *PROVIDERS)
-DOCKER_HUB = "registry-1.docker.io"
 DIGEST = re.compile(r"^sha256:[a-f0-9]{64}\Z")
 _KEY = r"[A-Za-z_][A-Za-z0-9_]*"
 
@@ -45,71 +45,24 @@ class ResolveError(PinError):
 
 
 # -- references ------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ImageRef:
-    """`name[:tag][@digest]`, the name kept as written (e.g. `ubuntu`)."""
-
-    name: str
-    tag: str = ""
-    digest: str = ""
-
-    def __str__(self) -> str:
-        text = self.name
-        if self.tag:
-            text += f":{self.tag}"
-        if self.digest:
-            text += f"@{self.digest}"
-        return text
-
-    @property
-    def location(self) -> tuple[str, str]:
-        """(registry host, repository path) where the name lives."""
-        return registry_location(self.name)
-
-
-def parse_ref(ref: str) -> ImageRef:
-    """Split a reference; a `:` after the last `/` starts the tag (not a host's port)."""
-    rest, _, digest = ref.partition("@")
-    last = rest.rsplit("/", 1)[-1]
-    if ":" in last:
-        name, _, tag = rest.rpartition(":")
-        return ImageRef(name, tag, digest)
-    return ImageRef(rest, "", digest)
-
-
-def registry_location(name: str) -> tuple[str, str]:
-    """`ubuntu` -> (registry-1.docker.io, library/ubuntu); `quay.io/a/b` -> (quay.io, a/b)."""
-    first, sep, remainder = name.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        host, repo = first, remainder
-    else:
-        host, repo = "docker.io", name
-    if host in ("docker.io", "index.docker.io", DOCKER_HUB):
-        host = DOCKER_HUB
-        if "/" not in repo:
-            repo = f"library/{repo}"
-    return host, repo
-
-
 def target(current: str, to: str = "") -> ImageRef:
     """What to pin: the current tag again (no `to`), another tag, or a whole reference.
 
     The result carries a digest only when `to` gave one; otherwise the digest
     is resolved from the registry.
     """
-    now = parse_ref(current)
+    now = ImageRef.parse(current)  # release.yaml's own, already validated
     if not to:
         if now.digest and not now.tag:
             raise PinError(f"{current} has no tag to re-resolve: give --to TAG")
-        return ImageRef(now.name, now.tag or "latest")
-    if any(ch in to for ch in ":/@"):
-        ref = parse_ref(to)
-        if not ref.name:
-            raise PinError(f"--to {to!r} is not a tag or an image reference")
-        return ImageRef(ref.name, ref.tag or ("" if ref.digest else "latest"), ref.digest)
-    if not naming.TAG.match(to):
-        raise PinError(f"--to {to!r} is not a valid tag")
-    return ImageRef(now.name, to)
+        return now.with_digest("").with_tag(now.tag or "latest")
+    try:
+        if any(ch in to for ch in ":/@"):
+            ref = ImageRef.parse(to)
+            return ref if ref.tag or ref.digest else ref.with_tag("latest")
+        return now.with_digest("").with_tag(to)
+    except RefError:
+        raise PinError(f"--to {to!r} is not a tag or an image reference") from None
 
 
 # -- pure rewriting ----------------------------------------------------------------------
@@ -176,9 +129,9 @@ def provider_versions(rel: config.Release, provider: str) -> list[str]:
 
 def provider_old(rel: config.Release, provider: str, to: str, from_: str = "") -> str:
     """The version a provider bump replaces; refuses bad tags and ambiguity in one line."""
-    pattern = config.PROVIDER_VERSION[provider]
+    pattern = cells.PROVIDER_VERSION[provider]
     if to and not pattern.match(to):
-        example = config.PROVIDER_EXAMPLE[provider]
+        example = cells.PROVIDER_EXAMPLE[provider]
         raise PinError(f"{provider}: --to {to!r} is not a full {provider} tag such as {example}")
     versions = provider_versions(rel, provider)
     if not versions:
@@ -227,9 +180,8 @@ def resolve(ref: ImageRef, registry_for: Callable[[str], Registry] = Registry) -
     """`name:tag` -> `name:tag@sha256:...` from the image's own registry."""
     if ref.digest:
         return str(ref)
-    host, repo = ref.location
     try:
-        digest = head_digest(registry_for(host), repo, ref.tag or "latest")
+        digest = head_digest(registry_for(ref.api_host), ref.repository, ref.reference)
     except ResolveError as err:
         raise ResolveError(
             f"{ref}: {err}; an image only in the local engine has no registry digest "
@@ -237,7 +189,7 @@ def resolve(ref: ImageRef, registry_for: Callable[[str], Registry] = Registry) -
         ) from None
     except RegistryError as err:
         raise ResolveError(f"{ref}: {err}") from None
-    return str(dataclasses.replace(ref, digest=digest))
+    return str(ref.with_digest(digest))
 
 
 @dataclass(frozen=True)
@@ -264,7 +216,7 @@ GITHUB_API_ENV = "KAIROS_GITHUB_API"  # a GitHub Enterprise or test API; default
 def latest_patch(provider: str, current: str, tags: list[str]) -> str:
     """The newest full tag of `current`'s minor line (e.g. v1.35.x+k3sN), else `current`."""
     line = re.match(r"v(\d+)\.(\d+)\.", current)
-    pattern = config.PROVIDER_VERSION[provider]
+    pattern = cells.PROVIDER_VERSION[provider]
     same = [t for t in tags if pattern.match(t) and line and t.startswith(f"v{line[1]}.{line[2]}.")]
 
     def order(tag: str) -> tuple[int, ...]:
@@ -354,6 +306,8 @@ def plan(
         if not old:
             raise PinError(f"{what}: {path} has no {field} to move")
         new = resolver(target(old, to))
+        if ImageRef.parse(new) == ImageRef.parse(old):
+            new = old  # the same pin, however it is spelled
         new_text = text if new == old else rewrite(text, field, old, new)
         return Bump(what, field, old, new, path, new_text)
     old = provider_old(rel, what, to, from_)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from . import config, naming, publish, sign
 from .registry import Registry, RegistryError
@@ -35,51 +36,19 @@ def check_channels(channels: Sequence[str], from_ch: str, to_ch: str) -> None:
         raise PromoteError(f"--from and --to are both {from_ch!r}")
 
 
-def channel_tags(record_tags: Sequence[str], from_ch: str, to_ch: str) -> tuple[str, str]:
-    """(from tag, to tag) of a cell, from its release record's tags.
-
-    The record lists the version tag, then the first channel's tag; both are
-    the same name with the version's place (one or more `-` parts) taken by
-    the channel (one part, as channel names have no `-`). The first part that
-    differs is that place; any channel's tag puts its name there.
-    """
-    if len(record_tags) < 2:
-        raise PromoteError("the release record lists no channel tag")
-    version_parts = record_tags[0].split("-")
-    channel_parts = record_tags[1].split("-")
-    at = next(
-        (i for i, (v, c) in enumerate(zip(version_parts, channel_parts, strict=False)) if v != c),
-        None,
-    )
-    tail = channel_parts[at + 1 :] if at is not None else []
-    if (
-        at is None
-        or not config.CHANNEL.match(channel_parts[at])
-        or len(version_parts) - len(tail) <= at
-        or (tail and version_parts[-len(tail) :] != tail)
-    ):
-        raise PromoteError(
-            f"the release record's tags {record_tags[0]} and {record_tags[1]} "
-            "do not differ by a channel"
+def channel_tags(
+    rel: config.Release, record: dict[str, Any], from_ch: str, to_ch: str
+) -> tuple[str, str]:
+    """(from tag, to tag) of a cell: release.yaml's channel format, applied to the
+    identity of the image its release record names."""
+    try:
+        ident = naming.Identity.from_record(record.get("identity"))
+        return (
+            naming.channel_tag(ident, rel.tags, from_ch),
+            naming.channel_tag(ident, rel.tags, to_ch),
         )
-    head = channel_parts[:at]
-
-    def tag(channel: str) -> str:
-        made = "-".join([*head, channel, *tail])
-        if not naming.TAG.match(made):
-            raise PromoteError(f"channel tag {made!r} is not a valid OCI tag")
-        return made
-
-    return tag(from_ch), tag(to_ch)
-
-
-def split_image(image: str) -> tuple[str, str, str]:
-    """`host/ns/name@sha256:...` -> (host, `ns/name`, digest)."""
-    name, _, digest = image.partition("@")
-    host, repo = publish.split_repository(name)
-    if not (host and repo and digest):
-        raise PromoteError(f"the release record names no image by digest ({image!r})")
-    return host, repo, digest
+    except naming.NamingError as err:
+        raise PromoteError(f"{err}: `invoke release` rewrites it") from None
 
 
 @dataclass(frozen=True)
@@ -117,15 +86,16 @@ def promote_cell(
             cell.id, STEP, f"never released: no release record {rel.registry}/{repo}:{tag}"
         )
     try:
-        host, repo, _ = split_image(str(record.get("image", "")))
-        tags = record.get("tags")
-        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-            raise PromoteError("the release record lists no tags")
-        from_tag, to_tag = channel_tags(tags, from_ch, to_ch)
+        image = publish.published_image(record)
+        if image is None:
+            raise PromoteError(
+                f"the release record names no image by digest ({record.get('image')!r})"
+            )
+        from_tag, to_tag = channel_tags(rel, record, from_ch, to_ch)
     except PromoteError as err:
         raise StepError(cell.id, STEP, str(err)) from None
-    registry = registry_for(host)
-    repository = f"{host}/{repo}"
+    registry, repo = registry_for(image.api_host), image.repository
+    repository = image.full_name
     try:
         found = registry.get_manifest(repo, from_tag)
         if found is None:

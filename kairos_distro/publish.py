@@ -26,6 +26,7 @@ from . import artifacts as artifacts_stage
 from . import naming, sbom, sign
 from .build import Built
 from .config import Cell, Release
+from .ref import ImageRef, RefError
 from .registry import OCI_MANIFEST, Registry, RegistryError, manifest_bytes
 from .runner import Runner, StepError
 
@@ -44,12 +45,6 @@ class Published:
     @property
     def ref(self) -> str:
         return f"{self.repository}@{self.digest}"
-
-
-def split_repository(repository: str) -> tuple[str, str]:
-    """`host/ns/name` -> (`host`, `ns/name`)."""
-    host, _, path = repository.partition("/")
-    return host, path
 
 
 def oci_manifest(
@@ -184,21 +179,22 @@ def publish(
     """
     ident = built.identity if built else naming.Identity.expected(release, cell)
     repository = naming.repository(release, ident)
-    tags = [naming.image_tag(ident)]
-    tags += [naming.channel_tag(ident, c) for c in release.channels[:1]]
+    tags = [naming.image_tag(ident, release.tags)]
+    tags += [naming.channel_tag(ident, release.tags, c) for c in release.channels[:1]]
+    raw_tag = naming.raw_tag(ident, release.tags)
     raw = raw_file(release, artifacts, cell)
     if built is None:
-        _dry(runner, release, cell, repository, tags, sigstore, ident)
+        _dry(runner, release, cell, repository, tags, raw_tag, sigstore)
         return None
-    host, repo = split_repository(repository)
-    registry = Registry(host)
+    where = naming.image(release, ident)
+    repo, registry = where.repository, Registry(where.api_host)
     step = "publish"
     try:
         digest = push_image(runner, registry, repo, built)
         runner.say(cell.id, f"pushed {repository}@{digest}")
         raw_digest = ""
         if raw:
-            runner.say(cell.id, f"pushing {raw.name} as {naming.raw_tag(ident)}")
+            runner.say(cell.id, f"pushing {raw.name} as {raw_tag}")
             raw_digest = push_raw(registry, repo, raw, cell.arch)
         if sigstore:
             step = "sign"
@@ -208,17 +204,18 @@ def publish(
         step = "publish"
         move_tags(registry, repo, digest, tags)
         if raw_digest:
-            move_tags(registry, repo, raw_digest, [naming.raw_tag(ident)])
+            move_tags(registry, repo, raw_digest, [raw_tag])
         if stamp:
             files = checksum_files(artifacts, cell)
             record = release_record(cell, stamp, release.version, repository, digest, tags, files)
             record.update(extras(repository, raw_digest, sbom_file(artifacts, cell)))
+            record["identity"] = ident.record()  # promote names tags from it
             write_record(Registry(release.registry), release, cell, record)
     except (RegistryError, sign.SignError) as err:
         raise StepError(cell.id, step, str(err)) from None
     runner.say(cell.id, f"tagged {repository}:{', '.join(tags)}")
     if raw_digest:
-        runner.say(cell.id, f"tagged {repository}:{naming.raw_tag(ident)}")
+        runner.say(cell.id, f"tagged {repository}:{raw_tag}")
     return Published(cell, repository, digest, tuple(tags), raw_digest)
 
 
@@ -228,12 +225,12 @@ def _dry(
     cell: Cell,
     repository: str,
     tags: list[str],
+    raw_tag: str,
     sigstore: sign.Sigstore | None,
-    ident: naming.Identity,
 ) -> None:
     runner.would(cell.id, f"push {naming.local_tag(release, cell)} to {repository} by digest")
     if "raw" in cell.media and release.publish_raw:
-        runner.would(cell.id, f"push the raw disk image as {repository}:{naming.raw_tag(ident)}")
+        runner.would(cell.id, f"push the raw disk image as {repository}:{raw_tag}")
     if sigstore:
         runner.would(
             cell.id, "sign those digests, attest the SBOM, sign the artifact checksums, then verify"
@@ -329,6 +326,16 @@ def read_record(registry: Registry, release: Release, cell: Cell) -> dict[str, A
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return None
     return record if isinstance(record, dict) else None
+
+
+def published_image(record: dict[str, Any]) -> ImageRef | None:
+    """The image a release record names by digest, spelled out as publish writes it."""
+    text = record.get("image")
+    try:
+        image = ImageRef.parse(text) if isinstance(text, str) else None
+    except RefError:
+        return None
+    return image if image and image.digest and image.canonical == text else None
 
 
 def checksum_files(artifacts: Path | None, cell: Cell) -> list[Path]:

@@ -21,6 +21,8 @@ from urllib.parse import urljoin
 
 import requests
 
+from .ref import DOCKER_HUB, DOCKER_HUB_API
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 ACCEPT = ", ".join(
@@ -67,10 +69,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-# Docker Hub's API host; `docker login` stores its credentials under docker.io.
-DOCKER_HUB = "registry-1.docker.io"
-
-
 def credentials(host: str) -> tuple[str, str] | None:
     """From the environment first, then the docker config (helpers included)."""
     user, password = os.environ.get(USER_ENV), os.environ.get(PASSWORD_ENV)
@@ -79,7 +77,7 @@ def credentials(host: str) -> tuple[str, str] | None:
     try:
         import docker.auth
 
-        name = "docker.io" if host == DOCKER_HUB else host
+        name = DOCKER_HUB if host == DOCKER_HUB_API else host  # where `docker login` keeps it
         found = docker.auth.resolve_authconfig(docker.auth.load_config(), name) or {}
     except Exception:  # an unreadable docker config means no stored login
         return None

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -147,7 +146,6 @@ def _one_line(err: Exception) -> str:
 
 # -- invoke release: every stage per cell, incrementally ------------------------------
 STEPS = ("build", "iso", "test-boot", "publish")
-IMAGE_AT_DIGEST = re.compile(r"[^/\s@]+/[^\s@]+@sha256:[0-9a-f]{64}")
 # Finer step names in errors, and the summary step they belong to.
 STEP_OF = {
     "sign": "publish",
@@ -206,8 +204,9 @@ class Plan:
         """The artifacts' fingerprint: the image's, plus what shapes the boot media.
 
         A UKI is signed with the owner's db key: a new key remakes it (and only it).
+        The tag formats name the image in its SBOM (and where it is published).
         """
-        extra: dict[str, Any] = {"media": cell.media}
+        extra: dict[str, Any] = {"media": cell.media, "tags": vars(self.release.tags)}
         if "uki" in cell.media:
             extra["db_certificate"] = keys.certificate_digest(self.keys)
         blob = json.dumps([self.stamp(cell), extra], sort_keys=True).encode()
@@ -282,7 +281,9 @@ def _release_cell(plan: Plan, cell: Cell, report: Report) -> None:
     report.steps["publish"] = "done"
     report.status, report.image = "published", done.ref if done else ""
     if done and done.raw_digest:
-        report.media = report.media.replace("raw", f"raw (+ {naming.raw_tag(built.identity)})")
+        report.media = report.media.replace(
+            "raw", f"raw (+ {naming.raw_tag(built.identity, rel.tags)})"
+        )
     report.signature = "verified" if plan.sigstore else "unsigned"
 
 
@@ -356,14 +357,14 @@ def _up_to_date(plan: Plan, cell: Cell, stamp: str, report: Report) -> bool:
         return False
     if not record or record.get("fingerprint") != stamp:
         return False
-    image = record.get("image")
-    if not isinstance(image, str) or not IMAGE_AT_DIGEST.fullmatch(image):
+    image = publish.published_image(record)
+    if image is None:
         return False  # an unreadable record: release again
-    host, _, rest = image.partition("/")
-    repo, _, digest = rest.partition("@")
     if plan.sigstore:
         try:
-            sign.verify_image(plan.sigstore, Registry(host), repo, digest)
+            sign.verify_image(
+                plan.sigstore, Registry(image.api_host), image.repository, image.digest
+            )
         except (sign.SignError, RegistryError):
             return False  # published but not verifiable: redo publish (and signing)
     report.status, report.image = "up to date", record["image"]

@@ -36,6 +36,7 @@ from kairos_distro import (
     release,
     sign,
 )
+from kairos_distro.ref import ImageRef, RefError
 from kairos_distro.registry import Registry, RegistryError
 from kairos_distro.runner import Runner, StepError, summary
 
@@ -216,12 +217,12 @@ def _sigstore(rel: config.Release, required: bool, token: str = "") -> sign.Sigs
 
 def _published(rel: config.Release, built: build.Built) -> tuple[Registry, str, str, str]:
     """(registry, repository path, image digest, raw image digest or "") as published."""
-    host, repo = publish.split_repository(naming.repository(rel, built.identity))
-    registry = Registry(host)
-    digest = publish.resolve(registry, repo, naming.image_tag(built.identity))
+    image = naming.image(rel, built.identity)
+    registry, repo = Registry(image.api_host), image.repository
+    digest = publish.resolve(registry, repo, image.tag)
     raw = ""
     if rel.publish_raw and "raw" in built.cell.media:
-        raw = publish.resolve(registry, repo, naming.raw_tag(built.identity))
+        raw = publish.resolve(registry, repo, naming.raw_tag(built.identity, rel.tags))
     return registry, repo, digest, raw
 
 
@@ -338,19 +339,20 @@ def trusted_root(c, output="trusted_root.json", release_file=""):
 
 def _verify_image(runner: Runner, sigstore: sign.Sigstore, image: str) -> None:
     """`host/repo:tag` or `host/repo@sha256:...` -> verified, or one line and exit 1."""
-    name, _, digest = image.partition("@")
-    host, path = publish.split_repository(name)
-    repo, _, tag = path.partition(":") if ":" in path.split("/")[-1] else (path, "", "latest")
+    try:
+        ref = ImageRef.parse(image)
+    except RefError as err:
+        raise Exit(f"verify: --image {err}", code=2) from None
     if runner.dry:
         runner.would("verify", f"verify the signature of {image}")
         return
     try:
-        registry = Registry(host)
-        digest = digest or publish.resolve(registry, repo, tag)
-        sign.verify_image(sigstore, registry, repo, digest)
+        registry = Registry(ref.api_host)
+        digest = ref.digest or publish.resolve(registry, ref.repository, ref.reference)
+        sign.verify_image(sigstore, registry, ref.repository, digest)
     except (RegistryError, sign.SignError) as err:
         raise Exit(f"verify: {err}", code=1) from None
-    print(f"verified {host}/{repo}@{digest}")
+    print(f"verified {ref.full_name}@{digest}")
 
 
 def _iso_of(rel: config.Release, cell: config.Cell, out: Path, dry: bool) -> Path:

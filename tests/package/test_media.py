@@ -23,9 +23,10 @@ import yaml
 from memory_registry import MemoryRegistry, sha
 from package_helpers import ROOT, UBUNTU_CORE
 
-from kairos_distro import config, naming, publish
+from kairos_distro import cells, config, naming, publish, ref
 from kairos_distro.config import Cell, ConfigError
 from kairos_distro.registry import OCI_MANIFEST, manifest_bytes
+from kairos_distro.tagformat import TagFormats
 
 HOST = "registry.test"
 REPO = "ns/distro"
@@ -35,6 +36,8 @@ STANDARD_K3S = dataclasses.replace(
     UBUNTU_CORE, variant="standard", provider="k3s", provider_version="v1.35.1+k3s1"
 )
 BASE = "kairos-ubuntu-24.04-core-amd64-generic-v0.1.0"
+
+TAGS = TagFormats()  # the default: Kairos's factory convention
 
 
 def refused(make_release, *cells: dict[str, Any], **top: Any) -> str:
@@ -109,11 +112,11 @@ def test_trusted_boot_with_raw_is_refused_from_a_file(write_release, release_dat
     assert str(caught.value) == (
         f"{path}: cells[0].raw: trusted-boot cells ship a signed UKI ISO, not a raw disk image"
     )
-    assert config.cell_problems(
-        Cell(arch="amd64", trusted_boot=True, raw=True), "ubuntu:24.04"
-    ) == [("raw", "trusted-boot cells ship a signed UKI ISO, not a raw disk image")]
+    assert cells.cell_problems(Cell(arch="amd64", trusted_boot=True, raw=True), "ubuntu:24.04") == [
+        ("raw", "trusted-boot cells ship a signed UKI ISO, not a raw disk image")
+    ]
     assert (
-        config.cell_problems(Cell(arch="amd64", trusted_boot=True, raw=False), "ubuntu:24.04") == []
+        cells.cell_problems(Cell(arch="amd64", trusted_boot=True, raw=False), "ubuntu:24.04") == []
     )
 
 
@@ -185,14 +188,15 @@ def test_the_templates_release_yaml_keeps_working() -> None:
 
 
 def test_raw_tag_is_the_image_tag_with_img() -> None:
-    assert naming.raw_tag(UBUNTU_CORE) == naming.image_tag(UBUNTU_CORE) + "-img"
-    assert naming.raw_tag(UBUNTU_CORE) == "24.04-core-amd64-generic-v0.1.0-img"
+    assert naming.raw_tag(UBUNTU_CORE, TAGS) == naming.image_tag(UBUNTU_CORE, TAGS) + "-img"
+    assert naming.raw_tag(UBUNTU_CORE, TAGS) == "24.04-core-amd64-generic-v0.1.0-img"
     assert (
-        naming.raw_tag(STANDARD_K3S) == "24.04-standard-amd64-generic-v0.1.0-k3s-v1.35.1-k3s1-img"
+        naming.raw_tag(STANDARD_K3S, TAGS)
+        == "24.04-standard-amd64-generic-v0.1.0-k3s-v1.35.1-k3s1-img"
     )
     fips = dataclasses.replace(UBUNTU_CORE, fips=True)
-    assert naming.raw_tag(fips) == "24.04-core-amd64-generic-v0.1.0-fips-img"
-    assert naming.TAG.match(naming.raw_tag(STANDARD_K3S))
+    assert naming.raw_tag(fips, TAGS) == "24.04-core-amd64-generic-v0.1.0-fips-img"
+    assert ref.TAG.match(naming.raw_tag(STANDARD_K3S, TAGS))
 
 
 def test_media_files() -> None:

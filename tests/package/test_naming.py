@@ -7,9 +7,10 @@ import dataclasses
 import pytest
 from package_helpers import UBUNTU_CORE
 
-from kairos_distro import naming
+from kairos_distro import naming, ref
 from kairos_distro.config import Cell
 from kairos_distro.naming import Identity, NamingError
+from kairos_distro.tagformat import TagFormats
 
 K3S = {"provider": "k3s", "provider_version": "v1.35.1+k3s1"}
 K0S = {"provider": "k0s", "provider_version": "v1.35.1+k0s.0"}
@@ -44,6 +45,8 @@ UPSTREAM = Identity(
     provider_version="v1.33.2+k3s1",
 )
 
+TAGS = TagFormats()  # the default: Kairos's factory convention
+
 
 def release_values(**changes: str | None) -> dict[str, str]:
     """The parsed KAIROS_RELEASE, with keys changed (or removed when None)."""
@@ -72,7 +75,7 @@ def release_values(**changes: str | None) -> dict[str, str]:
     ],
 )
 def test_cell_id(cell, expected) -> None:
-    assert naming.cell_id(cell) == expected
+    assert cell.id == expected
     assert cell.id == expected
 
 
@@ -98,8 +101,8 @@ def test_cell_id(cell, expected) -> None:
     ],
 )
 def test_image_tag(ident, tag) -> None:
-    assert naming.image_tag(ident) == tag
-    assert naming.TAG.match(tag)
+    assert naming.image_tag(ident, TAGS) == tag
+    assert ref.TAG.match(tag)
 
 
 @pytest.mark.parametrize(
@@ -108,7 +111,7 @@ def test_image_tag(ident, tag) -> None:
 )
 def test_image_tag_refuses_an_invalid_tag(change) -> None:
     with pytest.raises(NamingError, match="is not a valid OCI tag"):
-        naming.image_tag(dataclasses.replace(UBUNTU_CORE, **change))
+        naming.image_tag(dataclasses.replace(UBUNTU_CORE, **change), TAGS)
 
 
 @pytest.mark.parametrize(
@@ -165,7 +168,7 @@ def test_expected_identity_uses_placeholders(make_release) -> None:
         provider_version="v1.35.1+k0s.0",
         fips=True,
     )
-    assert naming.image_tag(ident) == (
+    assert naming.image_tag(ident, TAGS) == (
         "FLAVOR_RELEASE-standard-arm64-generic-v2.0.0-k0s-v1.35.1-k0s.0-fips"
     )
 
@@ -315,32 +318,32 @@ K0S_UBUNTU = dataclasses.replace(
     ids=["core", "k3s", "k0s", "uki", "fips", "k3s-uki-fips", "build-metadata"],
 )
 def test_channel_tag_puts_the_channel_where_the_version_was(ident, channel, tag) -> None:
-    assert naming.channel_tag(ident, channel) == tag
-    assert naming.TAG.match(tag)
+    assert naming.channel_tag(ident, TAGS, channel) == tag
+    assert ref.TAG.match(tag)
     # The version tag is the same name with the version in that place.
-    version = naming.safe(ident.version)
-    assert naming.image_tag(ident) == tag.replace(f"-{channel}", f"-{version}", 1)
+    version = ref.safe(ident.version)
+    assert naming.image_tag(ident, TAGS) == tag.replace(f"-{channel}", f"-{version}", 1)
 
 
 def test_channel_tag_leaves_the_identity_alone() -> None:
     before = dataclasses.replace(UPSTREAM)
-    naming.channel_tag(UPSTREAM, "edge")
+    naming.channel_tag(UPSTREAM, TAGS, "edge")
     assert before == UPSTREAM
-    assert naming.image_tag(UPSTREAM) == "3.21-standard-arm64-rpi4-v3.5.0-k3s-v1.33.2-k3s1"
+    assert naming.image_tag(UPSTREAM, TAGS) == "3.21-standard-arm64-rpi4-v3.5.0-k3s-v1.33.2-k3s1"
 
 
 def test_channel_tag_of_an_expected_identity(make_release) -> None:
     # What `invoke --dry publish` prints before the flavor is known.
     rel = make_release({"arch": "arm64", **K3S})
     ident = Identity.expected(rel, rel.cells[0])
-    assert naming.channel_tag(ident, "edge") == (
+    assert naming.channel_tag(ident, TAGS, "edge") == (
         "FLAVOR_RELEASE-standard-arm64-generic-edge-k3s-v1.35.1-k3s1"
     )
 
 
 def test_channel_tag_refuses_an_invalid_tag() -> None:
     with pytest.raises(NamingError, match="is not a valid OCI tag"):
-        naming.channel_tag(UBUNTU_CORE, "edge/stable")
+        naming.channel_tag(UBUNTU_CORE, TAGS, "edge/stable")
 
 
 # -- a trailing newline is not part of a tag -------------------------------------------
@@ -348,9 +351,9 @@ def test_channel_tag_refuses_an_invalid_tag() -> None:
 
 @pytest.mark.parametrize("tag", ["edge", "24.04-core-amd64-generic-v0.1.0", "_x", "a" * 128])
 def test_tag_pattern_refuses_a_trailing_newline(tag) -> None:
-    assert naming.TAG.match(tag)
-    assert not naming.TAG.match(f"{tag}\n")
-    assert not naming.TAG.match(f"{tag}\n\n")
+    assert ref.TAG.match(tag)
+    assert not ref.TAG.match(f"{tag}\n")
+    assert not ref.TAG.match(f"{tag}\n\n")
 
 
 @pytest.mark.parametrize(
@@ -364,10 +367,10 @@ def test_tag_pattern_refuses_a_trailing_newline(tag) -> None:
 def test_image_tag_refuses_a_trailing_newline(ident) -> None:
     # Each value ends its tag, where `$` used to let a final "\n" by.
     with pytest.raises(NamingError, match="is not a valid OCI tag"):
-        naming.image_tag(ident)
+        naming.image_tag(ident, TAGS)
 
 
 def test_channel_tag_refuses_a_trailing_newline() -> None:
-    assert naming.channel_tag(UBUNTU_CORE, "edge") == "24.04-core-amd64-generic-edge"
+    assert naming.channel_tag(UBUNTU_CORE, TAGS, "edge") == "24.04-core-amd64-generic-edge"
     with pytest.raises(NamingError, match=r"'24\.04-core-amd64-generic-edge\\n' is not a valid"):
-        naming.channel_tag(UBUNTU_CORE, "edge\n")
+        naming.channel_tag(UBUNTU_CORE, TAGS, "edge\n")

@@ -551,11 +551,6 @@ def test_move_tags_refuses_a_missing_manifest() -> None:
     assert fake.puts == []  # no tag may point at nothing
 
 
-def test_split_repository() -> None:
-    assert publish.split_repository("ghcr.io/my-org/ubuntu") == ("ghcr.io", "my-org/ubuntu")
-    assert publish.split_repository("127.0.0.1:5000/a/b/c") == ("127.0.0.1:5000", "a/b/c")
-
-
 @pytest.mark.parametrize(
     "host, loopback",
     [

@@ -14,6 +14,7 @@ from kairos_distro import naming, promote, publish, release, sign
 from kairos_distro.config import Cell, Release
 from kairos_distro.registry import OCI_MANIFEST, Descriptor, manifest_bytes
 from kairos_distro.runner import Runner
+from kairos_distro.tagformat import TagFormats
 
 SIGNING = {
     "enabled": True,
@@ -21,6 +22,8 @@ SIGNING = {
     "issuer": "https://github.com/login/oauth",
 }
 K3S = {"provider": "k3s", "provider_version": "v1.35.1+k3s1"}
+
+TAGS = TagFormats()  # the default: Kairos's factory convention
 
 
 # -- pure: which tags ---------------------------------------------------------------------
@@ -49,41 +52,45 @@ def identity(**changes: Any) -> naming.Identity:
     ],
     ids=["core", "k3s", "jetson-uki-fips", "prerelease-k0s", "version-naming-a-channel"],
 )
-def test_channel_tags_follow_the_naming_rule(ident) -> None:
-    record_tags = [naming.image_tag(ident), naming.channel_tag(ident, "edge")]
-    assert promote.channel_tags(record_tags, "edge", "stable") == (
-        naming.channel_tag(ident, "edge"),
-        naming.channel_tag(ident, "stable"),
+def test_channel_tags_follow_the_channel_format(make_release, ident) -> None:
+    rel = make_release(channels=["edge", "stable", "lts"])
+    record = {"identity": ident.record()}
+    assert promote.channel_tags(rel, record, "edge", "stable") == (
+        naming.channel_tag(ident, TAGS, "edge"),
+        naming.channel_tag(ident, TAGS, "stable"),
     )
-    # From a channel that is not the record's: stable -> lts.
-    assert promote.channel_tags(record_tags, "stable", "lts") == (
-        naming.channel_tag(ident, "stable"),
-        naming.channel_tag(ident, "lts"),
+    # From a channel that is not the one publish moves: stable -> lts.
+    assert promote.channel_tags(rel, record, "stable", "lts") == (
+        naming.channel_tag(ident, TAGS, "stable"),
+        naming.channel_tag(ident, TAGS, "lts"),
     )
 
 
-def test_channel_tags_examples() -> None:
-    tags = [
-        "24.04-standard-amd64-generic-v0.1.0-k3s-v1.35.1-k3s1",
-        "24.04-standard-amd64-generic-edge-k3s-v1.35.1-k3s1",
-    ]
-    assert promote.channel_tags(tags, "edge", "stable") == (
+def test_channel_tags_examples(make_release) -> None:
+    ident = identity(variant="standard", provider="k3s", provider_version="v1.35.1+k3s1")
+    record = {"identity": ident.record()}
+    assert promote.channel_tags(make_release(), record, "edge", "stable") == (
         "24.04-standard-amd64-generic-edge-k3s-v1.35.1-k3s1",
         "24.04-standard-amd64-generic-stable-k3s-v1.35.1-k3s1",
     )
+    # release.yaml's format as it is now names the tags, whatever the record's tags were.
+    own = make_release(tags={"image": "{arch}-{version}", "channel": "{arch}-{channel}[-{uki}]"})
+    assert promote.channel_tags(own, record, "edge", "stable") == ("amd64-edge", "amd64-stable")
 
 
 @pytest.mark.parametrize(
-    "tags",
+    "record",
     [
-        ["24.04-core-amd64-generic-v0.1.0"],  # published before channels were set
-        ["24.04-core-amd64-generic-v0.1.0", "24.04-core-amd64-generic-v0.1.0"],
-        ["24.04-core-amd64-generic-v0.1.0", "24.04-core-amd64-generic-EDGE"],
+        {"tags": ["24.04-core-amd64-generic-v0.1.0", "24.04-core-amd64-generic-edge"]},
+        {"identity": "ubuntu"},
+        {"identity": {**identity().record(), "fips": "no"}},
+        {"identity": {k: v for k, v in identity().record().items() if k != "arch"}},
     ],
+    ids=["written-before-tag-formats", "not-a-mapping", "wrong-type", "missing-field"],
 )
-def test_channel_tags_refuse_a_record_without_a_channel_tag(tags) -> None:
-    with pytest.raises(promote.PromoteError):
-        promote.channel_tags(tags, "edge", "stable")
+def test_channel_tags_refuse_a_record_without_an_identity(make_release, record) -> None:
+    with pytest.raises(promote.PromoteError, match="`invoke release` rewrites it"):
+        promote.channel_tags(make_release(), record, "edge", "stable")
 
 
 @pytest.mark.parametrize(
@@ -161,14 +168,15 @@ def released(fake: MemoryRegistry, rel: Release, cell: Cell, content: str = "ima
     """What `invoke release` leaves: the image by digest, its tags, and the record."""
     ident = expected_identity(rel, cell)
     repository = naming.repository(rel, ident)
-    _, repo = publish.split_repository(repository)
+    repo = naming.image(rel, ident).repository
     body = manifest_bytes({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "x": content})
     digest = fake.put_manifest(
         repo, f"sha256:{hashlib.sha256(body).hexdigest()}", body, OCI_MANIFEST
     )
-    tags = [naming.image_tag(ident), naming.channel_tag(ident, rel.channels[0])]
+    tags = [naming.image_tag(ident, rel.tags), naming.channel_tag(ident, rel.tags, rel.channels[0])]
     publish.move_tags(fake, repo, digest, tags)  # type: ignore[arg-type]
     record = publish.release_record(cell, "stamp", rel.version, repository, digest, tags, [])
+    record["identity"] = ident.record()  # as publish keeps it
     publish.write_record(fake, rel, cell, record)  # type: ignore[arg-type]
     fake.puts.clear()
     return digest
@@ -207,7 +215,7 @@ def run(rel: Release, fake: MemoryRegistry, sigstore: sign.Sigstore | None, *, d
 
 
 def stable_tag(rel: Release, cell: Cell) -> str:
-    return naming.channel_tag(expected_identity(rel, cell), "stable")
+    return naming.channel_tag(expected_identity(rel, cell), rel.tags, "stable")
 
 
 def test_verified_digest_gets_the_to_tag(rel, verified) -> None:
@@ -228,7 +236,7 @@ def test_promotes_what_the_from_tag_carries_now(rel, verified) -> None:
     released(fake, rel, cell, "old")
     # A later `invoke publish` moved edge without a new record: edge's digest wins.
     body = manifest_bytes({"schemaVersion": 2, "x": "newer"})
-    edge = naming.channel_tag(expected_identity(rel, cell), "edge")
+    edge = naming.channel_tag(expected_identity(rel, cell), rel.tags, "edge")
     newer = fake.put_manifest("my-org/ubuntu", edge, body, OCI_MANIFEST)
     fake.puts.clear()
     outcomes, _ = run(rel, fake, sign.Sigstore(rel.signing))
@@ -286,22 +294,25 @@ def test_a_cell_never_released_fails_alone(rel, verified) -> None:
 
 
 @pytest.mark.parametrize(
-    "tags, reason",
+    "change, reason",
     [
-        (lambda t: t[:1], "the release record lists no channel tag"),  # before channels
-        (lambda t: "not a list", "the release record lists no tags"),
+        (
+            {"identity": None},  # written before release.yaml had tag formats
+            "the release record keeps no identity of the image: `invoke release` rewrites it",
+        ),
+        ({"image": "ghcr.io/my-org/ubuntu:v1"}, "the release record names no image by digest"),
     ],
 )
-def test_a_record_without_channel_tags_fails_the_cell(rel, verified, tags, reason) -> None:
+def test_a_record_without_identity_or_digest_fails_the_cell(rel, verified, change, reason) -> None:
     fake = MemoryRegistry()
     cell = rel.cells[0]
     released(fake, rel, cell)
     record = publish.read_record(fake, rel, cell)  # type: ignore[arg-type]
     assert record is not None
-    publish.write_record(fake, rel, cell, {**record, "tags": tags(record["tags"])})  # type: ignore[arg-type]
+    publish.write_record(fake, rel, cell, {**record, **change})  # type: ignore[arg-type]
     fake.puts.clear()
     outcomes, _ = run(rel, fake, sign.Sigstore(rel.signing))
-    assert outcomes[0].detail == f"{cell.id}: promote: {reason}"
+    assert outcomes[0].detail.startswith(f"{cell.id}: promote: {reason}")
     assert fake.puts == []
 
 
@@ -309,7 +320,7 @@ def test_a_missing_from_tag_fails_the_cell(rel, verified) -> None:
     fake = MemoryRegistry()
     cell = rel.cells[0]
     released(fake, rel, cell)
-    edge = naming.channel_tag(expected_identity(rel, cell), "edge")
+    edge = naming.channel_tag(expected_identity(rel, cell), rel.tags, "edge")
     del fake.manifests[("my-org/ubuntu", edge)]
     outcomes, _ = run(rel, fake, sign.Sigstore(rel.signing))
     assert not outcomes[0].ok
@@ -328,7 +339,7 @@ def test_dry_promote_reads_and_verifies_but_writes_nothing(rel, verified) -> Non
     assert outcomes[0].ok
     assert fake.puts == []
     assert verified[0] == ("my-org/ubuntu", digest)
-    edge = naming.channel_tag(expected_identity(rel, rel.cells[0]), "edge")
+    edge = naming.channel_tag(expected_identity(rel, rel.cells[0]), rel.tags, "edge")
     assert (
         f"[{rel.cells[0].id}] would tag ghcr.io/my-org/ubuntu@{digest} ({edge}) "
         f"as {stable_tag(rel, rel.cells[0])}"

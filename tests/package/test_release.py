@@ -35,6 +35,7 @@ from kairos_distro.naming import Identity, NamingError
 from kairos_distro.registry import OCI_MANIFEST, Registry, RegistryError
 from kairos_distro.registry import manifest_bytes as canonical
 from kairos_distro.runner import Runner, Skip, StepError
+from kairos_distro.tagformat import TagFormats
 
 K3S = {"provider": "k3s", "provider_version": "v1.35.1+k3s1"}
 DIGEST = "sha256:" + "d" * 64
@@ -51,6 +52,8 @@ SIGSTORE: Any = object()  # stands in for sign.Sigstore: only its truth is read 
 STEPS = release.STEPS
 GIT_ENV = {"GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
 GIT_ID = ["-c", "user.name=Release Test", "-c", "user.email=release@example.test"]
+
+TAGS = TagFormats()  # the default: Kairos's factory convention
 
 
 def sha(data: bytes) -> str:
@@ -640,7 +643,7 @@ def identity_of(cell: Cell) -> Identity:
 
 def built_for(cell: Cell) -> Built:
     ident = identity_of(cell)
-    return Built(cell, "sha256:" + "e" * 64, f"{REPOSITORY}:{naming.image_tag(ident)}", ident)
+    return Built(cell, "sha256:" + "e" * 64, f"{REPOSITORY}:{naming.image_tag(ident, TAGS)}", ident)
 
 
 def write_artifacts(directory: Path, cell: Cell, stamp: str) -> artifacts.Artifacts:
@@ -1986,6 +1989,18 @@ def test_publish_with_a_stamp_writes_the_record_last(make_release, monkeypatch, 
         "image": f"registry.test/ns/distro@{done.digest}",
         "tags": [VERSION_TAG, "24.04-core-amd64-generic-edge"],
         "checksums": {"k.iso.sha256": "a" * 64},
+        "identity": {  # promote names channel tags from it
+            "flavor": "ubuntu",
+            "flavor_release": "24.04",
+            "variant": "core",
+            "arch": "amd64",
+            "model": "generic",
+            "version": "v0.1.0",
+            "provider": "",
+            "provider_version": "",
+            "trusted_boot": False,
+            "fips": False,
+        },
     }
     assert registry.tags(record_repo) == [record_tag]
 

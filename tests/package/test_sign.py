@@ -904,7 +904,7 @@ def publishing(make_release, monkeypatch) -> Publishing:
     out = io.StringIO()
     runner = Runner(out=out)
     return Publishing(
-        rel, built, registry, runner, out, events, naming.image_tag(ident), sign_calls
+        rel, built, registry, runner, out, events, naming.image_tag(ident, rel.tags), sign_calls
     )
 
 

@@ -154,16 +154,15 @@ def test_dry_publish_needs_no_engine(runs, rel) -> None:
         assert push == f"[{cell.id}] would push {local} to {repository} by digest"
         if "raw" in cell.media and rel.publish_raw:  # boards: the raw image beside it
             raw = middle.pop(0)
-            assert raw == (
-                f"[{cell.id}] would push the raw disk image as {repository}:{naming.raw_tag(ident)}"
-            )
+            raw_tag = naming.raw_tag(ident, rel.tags)
+            assert raw == f"[{cell.id}] would push the raw disk image as {repository}:{raw_tag}"
         if rel.signing.enabled:  # signing comes between the push and the tag
             assert middle == [
                 f"[{cell.id}] would sign those digests, attest the SBOM, sign the artifact "
                 "checksums, then verify"
             ]
-        tags = [naming.image_tag(ident)]  # the version, then the first channel
-        tags += [naming.channel_tag(ident, channel) for channel in rel.channels[:1]]
+        tags = [naming.image_tag(ident, rel.tags)]  # the version, then the first channel
+        tags += [naming.channel_tag(ident, rel.tags, channel) for channel in rel.channels[:1]]
         assert tag == f"[{cell.id}] would then tag it {', '.join(tags)}"
 
 
