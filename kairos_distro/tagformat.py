@@ -44,14 +44,8 @@ class TagFormatError(ValueError):
     """A format that cannot make tags; str() is one line."""
 
 
-def check(text: str, own: str) -> None:
-    """Refuse a format with unknown fields, stray characters, or without `{own}`.
-
-    `own` is the field that makes the tag the format's own: `version` for
-    image tags, `channel` for channel tags (the other of the two is refused,
-    since a channel tag that carried the version would never move).
-    """
-    other = "channel" if own == "version" else "version"
+def _fields(text: str) -> list[str]:
+    """The fields `text` names, once its brackets and literal characters are checked."""
     parts = list(_PART.finditer(text))
     if "".join(p.group(0) for p in parts) != text:
         raise TagFormatError("unbalanced or nested [ ]")
@@ -65,9 +59,23 @@ def check(text: str, own: str) -> None:
             bad = next(c for c in literal if not _LITERAL.match(c))
             raise TagFormatError(f"{bad!r} cannot be in a tag (letters, digits, _ . - only)")
         names += _FIELD.findall(body)
+    return names
+
+
+def check(text: str, own: str) -> None:
+    """Refuse a format with unknown fields, stray characters, or without `{own}`.
+
+    `own` is the field that makes the tag the format's own: `version` for
+    image tags, `channel` for channel tags (the other of the two is refused,
+    since a channel tag that carried the version would never move).
+    """
+    other = "channel" if own == "version" else "version"
+    names = _fields(text)
+    known = (*FIELDS, "channel")
     for name in names:
-        if name not in (*FIELDS, own):
-            raise TagFormatError(f"unknown field {{{name}}}; fields: {', '.join(FIELDS)}, {own}")
+        if name not in known:
+            fields = ", ".join(known if own == "channel" else FIELDS)
+            raise TagFormatError(f"unknown field {{{name}}}; fields: {fields}")
     if own not in names:
         raise TagFormatError(f"has no {{{own}}}")
     if other in names:

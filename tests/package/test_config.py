@@ -824,3 +824,36 @@ def test_provider_version_with_a_trailing_newline_is_refused(
         "cells[1].provider_version",
         f"{version!r} is not a full {provider} tag",
     )
+
+
+@pytest.mark.parametrize(
+    "change, field, message",
+    [
+        (
+            {"cells": [{"arch": "amd64"}, {"arch": "arm64"}, {"arch": "amd64", "provider": "k3s"}]},
+            "cells[2].provider_version",
+            "None is not a full k3s tag such as v1.35.1+k3s1",
+        ),
+        ({"channels": ["edge", "Stable"]}, "channels[1]", "'Stable' is not a lowercase name"),
+        ({"base_image": "Ubuntu"}, "base_image", "'Ubuntu' is not an image reference"),
+        ({"signing": {"enabled": True, "identity": "me", "issuer": "x"}}, "signing.issuer", ""),
+        ({"tags": {"image": "{arch}"}}, "tags.image", "has no {version}"),
+    ],
+)
+def test_config_error_carries_its_field_path(release_data, change, field, message) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.parse({**release_data, **change}, Path("dir/release.yaml"))
+    err = caught.value
+    assert (err.field, err.file) == (field, Path("dir/release.yaml"))
+    assert err.message.startswith(message)
+    assert str(err) == f"dir/release.yaml: {field}: {err.message}"  # the line users see
+
+
+def test_config_error_without_a_field_is_file_and_message(write_release) -> None:
+    path = write_release("name: [unclosed\n")
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    assert caught.value.field == ""
+    assert re.match(
+        rf"^{re.escape(str(path))}:\d+:\d+: {re.escape(caught.value.message)}$", str(caught.value)
+    )
