@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import config, naming, publish, sign
+from .ref import ImageRef
 from .registry import Registry, RegistryError
 from .runner import Runner, StepError
 
@@ -86,7 +87,7 @@ def promote_cell(
             cell.id, STEP, f"never released: no release record {rel.registry}/{repo}:{tag}"
         )
     try:
-        image = publish.published_image(record)
+        image = ImageRef.pinned(record.get("image"))
         if image is None:
             raise PromoteError(
                 f"the release record names no image by digest ({record.get('image')!r})"

@@ -26,7 +26,6 @@ from . import artifacts as artifacts_stage
 from . import naming, sbom, sign
 from .build import Built
 from .config import Cell, Release
-from .ref import ImageRef, RefError
 from .registry import OCI_MANIFEST, Registry, RegistryError, manifest_bytes
 from .runner import Runner, StepError
 
@@ -326,16 +325,6 @@ def read_record(registry: Registry, release: Release, cell: Cell) -> dict[str, A
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return None
     return record if isinstance(record, dict) else None
-
-
-def published_image(record: dict[str, Any]) -> ImageRef | None:
-    """The image a release record names by digest, spelled out as publish writes it."""
-    text = record.get("image")
-    try:
-        image = ImageRef.parse(text) if isinstance(text, str) else None
-    except RefError:
-        return None
-    return image if image and image.digest and image.canonical == text else None
 
 
 def checksum_files(artifacts: Path | None, cell: Cell) -> list[Path]:

@@ -85,6 +85,16 @@ class ImageRef:
             path = OFFICIAL + path
         return cls(host, path, tag, digest)
 
+    @classmethod
+    def pinned(cls, text: object) -> ImageRef | None:
+        """`text` when it names an image by digest, every part spelled out (as the
+        pipeline writes what it published); else None."""
+        try:
+            ref = cls.parse(text) if isinstance(text, str) else None
+        except RefError:
+            return None
+        return ref if ref and ref.digest and ref.canonical == text else None
+
     @property
     def name(self) -> str:
         """The name as Docker prints it: Docker Hub's host and `library/` left out."""

@@ -20,6 +20,7 @@ from docker.errors import DockerException
 from . import artifacts, boot, build, keys, naming, publish, sign
 from .config import Cell, Release
 from .naming import NamingError
+from .ref import ImageRef
 from .registry import Registry, RegistryError
 from .runner import Runner, Skip, StepError, summary, timed
 
@@ -357,7 +358,7 @@ def _up_to_date(plan: Plan, cell: Cell, stamp: str, report: Report) -> bool:
         return False
     if not record or record.get("fingerprint") != stamp:
         return False
-    image = publish.published_image(record)
+    image = ImageRef.pinned(record.get("image"))
     if image is None:
         return False  # an unreadable record: release again
     if plan.sigstore:

@@ -106,3 +106,23 @@ def test_with_tag_with_digest_by_digest() -> None:
         ref.with_tag("bad tag")
     with pytest.raises(RefError):
         ref.with_digest("sha256:short")
+
+
+@pytest.mark.parametrize(
+    "text, pinned",
+    [
+        (f"ghcr.io/my-org/ubuntu@{D}", True),
+        (f"docker.io/me/os@{D}", True),
+        (f"me/os@{D}", False),  # Docker Hub's short spelling: not as publish writes it
+        (f"ghcr.io@{D}", False),  # docker.io/library/ghcr.io, spelled short
+        ("ghcr.io/my-org/ubuntu:v1", False),  # a tag moves: not a pin
+        (f"ghcr.io/my-org/ubuntu:v1@{D}", True),
+        ("ghcr.io/my-org/ubuntu@md5:" + "d" * 32, False),
+        (None, False),
+        (42, False),
+    ],
+)
+def test_pinned_is_a_spelled_out_reference_by_digest(text, pinned) -> None:
+    ref = ImageRef.pinned(text)
+    assert (ref is not None) == pinned
+    assert ref is None or (ref.canonical == text and ref.digest == D)
