@@ -14,6 +14,7 @@ from cookiecutter.exceptions import FailedHookException
 
 from tests.conftest import run
 from tests.support.bake import TEMPLATE, bake
+from tests.support.template_clone import clone_template
 
 REFUSED = [
     ({"model": "rpi4"}, "model", "needs arch arm64"),
@@ -68,10 +69,14 @@ TRICKY = 'it\'s "quoted" $(touch /tmp/kdt-pwned) `touch /tmp/kdt-pwned` \\ {{ 7*
 def assert_literal(repo: Path, text: str) -> None:
     assert yaml.safe_load((repo / "release.yaml").read_text())["description"] == text
     assert text in (repo / "README.md").read_text()
-    answers = json.loads((repo / ".cookiecutter.json").read_text())["cookiecutter"]
-    assert answers["description"] == text
+    assert recorded_answers(repo)["description"] == text
     assert _label(run(repo, "invoke", "--dry", "build").stdout) == text
     assert not Path("/tmp/kdt-pwned").exists()
+
+
+def recorded_answers(repo: Path) -> dict:
+    """The answers of the bake, as .cruft.json records them for cruft."""
+    return json.loads((repo / ".cruft.json").read_text())["context"]["cookiecutter"]
 
 
 def _label(planned: str) -> str:
@@ -107,11 +112,14 @@ def test_no_input_answers_stay_literal_without_jinja(baked) -> None:
 
 
 def test_answers_are_recorded_for_regeneration(baked, tmp_path: Path) -> None:
+    """.cruft.json is the one record of the answers: its context replays the bake."""
     repo = baked(provider="k3s", ci="gitlab")
-    replay = repo / ".cookiecutter.json"
-    answers = json.loads(replay.read_text())["cookiecutter"]
+    assert not (repo / ".cookiecutter.json").exists()
+    answers = recorded_answers(repo)
     assert answers["provider"] == "k3s"
     assert "_output_dir" not in answers and "_repo_dir" not in answers
+    replay = tmp_path / "answers.json"
+    replay.write_text(json.dumps({"cookiecutter": answers}))
     again = tmp_path / "again"
     subprocess.run(
         ["cookiecutter", "--replay-file", str(replay), "-o", str(again), str(TEMPLATE)],
@@ -141,33 +149,6 @@ def test_unused_ci_files_are_removed(baked, ci: str, kept: list[str], gone: list
 UPSTREAM = "https://github.com/OWNER/kairos-distro-template"
 
 
-def clone_template(dest: Path, remote: str | None) -> Path:
-    """A copy of this checkout's files (committed or not) as a fresh git clone would hold them."""
-    listed = subprocess.run(
-        [
-            "git",
-            "-C",
-            str(TEMPLATE),
-            "ls-files",
-            "-z",
-            "--cached",
-            "--others",
-            "--exclude-standard",
-        ],
-        capture_output=True,
-        check=True,
-    ).stdout.split(b"\0")
-    for name in filter(None, (n.decode() for n in listed)):
-        source = TEMPLATE / name
-        if source.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            (dest / name).write_bytes(source.read_bytes())
-    subprocess.run(["git", "init", "-q", str(dest)], check=True)
-    if remote:
-        subprocess.run(["git", "-C", str(dest), "remote", "add", "origin", remote], check=True)
-    return dest
-
-
 @pytest.mark.parametrize(("cwd", "template"), [("", "."), ("hooks", "..")])
 def test_bakes_from_a_clone_with_a_relative_path(tmp_path: Path, cwd: str, template: str) -> None:
     """`cookiecutter .` as a newcomer types it, in a clone, with no absolute path anywhere."""
@@ -181,8 +162,9 @@ def test_bakes_from_a_clone_with_a_relative_path(tmp_path: Path, cwd: str, templ
         check=True,
     )
     (repo,) = out.iterdir()
-    recorded = (repo / ".cookiecutter.json").read_text()
-    assert json.loads(recorded)["cookiecutter"]["_template"] == UPSTREAM
+    recorded = (repo / ".cruft.json").read_text()
+    assert json.loads(recorded)["template"] == UPSTREAM
+    assert recorded_answers(repo)["_template"] == UPSTREAM
     assert str(tmp_path) not in recorded, "no path of the baking machine is recorded"
     run(repo, "invoke", "--list")
 
@@ -196,9 +178,10 @@ def test_a_clone_without_remote_records_no_template_path(tmp_path: Path) -> None
         check=True,
     )
     (repo,) = (tmp_path / "out").iterdir()
-    answers = json.loads((repo / ".cookiecutter.json").read_text())["cookiecutter"]
-    assert "_template" not in answers
-    assert str(tmp_path) not in json.dumps(answers)
+    recorded = (repo / ".cruft.json").read_text()
+    assert json.loads(recorded)["template"] is None
+    assert "_template" not in recorded_answers(repo)
+    assert str(tmp_path) not in recorded
 
 
 def test_refusal_from_a_relative_path_names_the_answer(tmp_path: Path) -> None:
