@@ -14,8 +14,9 @@ from tests.matrix import BASES, CELLS, HADRON, SAMPLE, MatrixCell
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 LEFTOVER = re.compile(r"\{\{\s*cookiecutter|\{%|cookiecutter\.project")
-# ci.yml tests pull requests with a read-only token; release.yml publishes.
-WORKFLOWS = ("ci.yml", "release.yml")
+# ci.yml tests pull requests with a read-only token; release.yml publishes;
+# template-update.yml proposes template updates.
+WORKFLOWS = ("ci.yml", "release.yml", "template-update.yml")
 DEFAULTS = json.loads((TEMPLATE / "cookiecutter.json").read_text())
 KAIROS_INIT = f"quay.io/kairos/kairos-init:{DEFAULTS['kairos_init_version']}"
 # Kairos release images of kairos-init have no riscv64; the archived v0.17.3 has.
