@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import keys as keyset
-from . import naming, sbom
+from . import ledger, naming, sbom
 from .build import Built
 from .config import Cell, Release
 from .registry import sha256_file
 from .runner import Runner, Skip, StepError
 
-STAMP = ".fingerprint"
 KEYS_MOUNT = "/keys"
 
 
@@ -70,21 +69,40 @@ def _listing(directory: Path) -> tuple[Path, ...]:
     return tuple(sorted(p for p in directory.iterdir() if not p.name.startswith(".")))
 
 
-def stamped(artifacts: Path, cell: Cell, stamp: str) -> Artifacts | None:
-    """The cell's artifacts if they were made, whole, from inputs with this fingerprint."""
+def earlier(artifacts: Path, cell: Cell) -> Artifacts | None:
+    """What an earlier run left in artifacts/<cell>/, if anything."""
     final = artifacts / cell.id
-    try:
-        if (final / STAMP).read_text().split("\n") != [stamp, ""]:
-            return None  # another fingerprint, or media were skipped on that run
-    except OSError:
+    if not final.is_dir():
         return None
-    made = Artifacts(cell, final, _listing(final))
-    suffixes = {naming.MEDIA_SUFFIX[kind] for kind in cell.media}
+    return Artifacts(cell, final, _listing(final))
+
+
+def complete(made: Artifacts) -> bool:
+    """Every kind of boot media the cell gets, each with its `.sha256`, and the SBOM."""
+    suffixes = {naming.MEDIA_SUFFIX[kind] for kind in made.cell.media}
     media = [p for p in made.files if p.suffix in suffixes]
-    complete = {p.suffix for p in media} == suffixes and "sbom" in made.kinds
-    if not complete or not all(p.with_name(p.name + ".sha256").exists() for p in media):
-        return None  # the stamp outlived its files: make them again
-    return made
+    if {p.suffix for p in media} != suffixes or "sbom" not in made.kinds:
+        return False
+    return all(p.with_name(p.name + ".sha256").exists() for p in media)
+
+
+def iso_of(release: Release, cell: Cell, artifacts: Path, dry: bool) -> Path:
+    """The cell's ISO under artifacts/<cell>/ (named by AuroraBoot from the image)."""
+    found = sorted((artifacts / cell.id).glob("*.iso"))
+    if found or not dry:
+        return found[0] if found else artifacts / cell.id / "missing.iso"
+    ident = naming.Identity.expected(release, cell)
+    return artifacts / cell.id / f"{naming.artifact_name(ident)}.iso"
+
+
+def sbom_file(artifacts: Path | None, cell: Cell) -> Path | None:
+    if not artifacts:
+        return None
+    return next(iter(sorted((artifacts / cell.id).glob(f"*{naming.SBOM_SUFFIX}"))), None)
+
+
+def checksum_files(artifacts: Path | None, cell: Cell) -> list[Path]:
+    return sorted((artifacts / cell.id).glob("*.sha256")) if artifacts else []
 
 
 # -- pure: what AuroraBoot is asked to do ---------------------------------------------
@@ -245,6 +263,16 @@ def write_sbom(runner: Runner, release: Release, built: Built, directory: Path) 
     return path
 
 
+def ensure_sbom(runner: Runner, release: Release, built: Built, artifacts: Path) -> Path:
+    """The cell's SBOM; written now when it was published without `invoke iso`."""
+    found = sbom_file(artifacts, built.cell)
+    if found:
+        return found
+    directory = artifacts / built.cell.id
+    directory.mkdir(parents=True, exist_ok=True)
+    return write_sbom(runner, release, built, directory)
+
+
 def _check_keys(cell: Cell, keys: Path) -> None:
     try:
         keyset.check(keys)
@@ -264,10 +292,10 @@ def make_artifacts(
 ) -> Artifacts | None:
     """Make `artifacts/<cell>/`: boot media with their `.sha256`, and the SBOM.
 
-    `stamp` (the artifacts' fingerprint, `Plan.media_stamp`) is written as
-    `.fingerprint` inside the same atomic swap, so a rerun knows these
-    artifacts match their inputs; a run whose boot media were skipped says so
-    there and is never reused. None under --dry (nothing is built then).
+    `stamp` (the media fingerprint, see ledger) is written inside the same
+    atomic swap, so a rerun knows these artifacts match their inputs; a run
+    whose boot media were skipped says so there and is never reused. None
+    under --dry (nothing is built then).
     """
     ident = built.identity if built else naming.Identity.expected(release, cell)
     ref = built.ref if built else naming.image_ref(release, ident)
@@ -322,8 +350,7 @@ def _make(
             skipped = str(why)
             runner.say(cell.id, f"SKIPPED boot media: {why}")
         if stamp:
-            note = f"skipped: {skipped}\n" if skipped else ""  # never reused as complete
-            (staging / STAMP).write_text(f"{stamp}\n{note}")
+            ledger.write_media_stamp(staging, stamp, skipped)
         replace_dir(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

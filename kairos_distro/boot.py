@@ -37,6 +37,22 @@ TAIL = 15
 AUTO_ACCEL = "kvm-if-it-works-else-tcg"
 
 
+ACCELS = ("auto", "kvm", "tcg")
+
+
+def settings(
+    accel: str, memory: int, cpus: int, timeout: float, marker: str, cloud_config: str
+) -> tuple[Settings, bytes]:
+    """Checked machine settings and the cloud-config for cidata; ValueError names the one."""
+    if accel not in ACCELS:
+        raise ValueError(f"--accel must be auto, kvm or tcg (got {accel!r})")
+    try:
+        user_data = Path(cloud_config).read_bytes()
+    except OSError as err:
+        raise ValueError(f"cloud-config {cloud_config}: {err.strerror}") from None
+    return Settings(accel, int(memory), int(cpus), float(timeout), marker), user_data
+
+
 @dataclass(frozen=True)
 class Check:
     name: str

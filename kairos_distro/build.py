@@ -7,6 +7,7 @@ the docker CLI with an argv list. Everything else talks to the engine API.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -15,9 +16,10 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from . import naming
-from .config import Cell, Release
+from . import ledger, naming
+from .config import SEMVER, Cell, Release
 from .naming import Identity
 from .ref import ImageRef, RefError
 from .runner import Answer, Runner, StepError
@@ -184,6 +186,16 @@ def git_version(root: Path = Path("."), *, runner: Runner | None = None) -> str:
     return f"v0.0.0-{head.out.strip()}" + ("-dirty" if dirty else "")
 
 
+def with_version(release: Release, runner: Runner | None = None) -> Release:
+    """The release with `version: git` resolved; StepError (version, git) says why not."""
+    if release.version != "git":
+        return release
+    version = git_version(release.path.parent, runner=runner)
+    if not SEMVER.match(version):
+        raise StepError("version", "git", f"git describe gave {version!r}, not semver")
+    return dataclasses.replace(release, version=version)
+
+
 def git_revision(root: Path = Path("."), *, runner: Runner | None = None) -> str:
     try:
         head = (runner or Runner()).query(["git", "-C", str(root), "rev-parse", "HEAD"])
@@ -206,6 +218,21 @@ def read_identity(runner: Runner, image: str) -> Identity:
     finally:
         container.remove(force=True)
     return Identity.from_kairos_release(naming.parse_release_file(text))
+
+
+def local(runner: Runner, release: Release, cell: Cell) -> Built | None:
+    """The cell's last local build, named from its own /etc/kairos-release; None when dry."""
+    if runner.dry:
+        return None
+    import docker
+
+    tag = naming.local_tag(release, cell)
+    try:
+        runner.docker().images.get(tag)
+    except docker.errors.ImageNotFound:
+        why = f"no local image {tag}; run `invoke build --cell {cell.id}`"
+        raise StepError(cell.id, "find build", why) from None
+    return identify(runner, release, cell, tag)
 
 
 def identify(runner: Runner, release: Release, cell: Cell, image: str) -> Built:
@@ -245,7 +272,7 @@ def run(
             network=network,
             context=context,
             iidfile=iidfile,
-            extra_labels={FINGERPRINT_LABEL: stamp} if stamp else None,
+            extra_labels={ledger.LABEL: stamp} if stamp else None,
         )
         runner.run(cell.id, "build", build_plan.argv, build_plan.env)
 
@@ -265,10 +292,7 @@ def _name(runner: Runner, release: Release, cell: Cell, local: str) -> Built:
     return built
 
 
-# -- incremental releases ------------------------------------------------------------
-FINGERPRINT_LABEL = "io.kairos.fingerprint"
-
-
+# -- incremental releases: the fingerprint and the local build (see ledger) -------------
 # What .dockerignore keeps out of the build context (the overlay's own README).
 NOT_IN_CONTEXT = ("overlay/README.md",)
 
@@ -296,19 +320,26 @@ def tree_digest(context: Path) -> dict[str, str]:
     return out
 
 
-def fingerprint(release: Release, cell: Cell, digests: dict[str, str], tree: dict[str, str]) -> str:
-    """A digest of every input of a cell's artifacts; equal inputs, equal fingerprint.
+def fingerprint_inputs(
+    release: Release, cell: Cell, digests: dict[str, str], tree: dict[str, str]
+) -> dict[str, Any]:
+    """Every input of a cell's image, by name (the ledger keeps them in its record).
 
     The git revision is left out on purpose: a commit that changes nothing a
     cell consumes must not rebuild it.
     """
-    inputs = {
+    return {
         "cell": cell.id,
         "build_args": build_args(release, cell, release.base_image),
         "labels": {k: v for k, v in labels(release, cell, "", "").items() if v},
         "digests": _cell_digests(cell, digests),
         "tree": tree,
     }
+
+
+def fingerprint(release: Release, cell: Cell, digests: dict[str, str], tree: dict[str, str]) -> str:
+    """A digest of every input of a cell's artifacts; equal inputs, equal fingerprint."""
+    inputs = fingerprint_inputs(release, cell, digests, tree)
     blob = json.dumps(inputs, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(blob).hexdigest()[:32]
 
@@ -334,20 +365,21 @@ def _cell_digests(cell: Cell, digests: dict[str, str]) -> dict[str, str]:
     return own
 
 
-def reuse(runner: Runner, release: Release, cell: Cell, stamp: str) -> Built | None:
-    """The cell's last local build, if it was built from exactly these inputs."""
+def local_label(runner: Runner, release: Release, cell: Cell) -> str | None:
+    """The ledger label of the cell's last local build ("" unlabelled); None without one."""
     import docker
 
     try:
         image = runner.docker().images.get(naming.local_tag(release, cell))
     except docker.errors.ImageNotFound:
         return None
-    if (image.labels or {}).get(FINGERPRINT_LABEL) != stamp:
-        return None
-    built = identify(runner, release, cell, image.id)
-    target = naming.image(release, built.identity)
-    image.tag(
-        target.full_name, target.tag
-    )  # the published name may have changed (e.g. another registry)
+    return (image.labels or {}).get(ledger.LABEL, "")
+
+
+def adopt(runner: Runner, release: Release, cell: Cell) -> Built:
+    """Take the cell's last local build as this run's, under its published name."""
+    built = identify(runner, release, cell, naming.local_tag(release, cell))
+    target = naming.image(release, built.identity)  # e.g. another registry now
+    runner.docker().images.get(built.image_id).tag(target.full_name, target.tag)
     runner.say(cell.id, f"reusing {built.ref} (same inputs)")
     return built

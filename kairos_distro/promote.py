@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import config, naming, publish, sign
+from . import config, ledger, naming, publish, sign
 from .ref import ImageRef
 from .registry import Registry, RegistryError
 from .runner import Runner, StepError
@@ -80,9 +80,9 @@ def promote_cell(
     Reads happen under --dry too (they change nothing); the tag is only
     written when not dry. Returns None on a dry run.
     """
-    record = publish.read_record(registry_for(rel.registry), rel, cell)
+    record = ledger.read_record(registry_for(rel.registry), rel, cell)
     if record is None:
-        repo, tag = publish.record_location(rel, cell)
+        repo, tag = ledger.record_location(rel, cell)
         raise StepError(
             cell.id, STEP, f"never released: no release record {rel.registry}/{repo}:{tag}"
         )

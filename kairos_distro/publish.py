@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import artifacts as artifacts_stage
-from . import naming, sbom, sign
+from . import ledger, naming, sign, signing
 from .build import Built
 from .config import Cell, Release
 from .registry import OCI_MANIFEST, Registry, RegistryError, manifest_bytes
@@ -169,12 +169,14 @@ def publish(
     sigstore: sign.Sigstore | None = None,
     artifacts: Path | None = None,
     stamp: str = "",
+    inputs: dict[str, str] | None = None,
 ) -> Published | None:
     """Push by digest (the image, and its raw disk image); with signing on, sign,
     attest the SBOM and verify those digests; then tag.
 
     The version tag and the first channel's tag (e.g. edge) move last; with a
-    `stamp` a release record follows, so the next `invoke release` can skip it.
+    `stamp` (the release key) the ledger's release record follows, with the
+    named `inputs`, so the next `invoke release` can skip it or say what moved.
     """
     ident = built.identity if built else naming.Identity.expected(release, cell)
     repository = naming.repository(release, ident)
@@ -197,19 +199,24 @@ def publish(
             raw_digest = push_raw(registry, repo, raw, cell.arch)
         if sigstore:
             step = "sign"
-            if artifacts and not sbom_file(artifacts, cell):  # published without `invoke iso`
-                artifacts_stage.write_sbom(runner, release, built, _cell_dir(artifacts, cell))
-            sign_cell(runner, sigstore, registry, repo, digest, cell, artifacts, raw_digest)
+            if artifacts:  # published without `invoke iso`: no SBOM yet
+                artifacts_stage.ensure_sbom(runner, release, built, artifacts)
+            signing.sign_cell(runner, sigstore, registry, repo, digest, cell, artifacts, raw_digest)
         step = "publish"
         move_tags(registry, repo, digest, tags)
         if raw_digest:
             move_tags(registry, repo, raw_digest, [raw_tag])
         if stamp:
-            files = checksum_files(artifacts, cell)
-            record = release_record(cell, stamp, release.version, repository, digest, tags, files)
-            record.update(extras(repository, raw_digest, sbom_file(artifacts, cell)))
+            files = artifacts_stage.checksum_files(artifacts, cell)
+            record = ledger.release_record(
+                cell, stamp, release.version, repository, digest, tags, files
+            )
+            bom = artifacts_stage.sbom_file(artifacts, cell)
+            record.update(ledger.extras(repository, raw_digest, bom))
             record["identity"] = ident.record()  # promote names tags from it
-            write_record(Registry(release.registry), release, cell, record)
+            if inputs:
+                record["inputs"] = inputs
+            ledger.write_record(Registry(release.registry), release, cell, record)
     except (RegistryError, sign.SignError) as err:
         raise StepError(cell.id, step, str(err)) from None
     runner.say(cell.id, f"tagged {repository}:{', '.join(tags)}")
@@ -242,152 +249,3 @@ def raw_file(release: Release, artifacts: Path | None, cell: Cell) -> Path | Non
     if not (release.publish_raw and artifacts and "raw" in cell.media):
         return None
     return next(iter(sorted((artifacts / cell.id).glob("*.raw"))), None)
-
-
-def _cell_dir(artifacts: Path, cell: Cell) -> Path:
-    directory = artifacts / cell.id
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
-
-
-def sbom_file(artifacts: Path | None, cell: Cell) -> Path | None:
-    if not artifacts:
-        return None
-    return next(iter(sorted((artifacts / cell.id).glob(f"*{naming.SBOM_SUFFIX}"))), None)
-
-
-def extras(repository: str, raw_digest: str, sbom: Path | None) -> dict[str, Any]:
-    """What a release record adds for a raw disk image and an SBOM."""
-    found: dict[str, Any] = {}
-    if raw_digest:
-        found["raw_image"] = f"{repository}@{raw_digest}"
-    if sbom:
-        found["sbom"] = {sbom.name: artifacts_stage.sha256_of(sbom)}
-    return found
-
-
-# -- release records: what `invoke release` published, per cell ----------------------
-RECORD_TYPE = "application/vnd.kairos.release.v1+json"
-EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
-
-
-def record_location(release: Release, cell: Cell) -> tuple[str, str]:
-    """(repository path, tag) of a cell's release record: beside the images, by cell id."""
-    return f"{release.namespace}/{release.name}", f"release-{cell.id}"
-
-
-def release_record(
-    cell: Cell,
-    stamp: str,
-    version: str,
-    repository: str,
-    digest: str,
-    tags: list[str],
-    checksums: list[Path],
-) -> dict[str, Any]:
-    return {
-        "cell": cell.id,
-        "fingerprint": stamp,
-        "version": version,
-        "image": f"{repository}@{digest}",
-        "tags": tags,
-        "checksums": {p.name: p.read_text().split()[0] for p in checksums},
-    }
-
-
-def write_record(registry: Registry, release: Release, cell: Cell, record: dict[str, Any]) -> None:
-    repo, tag = record_location(release, cell)
-    blob = json.dumps(record, sort_keys=True).encode()
-    layer = registry.push_bytes(repo, blob, RECORD_TYPE)
-    config = registry.push_bytes(repo, b"{}", EMPTY_TYPE)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": RECORD_TYPE,
-        "config": config.as_json(),
-        "layers": [layer.as_json()],
-        "annotations": {"io.kairos.release.fingerprint": record["fingerprint"]},
-    }
-    registry.put_manifest(repo, tag, manifest_bytes(manifest), OCI_MANIFEST)
-
-
-def read_record(registry: Registry, release: Release, cell: Cell) -> dict[str, Any] | None:
-    """The cell's last release record, or None (never released, or unreadable)."""
-    repo, tag = record_location(release, cell)
-    found = registry.get_manifest(repo, tag)
-    if found is None:
-        return None
-    try:
-        manifest = json.loads(found[0])
-        if not isinstance(manifest, dict) or manifest.get("artifactType") != RECORD_TYPE:
-            return None
-        record = json.loads(registry.get_blob(repo, manifest["layers"][0]["digest"]))
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def checksum_files(artifacts: Path | None, cell: Cell) -> list[Path]:
-    return sorted((artifacts / cell.id).glob("*.sha256")) if artifacts else []
-
-
-def sign_cell(
-    runner: Runner,
-    sigstore: sign.Sigstore,
-    registry: Registry,
-    repo: str,
-    digest: str,
-    cell: Cell,
-    artifacts: Path | None,
-    raw_digest: str = "",
-) -> None:
-    """Sign the image (and raw disk image) digests, attest the SBOM, sign the
-    checksum files; then verify them all."""
-    sign.sign_image(sigstore, registry, repo, digest)
-    if raw_digest:
-        sign.sign_image(sigstore, registry, repo, raw_digest)
-    bom = sbom_file(artifacts, cell)
-    if bom is None:
-        raise sign.SignError(f"no SBOM for {cell.id} to attest: run `invoke iso` first")
-    document = json.loads(bom.read_text())
-    sign.attest_image(sigstore, registry, repo, digest, sign.CYCLONEDX, document)
-    for path in checksum_files(artifacts, cell):
-        sign.sign_file(sigstore, path)
-    verify_cell(runner, sigstore, registry, repo, digest, cell, artifacts, raw_digest)
-
-
-def verify_cell(
-    runner: Runner,
-    sigstore: sign.Sigstore,
-    registry: Registry,
-    repo: str,
-    digest: str,
-    cell: Cell,
-    artifacts: Path | None,
-    raw_digest: str = "",
-) -> None:
-    """The image signature, the SBOM attestation (equal to the local SBOM when
-    there is one), the raw disk image's signature and the checksum bundles."""
-    where = f"{registry.host}/{repo}"
-    sign.verify_image(sigstore, registry, repo, digest)
-    runner.say(cell.id, f"verified signature of {where}@{digest}")
-    document = sign.verify_attestation(sigstore, registry, repo, digest, sign.CYCLONEDX)
-    bom = sbom_file(artifacts, cell)
-    if bom and document != json.loads(bom.read_text()):
-        raise sign.SignError(f"the SBOM attested for {where}@{digest} is not {bom.name}")
-    count = len(sbom.component_purls(document))
-    runner.say(cell.id, f"verified SBOM attestation ({count} packages)")
-    if raw_digest:
-        sign.verify_image(sigstore, registry, repo, raw_digest)
-        runner.say(cell.id, f"verified signature of {where}@{raw_digest} (raw disk image)")
-    for path in checksum_files(artifacts, cell):
-        sign.verify_file(sigstore, path)
-        runner.say(cell.id, f"verified {path.name}{sign.BUNDLE_SUFFIX}")
-
-
-def resolve(registry: Registry, repo: str, reference: str) -> str:
-    """A tag (or digest) in the registry -> the manifest digest."""
-    found = registry.get_manifest(repo, reference)
-    if found is None:
-        raise RegistryError(f"{registry.host}/{repo}:{reference} is not in the registry")
-    return found[2]

@@ -1,151 +1,29 @@
-"""Release stage: the matrix as CI systems read it, and running a stage per cell.
+"""`invoke release`: every stage per cell, incrementally; and one stage over many cells.
 
-The matrix here is derived from release.yaml only; CI shards it with its own
-matrix feature (GitHub `strategy.matrix`, GitLab `parallel:matrix`).
+What a cell's rerun redoes is the ledger's decision (ledger.py); the effects
+go through `Stages`, one method per stage, so a test passes a recorder in
+its place. One cell's failure stops that cell only.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from docker.errors import DockerException
 
-from . import artifacts, boot, build, keys, naming, publish, sign
+from . import artifacts, boot, build, keys, ledger, naming, publish, sign
 from .config import Cell, Release
 from .naming import NamingError
 from .ref import ImageRef
 from .registry import Registry, RegistryError
-from .runner import Runner, Skip, StepError, summary, timed
+from .runner import Runner, Skip, StepError, timed
+from .summary import Outcome, Report, stage_rows, table
 
-# GitHub-hosted runners per arch; riscv64 has none, so it builds emulated.
-GITHUB_RUNNER = {"amd64": "ubuntu-24.04", "arm64": "ubuntu-24.04-arm", "riscv64": "ubuntu-24.04"}
-
-
-def cell_row(release: Release, cell: Cell) -> dict[str, str]:
-    ident = naming.Identity.expected(release, cell)
-    return {
-        "cell": cell.id,
-        "arch": cell.arch,
-        "model": cell.model,
-        "variant": cell.variant,
-        "provider": f"{cell.provider} {cell.provider_version}" if cell.provider else "none",
-        "trusted_boot": "yes" if cell.trusted_boot else "no",
-        "fips": "yes" if cell.fips else "no",
-        "image": naming.image_ref(release, ident),
-    }
-
-
-def matrix_json(release: Release) -> str:
-    rows = [
-        {
-            "cell": c.id,
-            "arch": c.arch,
-            "platform": f"linux/{c.arch}",
-            "model": c.model,
-            "variant": c.variant,
-            "provider": c.provider or "none",
-            "provider_version": c.provider_version or "",
-            "trusted_boot": c.trusted_boot,
-            "fips": c.fips,
-        }
-        for c in release.cells
-    ]
-    return json.dumps(rows, indent=2)
-
-
-def github_matrix(release: Release) -> str:
-    """One line for `$GITHUB_OUTPUT`, read back with fromJSON() as strategy.matrix."""
-    include = [
-        {
-            "cell": c.id,
-            "arch": c.arch,
-            "runner": GITHUB_RUNNER[c.arch],
-            "trusted_boot": c.trusted_boot,
-        }
-        for c in release.cells
-    ]
-    return json.dumps({"include": include}, separators=(",", ":"))
-
-
-def gitlab_pipeline(release: Release) -> str:
-    """A child pipeline whose parallel:matrix has one job per cell."""
-    job = {
-        "extends": ".cell",
-        "parallel": {"matrix": [{"CELL": [c.id for c in release.cells]}]},
-    }
-    return yaml.safe_dump(
-        {"include": [{"local": ".gitlab/cell.yml"}], "cell": job}, sort_keys=False
-    )
-
-
-@dataclass
-class Outcome:
-    cell: Cell
-    ok: bool
-    detail: str
-    seconds: float
-    error: StepError | None = field(default=None, repr=False)
-    skipped: bool = False
-
-    @property
-    def result(self) -> str:
-        return "skipped" if self.skipped else "ok" if self.ok else "FAILED"
-
-
-def for_each_cell(
-    runner: Runner,
-    cells: list[Cell],
-    stage: str,
-    act: Callable[[Cell], str],
-) -> list[Outcome]:
-    """Run `act` per cell; a failing cell stops itself only, the others go on."""
-    outcomes = []
-    for cell in cells:
-        with timed() as elapsed:
-            try:
-                detail = act(cell)
-                outcomes.append(Outcome(cell, True, detail, elapsed()))
-            except Skip as why:
-                runner.say(cell.id, f"SKIPPED {stage}: {why}")
-                outcomes.append(Outcome(cell, True, f"skipped: {why}", elapsed(), skipped=True))
-            except (NamingError, RegistryError, DockerException) as err:
-                err = StepError(cell.id, stage, _one_line(err))
-                runner.say(cell.id, f"FAILED {err.step}: {err.reason}")
-                outcomes.append(Outcome(cell, False, str(err), elapsed(), err))
-            except StepError as err:
-                runner.say(cell.id, f"FAILED {err.step}: {err.reason}")
-                for line in err.tail[-5:]:
-                    runner.say(cell.id, f"  | {line}")
-                outcomes.append(Outcome(cell, False, str(err), elapsed(), err))
-    rows = [
-        {
-            "cell": o.cell.id,
-            "result": o.result,
-            "seconds": f"{o.seconds:.1f}",
-            "detail": o.detail
-            if o.ok
-            else f"{o.error.step if o.error else stage}: {o.error.reason if o.error else o.detail}",
-        }
-        for o in outcomes
-    ]
-    if not runner.dry:
-        summary(f"{stage} summary", rows, runner.out)
-    return outcomes
-
-
-def _one_line(err: Exception) -> str:
-    text = getattr(err, "explanation", None) or str(err)
-    return " ".join(str(text).split())
-
-
-# -- invoke release: every stage per cell, incrementally ------------------------------
+# What fails a cell (and only it): a step's own error, or one of the clients'.
+FAILURES = (StepError, NamingError, RegistryError, DockerException)
 STEPS = ("build", "iso", "test-boot", "publish")
 # Finer step names in errors, and the summary step they belong to.
 STEP_OF = {
@@ -157,28 +35,96 @@ STEP_OF = {
     "checksum": "iso",
     "sbom": "iso",
 }
-BOOT_STAMP = ".test-boot"
+NO_BOARD_BOOT = "boards boot from their raw disk image, which is not boot-tested here"
 
 
-@dataclass
-class Report:
-    """One cell's outcome, for the terminal, Markdown and JSON summaries."""
+def failed(runner: Runner, cell: str, step: str, err: Exception) -> StepError:
+    """Any of FAILURES as a one-line StepError, told with the last lines of its output."""
+    if not isinstance(err, StepError):
+        text = getattr(err, "explanation", None) or str(err)
+        err = StepError(cell, step, " ".join(str(text).split()))
+    runner.say(cell, f"FAILED {err.step}: {err.reason}")
+    for line in err.tail[-5:]:
+        runner.say(cell, f"  | {line}")
+    return err
 
-    cell: str
-    status: str = "pending"  # published | up to date | failed
-    steps: dict[str, str] = field(default_factory=dict)
-    image: str = ""
-    artifacts: list[str] = field(default_factory=list)
-    media: str = ""  # kinds of artifacts: iso / uki iso / raw (+ oci), sbom
-    boot: str = ""
-    signature: str = ""
-    seconds: float = 0.0
-    error: str = ""
+
+def for_each_cell(
+    runner: Runner, cells: list[Cell], stage: str, act: Callable[[Cell], str]
+) -> list[Outcome]:
+    """Run `act` per cell; a failing cell stops itself only, the others go on."""
+    outcomes = []
+    for cell in cells:
+        with timed() as elapsed:
+            try:
+                outcomes.append(Outcome(cell, True, act(cell), elapsed()))
+            except Skip as why:
+                runner.say(cell.id, f"SKIPPED {stage}: {why}")
+                outcomes.append(Outcome(cell, True, f"skipped: {why}", elapsed(), skipped=True))
+            except FAILURES as err:
+                error = failed(runner, cell.id, stage, err)
+                outcomes.append(Outcome(cell, False, str(error), elapsed(), error))
+    if not runner.dry:
+        table(f"{stage} summary", stage_rows(outcomes), runner.out)
+    return outcomes
+
+
+class Stages:
+    """The effects a release calls, one method each; a test passes a recorder instead."""
+
+    def input_digests(self, runner: Runner, release: Release) -> dict[str, str]:
+        return build.input_digests(runner, release)
+
+    def tree_digest(self, context: Path) -> dict[str, str]:
+        return build.tree_digest(context)
+
+    def db_certificate(self, directory: Path) -> str:
+        return keys.certificate_digest(directory)
+
+    def read_record(self, release: Release, cell: Cell) -> dict[str, Any] | None:
+        return ledger.read_record(Registry(release.registry), release, cell)
+
+    def verify_image(self, sigstore: Any, image: ImageRef) -> None:
+        sign.verify_image(sigstore, Registry(image.api_host), image.repository, image.digest)
+
+    def local_label(self, runner: Runner, release: Release, cell: Cell) -> str | None:
+        return build.local_label(runner, release, cell)
+
+    def adopt(self, runner: Runner, release: Release, cell: Cell) -> build.Built:
+        return build.adopt(runner, release, cell)
+
+    def build(
+        self, runner: Runner, release: Release, cell: Cell, network: str, context: Path, stamp: str
+    ) -> build.Built | None:
+        return build.run(runner, release, cell, network=network, context=context, stamp=stamp)
+
+    def earlier_media(self, directory: Path, cell: Cell) -> artifacts.Artifacts | None:
+        return artifacts.earlier(directory, cell)
+
+    def make_media(
+        self, runner: Runner, release: Release, built: Any, cell: Cell, plan: Plan, stamp: str
+    ) -> artifacts.Artifacts | None:
+        return artifacts.make_artifacts(
+            runner, release, built, cell, plan.artifacts, plan.network, stamp, plan.keys
+        )
+
+    def boot(
+        self, runner: Runner, release: Release, cell: Cell, iso: Path, plan: Plan
+    ) -> boot.BootPlan:
+        return boot.boot_iso(runner, release, cell, iso, plan.boot, plan.user_data)
+
+    def publish(
+        self, runner: Runner, release: Release, cell: Cell, built: Any, plan: Plan, key: str = ""
+    ) -> publish.Published | None:
+        named = plan.inputs(cell) if key else None
+        return publish.publish(
+            runner, release, cell, built, plan.sigstore, plan.artifacts, key, named
+        )
 
 
 @dataclass
 class Plan:
-    """What a release run needs besides the cells; effects go through `runner`."""
+    """What a release run needs besides the cells; effects go through `stages`."""
 
     runner: Runner
     release: Release
@@ -190,45 +136,38 @@ class Plan:
     force: bool = False
     context: Path = Path(".")
     keys: Path = Path(keys.DEFAULT_DIR)
-    _stamps: dict[str, str] = field(default_factory=dict)
+    stages: Stages = field(default_factory=Stages)
+    _inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def _fingerprint_inputs(self, cell: Cell) -> dict[str, Any]:
+        """What the image is made from, resolved once per run for every cell."""
+        if not self._inputs:
+            digests = self.stages.input_digests(self.runner, self.release)
+            tree = self.stages.tree_digest(self.context)
+            for one in self.release.cells:
+                self._inputs[one.id] = build.fingerprint_inputs(self.release, one, digests, tree)
+        return self._inputs[cell.id]
 
     def stamp(self, cell: Cell) -> str:
-        """The artifact fingerprint: what the image and ISO are made from."""
-        if not self._stamps:
-            digests = build.input_digests(self.runner, self.release)
-            tree = build.tree_digest(self.context)
-            for one in self.release.cells:
-                self._stamps[one.id] = build.fingerprint(self.release, one, digests, tree)
-        return self._stamps[cell.id]
+        """The fingerprint: what the image (and so its ISO) is made from."""
+        named = self._fingerprint_inputs(cell)
+        return build.fingerprint(self.release, cell, named["digests"], named["tree"])
 
     def media_stamp(self, cell: Cell) -> str:
-        """The artifacts' fingerprint: the image's, plus what shapes the boot media.
+        cert = self.stages.db_certificate(self.keys) if "uki" in cell.media else ""
+        return ledger.media_stamp(self.stamp(cell), cell.media, cert)
 
-        A UKI is signed with the owner's db key: a new key remakes it (and only it).
-        The tag formats name the image in its SBOM (and where it is published).
-        """
-        extra: dict[str, Any] = {"media": cell.media, "tags": vars(self.release.tags)}
-        if "uki" in cell.media:
-            extra["db_certificate"] = keys.certificate_digest(self.keys)
-        blob = json.dumps([self.stamp(cell), extra], sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:32]
+    def _boot_inputs(self, cell: Cell) -> list[Any]:
+        checks = [vars(c) for c in boot.checks_for(self.release, cell)]
+        marker = self.boot.marker
+        return ledger.boot_inputs(self.release.publish_raw, checks, marker, self.user_data)
 
     def key(self, cell: Cell) -> str:
-        """The release key: the artifacts plus what the boot test checks.
+        return ledger.release_key(self.media_stamp(cell), self._boot_inputs(cell))
 
-        A new boot check re-runs the boot test (and republishes the same image
-        digest) without rebuilding anything.
-        """
-        checks = [vars(c) for c in boot.checks_for(self.release, cell)]
-        inputs = [
-            self.media_stamp(cell),
-            self.release.publish_raw,
-            checks,
-            self.boot.marker,
-            self.user_data.decode(errors="replace"),
-        ]
-        blob = json.dumps(inputs, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:32]
+    def inputs(self, cell: Cell) -> dict[str, str]:
+        named = self._fingerprint_inputs(cell)
+        return ledger.inputs(named, self.media_stamp(cell), self._boot_inputs(cell))
 
 
 def run_release(plan: Plan, cells: list[Cell]) -> list[Report]:
@@ -239,16 +178,11 @@ def run_release(plan: Plan, cells: list[Cell]) -> list[Report]:
         with timed() as elapsed:
             try:
                 _release_cell(plan, cell, report)
-            except (StepError, NamingError, RegistryError, DockerException) as err:
-                step = err.step if isinstance(err, StepError) else _current(report)
-                reason = err.reason if isinstance(err, StepError) else _one_line(err)
-                report.status, report.error = "failed", f"{step}: {reason}"
-                report.steps[STEP_OF.get(step, step if step in STEPS else _current(report))] = (
-                    "failed"
-                )
-                plan.runner.say(cell.id, f"FAILED {step}: {reason}")
-                for line in getattr(err, "tail", [])[-5:]:
-                    plan.runner.say(cell.id, f"  | {line}")
+            except FAILURES as err:
+                error = failed(plan.runner, cell.id, _current(report), err)
+                step = error.step if error.step in STEPS else _current(report)
+                report.status, report.error = "failed", f"{error.step}: {error.reason}"
+                report.steps[STEP_OF.get(error.step, step)] = "failed"
         report.seconds = round(elapsed(), 1)
         reports.append(report)
     return reports
@@ -259,50 +193,67 @@ def _current(report: Report) -> str:
 
 
 def _release_cell(plan: Plan, cell: Cell, report: Report) -> None:
-    runner, rel = plan.runner, plan.release
+    runner, rel, stages = plan.runner, plan.release, plan.stages
     if runner.dry:
         _dry(plan, cell)
         report.status = "dry run"
         return
     stamp, key = plan.stamp(cell), plan.key(cell)
-    if not plan.force and _up_to_date(plan, cell, key, report):
+    decision, record = _decide(plan, cell, key)
+    report.reason = str(decision)
+    if not decision.redo and record is not None:
+        _up_to_date(plan, cell, record, report)
         runner.say(cell.id, f"up to date: {report.image} (release key {key[:12]})")
         return
-    built = None if plan.force else build.reuse(runner, rel, cell, stamp)
-    if built:
-        report.steps["build"] = "reused"
-    else:
-        built = build.run(
-            runner, rel, cell, network=plan.network, context=plan.context, stamp=stamp
-        )
+    label = None if plan.force else stages.local_label(runner, rel, cell)
+    rebuild = ledger.decide_build(label, stamp, plan.force)
+    report.reason += f"; {rebuild}"
+    if rebuild.redo:
+        built = stages.build(runner, rel, cell, plan.network, plan.context, stamp)
         report.steps["build"] = "done"
-    made = _artifacts(plan, cell, built, plan.media_stamp(cell), report)
+    else:
+        built = stages.adopt(runner, rel, cell)
+        report.steps["build"] = "reused"
+    made = _artifacts(plan, cell, built, report)
     _boot(plan, cell, made, key, report)
-    done = publish.publish(runner, rel, cell, built, plan.sigstore, plan.artifacts, key)
+    done = stages.publish(runner, rel, cell, built, plan, key)
     report.steps["publish"] = "done"
     report.status, report.image = "published", done.ref if done else ""
     if done and done.raw_digest:
-        report.media = report.media.replace(
-            "raw", f"raw (+ {naming.raw_tag(built.identity, rel.tags)})"
-        )
+        raw_tag = naming.raw_tag(built.identity, rel.tags)
+        report.media = report.media.replace("raw", f"raw (+ {raw_tag})")
     report.signature = "verified" if plan.sigstore else "unsigned"
 
 
-def _artifacts(plan: Plan, cell: Cell, built: Any, stamp: str, report: Report) -> Any:
-    made = None if plan.force else artifacts.stamped(plan.artifacts, cell, stamp)
-    if made:
+def _decide(plan: Plan, cell: Cell, key: str) -> tuple[ledger.Decision, dict[str, Any] | None]:
+    """The ledger's decision on the published record; a skip must also verify."""
+    if plan.force:
+        return ledger.decide(None, key, {}, force=True), None
+    try:
+        record = plan.stages.read_record(plan.release, cell)
+    except RegistryError as err:  # unknown: do the work; publish will say if it is down
+        plan.runner.say(cell.id, f"cannot read the release record ({err}): releasing")
+        return ledger.unreadable(err), None
+    decision = ledger.decide(record, key, plan.inputs(cell))
+    image = ledger.published_image(record) if record else None
+    if decision.redo or not plan.sigstore or record is None or image is None:
+        return decision, record
+    try:
+        plan.stages.verify_image(plan.sigstore, image)
+    except (sign.SignError, RegistryError) as err:
+        return ledger.unverified(record, err), record  # redo publish (and signing)
+    return decision, record
+
+
+def _artifacts(plan: Plan, cell: Cell, built: Any, report: Report) -> Any:
+    stamp = plan.media_stamp(cell)
+    made = None if plan.force else plan.stages.earlier_media(plan.artifacts, cell)
+    text = ledger.read_media_stamp(made.directory) if made else None
+    complete = made is not None and artifacts.complete(made)
+    if not ledger.decide_media(text, stamp, complete, plan.force).redo:
         report.steps["iso"] = "reused"
     else:
-        made = artifacts.make_artifacts(
-            plan.runner,
-            plan.release,
-            built,
-            cell,
-            plan.artifacts,
-            plan.network,
-            stamp,
-            plan.keys,
-        )
+        made = plan.stages.make_media(plan.runner, plan.release, built, cell, plan, stamp)
         done = f"skipped: {made.skipped}" if made and made.skipped else "done"
         report.steps["iso"] = done if cell.media else "no boot media"
     report.artifacts = [str(p) for p in made.files] if made else []
@@ -310,7 +261,7 @@ def _artifacts(plan: Plan, cell: Cell, built: Any, stamp: str, report: Report) -
     return made
 
 
-def _boot(plan: Plan, cell: Cell, made: Any, stamp: str, report: Report) -> None:
+def _boot(plan: Plan, cell: Cell, made: Any, key: str, report: Report) -> None:
     why = _no_boot(cell, made)
     if why:
         report.steps["test-boot"] = report.boot = f"skipped: {why}"
@@ -318,24 +269,20 @@ def _boot(plan: Plan, cell: Cell, made: Any, stamp: str, report: Report) -> None
     iso = next(iter(made.isos), None)
     if iso is None:
         raise StepError(cell.id, "test-boot", f"no ISO in {made.directory}")
-    record = made.directory / BOOT_STAMP
-    previous = record.read_text().split("\n") if record.exists() else []
-    if not plan.force and previous[:1] == [stamp]:
-        report.steps["test-boot"] = "reused"
-        report.boot = (previous[1:2] or ["passed"])[0].strip() or "passed"
+    earlier = None if plan.force else ledger.read_boot(made.directory)
+    decision = ledger.decide_boot(earlier, key, plan.force)
+    if not decision.redo:
+        report.steps["test-boot"], report.boot = "reused", decision.reason
         return
     try:
-        result = boot.boot_iso(plan.runner, plan.release, cell, iso, plan.boot, plan.user_data)
-    except Skip as why:
-        report.steps["test-boot"] = report.boot = f"skipped: {why}"
+        result = plan.stages.boot(plan.runner, plan.release, cell, iso, plan)
+    except Skip as skip:
+        report.steps["test-boot"] = report.boot = f"skipped: {skip}"
         return
     last = result.results[-1].seconds if result.results else 0.0
     report.boot = f"passed ({result.accel}, {len(result.results)} checks, {last:.0f} s)"
-    record.write_text(f"{stamp}\n{report.boot}\n")
+    ledger.write_boot(made.directory, key, report.boot)
     report.steps["test-boot"] = "done"
-
-
-NO_BOARD_BOOT = "boards boot from their raw disk image, which is not boot-tested here"
 
 
 def _no_boot(cell: Cell, made: Any) -> str:
@@ -349,25 +296,8 @@ def _no_boot(cell: Cell, made: Any) -> str:
     return ""
 
 
-def _up_to_date(plan: Plan, cell: Cell, stamp: str, report: Report) -> bool:
-    """Published with this fingerprint, and (signing on) its signature verifies."""
-    try:
-        record = publish.read_record(Registry(plan.release.registry), plan.release, cell)
-    except RegistryError as err:  # unknown: do the work; publish will say if it is down
-        plan.runner.say(cell.id, f"cannot read the release record ({err}): releasing")
-        return False
-    if not record or record.get("fingerprint") != stamp:
-        return False
-    image = ImageRef.pinned(record.get("image"))
-    if image is None:
-        return False  # an unreadable record: release again
-    if plan.sigstore:
-        try:
-            sign.verify_image(
-                plan.sigstore, Registry(image.api_host), image.repository, image.digest
-            )
-        except (sign.SignError, RegistryError):
-            return False  # published but not verifiable: redo publish (and signing)
+def _up_to_date(plan: Plan, cell: Cell, record: dict[str, Any], report: Report) -> None:
+    """Fill the report of a cell skipped because its release key is published."""
     report.status, report.image = "up to date", record["image"]
     report.boot = "passed when released"
     report.signature = "verified" if plan.sigstore else "unsigned"
@@ -378,17 +308,14 @@ def _up_to_date(plan: Plan, cell: Cell, stamp: str, report: Report) -> bool:
     report.media = ", ".join(artifacts.kinds(files, cell.trusted_boot))
     if record.get("raw_image"):
         report.media = report.media.replace("raw", "raw (+ oci)")
-    return True
 
 
 def _dry(plan: Plan, cell: Cell) -> None:
-    runner, rel = plan.runner, plan.release
+    runner, rel, stages = plan.runner, plan.release, plan.stages
     runner.would(cell.id, "skip this cell if its release key is already published and verifies")
-    build.run(runner, rel, cell, network=plan.network, context=plan.context)
+    stages.build(runner, rel, cell, plan.network, plan.context, "")
     try:
-        artifacts.make_artifacts(
-            runner, rel, None, cell, plan.artifacts, plan.network, keys=plan.keys
-        )
+        stages.make_media(runner, rel, None, cell, plan, "")
     except Skip as why:
         runner.say(cell.id, f"SKIPPED boot media and test-boot: {why}")
     else:
@@ -398,49 +325,7 @@ def _dry(plan: Plan, cell: Cell) -> None:
             if not kind:
                 raise Skip(NO_BOARD_BOOT)
             iso = plan.artifacts / cell.id / naming.media_file(ident, kind)
-            boot.boot_iso(runner, rel, cell, iso, plan.boot, plan.user_data)
+            stages.boot(runner, rel, cell, iso, plan)
         except Skip as why:
             runner.say(cell.id, f"SKIPPED test-boot: {why}")
-    publish.publish(runner, rel, cell, None, plan.sigstore, plan.artifacts)
-
-
-# -- summaries ---------------------------------------------------------------------
-def summary_rows(reports: list[Report]) -> list[dict[str, str]]:
-    return [
-        {
-            "cell": r.cell,
-            "result": r.status,
-            "image": r.image or "-",
-            "artifacts": r.media or "-",
-            "boot": r.boot or "-",
-            "signature": r.signature or "-",
-            "seconds": f"{r.seconds:.1f}",
-            "error": r.error or "-",
-        }
-        for r in reports
-    ]
-
-
-def markdown(reports: list[Report], version: str) -> str:
-    rows = summary_rows(reports)
-    head = "| " + " | ".join(rows[0]) + " |" if rows else ""
-    lines = [f"## Release {version}", "", head, "|" + "---|" * len(rows[0] if rows else [])]
-    lines += ["| " + " | ".join(v.replace("|", "\\|") for v in r.values()) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
-def as_json(reports: list[Report], version: str) -> str:
-    return json.dumps({"version": version, "cells": [asdict(r) for r in reports]}, indent=2)
-
-
-def write_summaries(reports: list[Report], version: str, out: Path) -> list[Path]:
-    """artifacts/release-summary.{md,json}, and the GitHub step summary when set."""
-    out.mkdir(parents=True, exist_ok=True)
-    md, js = out / "release-summary.md", out / "release-summary.json"
-    md.write_text(markdown(reports, version))
-    js.write_text(as_json(reports, version) + "\n")
-    step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as f:
-            f.write(markdown(reports, version))
-    return [md, js]
+    stages.publish(runner, rel, cell, None, plan)

@@ -294,15 +294,3 @@ def _text(data: str | bytes | None) -> str:
 def timed() -> Iterator[Callable[[], float]]:
     start = time.monotonic()
     yield lambda: time.monotonic() - start
-
-
-def summary(title: str, rows: list[dict[str, str]], out: TextIO = sys.stdout) -> None:
-    """A plain table, readable in a terminal and in CI logs."""
-    if not rows:
-        return
-    cols = list(rows[0])
-    widths = {c: max(len(c), *(len(r.get(c, "")) for r in rows)) for c in cols}
-    print(f"\n{title}", file=out)
-    print("  ".join(c.upper().ljust(widths[c]) for c in cols).rstrip(), file=out)
-    for r in rows:
-        print("  ".join(r.get(c, "").ljust(widths[c]) for c in cols).rstrip(), file=out)

@@ -15,7 +15,6 @@ invoke's own config (invoke.yaml or INVOKE_KAIROS_* variables):
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,44 +26,45 @@ from kairos_distro import (
     artifacts,
     boot,
     build,
+    ci,
     config,
     keys,
-    naming,
     pins,
     promote,
     publish,
     release,
     sign,
+    signing,
+    summary,
 )
-from kairos_distro.ref import ImageRef, RefError
-from kairos_distro.registry import Registry, RegistryError
-from kairos_distro.runner import Runner, StepError, summary
+from kairos_distro.ref import RefError
+from kairos_distro.registry import RegistryError
+from kairos_distro.runner import Runner, StepError
 
 CELL_HELP = {"cell": "Cell id to act on (repeatable); default: every cell of release.yaml."}
 FILE_HELP = "Release file to read (default: release.yaml)."
 TOKEN_HELP = "OIDC token for signing (else SIGSTORE_ID_TOKEN, CI credentials, or the browser)."
 
 
-def _setup(c: Context, release_file: str) -> tuple[Runner, config.Release]:
-    settings = c.config.kairos
+def _load(c: Context, release_file: str) -> config.Release:
     try:
-        rel = config.load(release_file or settings.release_file)
+        return config.load(release_file or c.config.kairos.release_file)
     except config.ConfigError as err:
         raise Exit(str(err), code=2) from None
+
+
+def _setup(c: Context, release_file: str) -> tuple[Runner, config.Release]:
+    settings = c.config.kairos
+    rel = _load(c, release_file)
     runner = Runner(
         dry=bool(c.config.run.dry),
         docker_cli=settings.docker_cli,
         privileged=_switch("kairos.privileged", settings.privileged),
     )
-    if rel.version == "git":
-        try:
-            version = build.git_version(rel.path.parent)
-        except StepError as err:
-            raise Exit(f"{rel.path}: version: {err.reason}", code=2) from None
-        if not config.SEMVER.match(version):
-            raise Exit(f"{rel.path}: version: git describe gave {version!r}, not semver", code=2)
-        rel = dataclasses.replace(rel, version=version)
-    return runner, rel
+    try:
+        return runner, build.with_version(rel)
+    except StepError as err:
+        raise Exit(f"{rel.path}: version: {err.reason}", code=2) from None
 
 
 def _switch(name: str, value: object) -> bool:
@@ -86,7 +86,7 @@ def _cells(rel: config.Release, cell: list[str]) -> list[config.Cell]:
         raise Exit(str(err), code=2) from None
 
 
-def _finish(stage: str, outcomes: list[release.Outcome]) -> None:
+def _finish(stage: str, outcomes: list[summary.Outcome]) -> None:
     failed = [o for o in outcomes if not o.ok]
     if failed:
         first = failed[0].detail
@@ -95,39 +95,18 @@ def _finish(stage: str, outcomes: list[release.Outcome]) -> None:
         )
 
 
-def _local(runner: Runner, rel: config.Release, cell: config.Cell) -> build.Built | None:
-    """The cell's last local build, named from its own /etc/kairos-release."""
-    if runner.dry:
-        return None
-    import docker
-
-    tag = naming.local_tag(rel, cell)
-    try:
-        runner.docker().images.get(tag)
-    except docker.errors.ImageNotFound:
-        raise StepError(
-            cell.id, "find build", f"no local image {tag}; run `invoke build --cell {cell.id}`"
-        ) from None
-    return build.identify(runner, rel, cell, tag)
-
-
 @task(help={"format": "table (default), json, github or gitlab.", "release-file": FILE_HELP})
 def matrix(c, format="table", release_file=""):
     """List the release matrix's cells and image names; CI reads --format github/gitlab."""
     _, rel = _setup(c, release_file)
     if format == "table":
-        summary("cells", [release.cell_row(rel, cell) for cell in rel.cells])
+        summary.table("cells", [ci.cell_row(rel, cell) for cell in rel.cells])
         return
-    printers = {
-        "json": release.matrix_json,
-        "github": release.github_matrix,
-        "gitlab": release.gitlab_pipeline,
-    }
-    if format not in printers:
+    if format not in ci.FORMATS:
         raise Exit(
             f"matrix: --format must be table, json, github or gitlab (got {format!r})", code=2
         )
-    print(printers[format](rel).rstrip("\n"))
+    print(ci.FORMATS[format](rel).rstrip("\n"))
 
 
 @task(name="build", iterable=["cell"], help={**CELL_HELP, "release-file": FILE_HELP})
@@ -150,7 +129,13 @@ def iso(c, cell=None, release_file=""):
 
     def act(one: config.Cell, key_dir: Path) -> str:
         made = artifacts.make_artifacts(
-            runner, rel, _local(runner, rel, one), one, out, c.config.kairos.network, keys=key_dir
+            runner,
+            rel,
+            build.local(runner, rel, one),
+            one,
+            out,
+            c.config.kairos.network,
+            keys=key_dir,
         )
         if made is None:
             return "dry run"
@@ -215,17 +200,6 @@ def _sigstore(rel: config.Release, required: bool, token: str = "") -> sign.Sigs
     return sign.Sigstore(rel.signing, rel.path.parent, token)
 
 
-def _published(rel: config.Release, built: build.Built) -> tuple[Registry, str, str, str]:
-    """(registry, repository path, image digest, raw image digest or "") as published."""
-    image = naming.image(rel, built.identity)
-    registry, repo = Registry(image.api_host), image.repository
-    digest = publish.resolve(registry, repo, image.tag)
-    raw = ""
-    if rel.publish_raw and "raw" in built.cell.media:
-        raw = publish.resolve(registry, repo, naming.raw_tag(built.identity, rel.tags))
-    return registry, repo, digest, raw
-
-
 @task(
     name="publish",
     iterable=["cell"],
@@ -242,7 +216,7 @@ def publish_(c, cell=None, token="", release_file=""):
     out = Path(c.config.kairos.artifacts)
 
     def act(one: config.Cell) -> str:
-        done = publish.publish(runner, rel, one, _local(runner, rel, one), sigstore, out)
+        done = publish.publish(runner, rel, one, build.local(runner, rel, one), sigstore, out)
         return done.ref if done else "dry run"
 
     _finish("publish", release.for_each_cell(runner, _cells(rel, cell), "publish", act))
@@ -264,17 +238,8 @@ def sign_(c, cell=None, token="", release_file=""):
     out = Path(c.config.kairos.artifacts)
 
     def act(one: config.Cell) -> str:
-        built = _local(runner, rel, one)
-        if built is None:
-            what = "sign the published digests, attest the SBOM, sign artifacts/<cell>/*.sha256"
-            runner.would(one.id, what)
-            return "dry run"
-        try:
-            registry, repo, digest, raw = _published(rel, built)
-            publish.sign_cell(runner, sigstore, registry, repo, digest, one, out, raw)
-        except (RegistryError, sign.SignError) as err:
-            raise StepError(one.id, "sign", str(err)) from None
-        return f"{registry.host}/{repo}@{digest}"
+        built = build.local(runner, rel, one)
+        return signing.published_cell("sign", runner, rel, sigstore, one, built, out)
 
     _finish("sign", release.for_each_cell(runner, _cells(rel, cell), "sign", act))
 
@@ -293,22 +258,19 @@ def verify(c, cell=None, image="", release_file=""):
     sigstore = _sigstore(rel, required=True)
     out = Path(c.config.kairos.artifacts)
     if image:
-        _verify_image(runner, sigstore, image)
+        try:
+            done = signing.verify_reference(runner, sigstore, image)
+        except RefError as err:
+            raise Exit(f"verify: --image {err}", code=2) from None
+        except (RegistryError, sign.SignError) as err:
+            raise Exit(f"verify: {err}", code=1) from None
+        if done:
+            print(f"verified {done}")
         return
 
     def act(one: config.Cell) -> str:
-        built = _local(runner, rel, one)
-        if built is None:
-            runner.would(
-                one.id, "verify the published image, its SBOM attestation and *.sha256 bundles"
-            )
-            return "dry run"
-        try:
-            registry, repo, digest, raw = _published(rel, built)
-            publish.verify_cell(runner, sigstore, registry, repo, digest, one, out, raw)
-        except (RegistryError, sign.SignError) as err:
-            raise StepError(one.id, "verify", str(err)) from None
-        return f"{registry.host}/{repo}@{digest}"
+        built = build.local(runner, rel, one)
+        return signing.published_cell("verify", runner, rel, sigstore, one, built, out)
 
     _finish("verify", release.for_each_cell(runner, _cells(rel, cell), "verify", act))
 
@@ -337,33 +299,6 @@ def trusted_root(c, output="trusted_root.json", release_file=""):
     print(f"wrote {out} (the trusted root of signing.trust: {rel.signing.trust})")
 
 
-def _verify_image(runner: Runner, sigstore: sign.Sigstore, image: str) -> None:
-    """`host/repo:tag` or `host/repo@sha256:...` -> verified, or one line and exit 1."""
-    try:
-        ref = ImageRef.parse(image)
-    except RefError as err:
-        raise Exit(f"verify: --image {err}", code=2) from None
-    if runner.dry:
-        runner.would("verify", f"verify the signature of {image}")
-        return
-    try:
-        registry = Registry(ref.api_host)
-        digest = ref.digest or publish.resolve(registry, ref.repository, ref.reference)
-        sign.verify_image(sigstore, registry, ref.repository, digest)
-    except (RegistryError, sign.SignError) as err:
-        raise Exit(f"verify: {err}", code=1) from None
-    print(f"verified {ref.full_name}@{digest}")
-
-
-def _iso_of(rel: config.Release, cell: config.Cell, out: Path, dry: bool) -> Path:
-    """The cell's ISO under artifacts/<cell>/ (named by AuroraBoot from the image)."""
-    found = sorted((out / cell.id).glob("*.iso"))
-    if found or not dry:
-        return found[0] if found else out / cell.id / "missing.iso"
-    ident = naming.Identity.expected(rel, cell)
-    return out / cell.id / f"{naming.artifact_name(ident)}.iso"
-
-
 def _boot_settings(
     c: Context,
     task_name: str,
@@ -374,23 +309,17 @@ def _boot_settings(
 ) -> tuple[boot.Settings, bytes]:
     """Flags over invoke config (kairos.boot.*); and the cloud-config for cidata."""
     conf = c.config.kairos.boot
-    settings = boot.Settings(
-        accel=accel or conf.accel,
-        memory=int(memory or conf.memory),
-        cpus=int(cpus or conf.cpus),
-        timeout=float(timeout or conf.timeout),
-        marker=conf.marker,
-    )
-    if settings.accel not in ("auto", "kvm", "tcg"):
-        raise Exit(
-            f"{task_name}: --accel must be auto, kvm or tcg (got {settings.accel!r})", code=2
-        )
     try:
-        return settings, Path(conf.cloud_config).read_bytes()
-    except OSError as err:
-        raise Exit(
-            f"{task_name}: cloud-config {conf.cloud_config}: {err.strerror}", code=2
-        ) from None
+        return boot.settings(
+            accel or conf.accel,
+            memory or conf.memory,
+            cpus or conf.cpus,
+            timeout or conf.timeout,
+            conf.marker,
+            conf.cloud_config,
+        )
+    except ValueError as err:
+        raise Exit(f"{task_name}: {err}", code=2) from None
 
 
 @task(
@@ -425,13 +354,41 @@ def release_(c, cell=None, force=False, token="", accel="", release_file=""):
         reports = release.run_release(plan, _cells(rel, cell))
     if runner.dry:
         return
-    summary(f"release {rel.version}", release.summary_rows(reports))
-    for path in release.write_summaries(reports, rel.version, out):
+    summary.table(f"release {rel.version}", summary.rows(reports))
+    for path in summary.write(reports, rel.version, out):
         print(f"summary: {path}")
     failed = [r for r in reports if r.status == "failed"]
     if failed:
         first = f"{failed[0].cell}: {failed[0].error}"
         raise Exit(f"release: {len(failed)} of {len(reports)} cells failed; first: {first}", code=1)
+
+
+@task(
+    name="summary",
+    iterable=["cell"],
+    help={
+        "from": "Directory searched for release-summary.json files (default: artifacts).",
+        "format": "table (default), markdown or json.",
+        **CELL_HELP,
+        "release-file": FILE_HELP,
+    },
+)
+def summary_(c, from_="", format="table", cell=None, release_file=""):
+    """Sum up a release from the release-summary.json its cells wrote (e.g. in CI jobs)."""
+    rel = _load(c, release_file)
+    if format not in ("table", "markdown", "json"):
+        raise Exit(f"summary: --format must be table, markdown or json (got {format!r})", code=2)
+    cells = [one.id for one in _cells(rel, cell)]
+    try:
+        version, reports = summary.collect(Path(from_ or c.config.kairos.artifacts), cells)
+    except summary.SummaryError as err:
+        raise Exit(f"summary: {err}", code=1) from None
+    if format == "markdown":
+        print(summary.markdown(reports, version, f"Release {version}: all cells"), end="")
+    elif format == "json":
+        print(summary.as_json(reports, version))
+    else:
+        summary.table(f"release {version}: all cells", summary.rows(reports))
 
 
 @task(
@@ -457,7 +414,7 @@ def test_boot(c, cell=None, iso="", accel="", memory=0, cpus=0, timeout=0.0, rel
     out = Path(c.config.kairos.artifacts)
 
     def act(one: config.Cell) -> str:
-        path = Path(iso) if iso else _iso_of(rel, one, out, runner.dry)
+        path = Path(iso) if iso else artifacts.iso_of(rel, one, out, runner.dry)
         plan = boot.boot_iso(runner, rel, one, path, settings, user_data)
         if runner.dry:
             return "dry run"
@@ -534,6 +491,7 @@ ns = Collection(
     trusted_root,
     publish_,
     release_,
+    summary_,
     keys_,
     bump,
     promote_,

@@ -23,7 +23,7 @@ import yaml
 from memory_registry import MemoryRegistry, sha
 from package_helpers import ROOT, UBUNTU_CORE
 
-from kairos_distro import cells, config, naming, publish, ref
+from kairos_distro import artifacts, cells, config, ledger, naming, publish, ref
 from kairos_distro.config import Cell, ConfigError
 from kairos_distro.registry import OCI_MANIFEST, manifest_bytes
 from kairos_distro.tagformat import TagFormats
@@ -415,13 +415,13 @@ def test_raw_file_is_none_without_a_file_or_an_artifacts_dir(make_release, tmp_p
     assert publish.raw_file(rel, tmp_path, cell) is None
 
 
-def test_publish_sbom_file(make_release, tmp_path: Path) -> None:
+def test_artifacts_sbom_file(make_release, tmp_path: Path) -> None:
     rel = make_release(BOARD)
     [cell] = rel.cells
-    assert publish.sbom_file(None, cell) is None
-    assert publish.sbom_file(tmp_path, cell) is None
+    assert artifacts.sbom_file(None, cell) is None
+    assert artifacts.sbom_file(tmp_path, cell) is None
     directory = cell_dir(tmp_path, cell, RAW_NAME, "b.cdx.json", "a.cdx.json")
-    assert publish.sbom_file(tmp_path, cell) == directory / "a.cdx.json"
+    assert artifacts.sbom_file(tmp_path, cell) == directory / "a.cdx.json"
 
 
 def test_extras(tmp_path: Path) -> None:
@@ -429,12 +429,12 @@ def test_extras(tmp_path: Path) -> None:
     digest = "sha256:" + "a" * 64
     bom = tmp_path / f"{BASE}.cdx.json"
     bom.write_text('{"bomFormat": "CycloneDX"}')
-    assert publish.extras(repository, "", None) == {}
-    assert publish.extras(repository, digest, None) == {"raw_image": f"{repository}@{digest}"}
-    assert publish.extras(repository, "", bom) == {
+    assert ledger.extras(repository, "", None) == {}
+    assert ledger.extras(repository, digest, None) == {"raw_image": f"{repository}@{digest}"}
+    assert ledger.extras(repository, "", bom) == {
         "sbom": {bom.name: hashlib.sha256(bom.read_bytes()).hexdigest()}
     }
-    both = publish.extras(repository, digest, bom)
+    both = ledger.extras(repository, digest, bom)
     assert both == {
         "raw_image": f"{repository}@{digest}",
         "sbom": {bom.name: hashlib.sha256(b'{"bomFormat": "CycloneDX"}').hexdigest()},

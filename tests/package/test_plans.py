@@ -14,7 +14,7 @@ import pytest
 import yaml
 from docker.errors import DockerException
 
-from kairos_distro import artifacts, build, naming, publish, release
+from kairos_distro import artifacts, build, ci, naming, publish, release
 from kairos_distro.config import Cell
 from kairos_distro.naming import NamingError
 from kairos_distro.registry import OCI_MANIFEST, Registry, RegistryError, is_loopback
@@ -365,7 +365,7 @@ def three_cells(make_release):
 
 
 def test_matrix_json(three_cells) -> None:
-    rows = json.loads(release.matrix_json(three_cells))
+    rows = json.loads(ci.matrix_json(three_cells))
     assert rows == [
         {
             "cell": "amd64-generic",
@@ -404,7 +404,7 @@ def test_matrix_json(three_cells) -> None:
 
 
 def test_github_matrix_is_one_line_with_a_runner_per_arch(three_cells) -> None:
-    text = release.github_matrix(three_cells)
+    text = ci.github_matrix(three_cells)
     assert "\n" not in text  # $GITHUB_OUTPUT takes key=value on one line
     amd64, arm64, riscv64 = "ubuntu-24.04", "ubuntu-24.04-arm", "ubuntu-24.04"
     assert json.loads(text) == {
@@ -427,7 +427,7 @@ def test_github_matrix_is_one_line_with_a_runner_per_arch(three_cells) -> None:
 
 
 def test_gitlab_pipeline(three_cells) -> None:
-    pipeline = yaml.safe_load(release.gitlab_pipeline(three_cells))
+    pipeline = yaml.safe_load(ci.gitlab_pipeline(three_cells))
     assert pipeline == {
         "include": [{"local": ".gitlab/cell.yml"}],
         "cell": {
@@ -448,7 +448,7 @@ def test_gitlab_pipeline(three_cells) -> None:
 
 
 def test_cell_row(three_cells) -> None:
-    row = release.cell_row(three_cells, three_cells.cells[1])
+    row = ci.cell_row(three_cells, three_cells.cells[1])
     assert row == {
         "cell": "arm64-rpi4-k3s-v1.35.1-k3s1",
         "arch": "arm64",

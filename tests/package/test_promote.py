@@ -10,7 +10,7 @@ import pytest
 import yaml
 from package_helpers import run_invoke
 
-from kairos_distro import naming, promote, publish, release, sign
+from kairos_distro import ledger, naming, promote, publish, release, sign
 from kairos_distro.config import Cell, Release
 from kairos_distro.registry import OCI_MANIFEST, Descriptor, manifest_bytes
 from kairos_distro.runner import Runner
@@ -175,9 +175,9 @@ def released(fake: MemoryRegistry, rel: Release, cell: Cell, content: str = "ima
     )
     tags = [naming.image_tag(ident, rel.tags), naming.channel_tag(ident, rel.tags, rel.channels[0])]
     publish.move_tags(fake, repo, digest, tags)  # type: ignore[arg-type]
-    record = publish.release_record(cell, "stamp", rel.version, repository, digest, tags, [])
+    record = ledger.release_record(cell, "stamp", rel.version, repository, digest, tags, [])
     record["identity"] = ident.record()  # as publish keeps it
-    publish.write_record(fake, rel, cell, record)  # type: ignore[arg-type]
+    ledger.write_record(fake, rel, cell, record)  # type: ignore[arg-type]
     fake.puts.clear()
     return digest
 
@@ -307,9 +307,9 @@ def test_a_record_without_identity_or_digest_fails_the_cell(rel, verified, chang
     fake = MemoryRegistry()
     cell = rel.cells[0]
     released(fake, rel, cell)
-    record = publish.read_record(fake, rel, cell)  # type: ignore[arg-type]
+    record = ledger.read_record(fake, rel, cell)  # type: ignore[arg-type]
     assert record is not None
-    publish.write_record(fake, rel, cell, {**record, **change})  # type: ignore[arg-type]
+    ledger.write_record(fake, rel, cell, {**record, **change})  # type: ignore[arg-type]
     fake.puts.clear()
     outcomes, _ = run(rel, fake, sign.Sigstore(rel.signing))
     assert outcomes[0].detail.startswith(f"{cell.id}: promote: {reason}")

@@ -41,7 +41,8 @@ from package_helpers import run_invoke
 from sigstore.errors import VerificationError
 from sigstore.verify.policy import Identity
 
-from kairos_distro import config, naming, publish, sign
+from kairos_distro import artifacts, config, naming, publish, sign
+from kairos_distro import signing as per_cell
 from kairos_distro.build import Built
 from kairos_distro.registry import OCI_INDEX, OCI_MANIFEST, Descriptor, Registry, RegistryError
 from kairos_distro.registry import manifest_bytes as canonical
@@ -899,8 +900,8 @@ def publishing(make_release, monkeypatch) -> Publishing:
         path.write_text("{}")
         return path
 
-    monkeypatch.setattr(publish, "sign_cell", signed)
-    monkeypatch.setattr(publish.artifacts_stage, "write_sbom", sbom)
+    monkeypatch.setattr(per_cell, "sign_cell", signed)
+    monkeypatch.setattr(artifacts, "write_sbom", sbom)
     out = io.StringIO()
     runner = Runner(out=out)
     return Publishing(
@@ -932,7 +933,7 @@ def test_publish_never_tags_when_signing_fails(publishing, monkeypatch, tmp_path
         p.events.append("sign")
         raise sign.SignError("no identity token: set SIGSTORE_ID_TOKEN")
 
-    monkeypatch.setattr(publish, "sign_cell", refuse)
+    monkeypatch.setattr(per_cell, "sign_cell", refuse)
     with pytest.raises(StepError) as caught:
         publish.publish(p.runner, p.release, p.built.cell, p.built, fake_sigstore(), tmp_path)
     assert (caught.value.cell, caught.value.step) == (p.built.cell.id, "sign")
@@ -949,7 +950,7 @@ def test_publish_never_tags_when_the_registry_fails_while_signing(
     def refuse(*args: Any) -> None:
         raise RegistryError(f"registry {HOST} refused manifest {REPO}:sha256-x: DENIED")
 
-    monkeypatch.setattr(publish, "sign_cell", refuse)
+    monkeypatch.setattr(per_cell, "sign_cell", refuse)
     with pytest.raises(StepError) as caught:
         publish.publish(p.runner, p.release, p.built.cell, p.built, fake_sigstore(), tmp_path)
     assert caught.value.step == "sign"
@@ -1031,7 +1032,7 @@ def test_sign_cell_signs_everything_then_verifies_everything(make_release, recor
     (tmp_path / rel.cells[1].id / "c.iso.sha256").write_text("x")  # another cell's
     out = io.StringIO()
     raw = "sha256:" + "7" * 64
-    publish.sign_cell(
+    per_cell.sign_cell(
         Runner(out=out), fake_sigstore(), MemoryRegistry(), REPO, DIGEST, cell, tmp_path, raw
     )
     assert recorded == [
@@ -1059,7 +1060,7 @@ def test_sign_cell_without_an_sbom_signs_nothing_more(make_release, recorded) ->
     rel = make_release({"arch": "amd64"})
     runner = Runner(out=io.StringIO())
     with pytest.raises(sign.SignError) as caught:
-        publish.sign_cell(
+        per_cell.sign_cell(
             runner, fake_sigstore(), MemoryRegistry(), REPO, DIGEST, rel.cells[0], None
         )
     assert one_line(caught) == "no SBOM for amd64-generic to attest: run `invoke iso` first"
@@ -1075,7 +1076,7 @@ def test_verify_cell_refuses_an_attested_sbom_that_is_not_the_local_one(
     (tmp_path / cell.id / "a.cdx.json").write_text(json.dumps({**ATTESTED, "components": []}))
     runner = Runner(out=io.StringIO())
     with pytest.raises(sign.SignError) as caught:
-        publish.verify_cell(runner, fake_sigstore(), MemoryRegistry(), REPO, DIGEST, cell, tmp_path)
+        per_cell.verify_cell(runner, fake_sigstore(), MemoryRegistry(), REPO, DIGEST, cell, tmp_path)
     assert one_line(caught) == f"the SBOM attested for {NAME}@{DIGEST} is not a.cdx.json"
 
 
@@ -1088,17 +1089,17 @@ def test_sign_cell_stops_at_the_first_failure(make_release, monkeypatch, tmp_pat
     digest = registry.image().digest
     fake = fake_sigstore(signer_=FakeSigner(error=RuntimeError("Rekor down")))
     with pytest.raises(sign.SignError, match=f"^signing {digest}: Rekor down$"):
-        publish.sign_cell(Runner(out=io.StringIO()), fake, registry, REPO, digest, cell, tmp_path)
+        per_cell.sign_cell(Runner(out=io.StringIO()), fake, registry, REPO, digest, cell, tmp_path)
     assert [p.name for p in (tmp_path / cell.id).iterdir()] == ["kairos.iso.sha256"]
 
 
 def test_resolve_a_tag_to_its_digest() -> None:
     registry = MemoryRegistry()
     subject = registry.image("v1")
-    assert publish.resolve(registry, REPO, "v1") == subject.digest
-    assert publish.resolve(registry, REPO, subject.digest) == subject.digest
+    assert per_cell.resolve(registry, REPO, "v1") == subject.digest
+    assert per_cell.resolve(registry, REPO, subject.digest) == subject.digest
     with pytest.raises(RegistryError) as caught:
-        publish.resolve(registry, REPO, "v2")
+        per_cell.resolve(registry, REPO, "v2")
     assert one_line(caught) == f"{NAME}:v2 is not in the registry"
 
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from package_helpers import RISCV64_KAIROS_INIT, ROOT, run_invoke
 
-from kairos_distro import config, naming, qemu, release
+from kairos_distro import ci, config, naming, qemu, release
 
 NO_ENGINE = "unix:///nonexistent.sock"
 Runs = dict[str, subprocess.CompletedProcess[str]]
@@ -106,7 +106,7 @@ def test_matrix_github_is_one_output_line(runs, rel) -> None:
         {
             "cell": cell.id,
             "arch": cell.arch,
-            "runner": release.GITHUB_RUNNER[cell.arch],
+            "runner": ci.GITHUB_RUNNER[cell.arch],
             "trusted_boot": cell.trusted_boot,
         }
         for cell in rel.cells
