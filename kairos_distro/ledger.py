@@ -92,14 +92,14 @@ def release_key(media: str, boot: list[Any]) -> str:
     return _digest([media, *boot])
 
 
-def inputs(fingerprint: dict[str, Any], media: str, boot: list[Any]) -> dict[str, str]:
+def inputs(fingerprint: dict[str, Any], media: dict[str, Any], boot: list[Any]) -> dict[str, str]:
     """The named inputs a record keeps, so a later run can say which one moved."""
     named = dict(fingerprint["digests"])
     named["context"] = _digest(fingerprint["tree"])
     named["build"] = _digest(
         [fingerprint["cell"], fingerprint["build_args"], fingerprint["labels"]]
     )
-    named["media"] = media
+    named["media"] = _digest(media)
     named["boot"] = _digest(boot)
     return named
 

@@ -153,9 +153,12 @@ class Plan:
         named = self._fingerprint_inputs(cell)
         return build.fingerprint(self.release, cell, named["digests"], named["tree"])
 
-    def media_stamp(self, cell: Cell) -> str:
+    def _media(self, cell: Cell) -> dict[str, Any]:
         cert = self.stages.db_certificate(self.keys) if "uki" in cell.media else ""
-        return ledger.media_stamp(self.stamp(cell), cell.media, cert)
+        return ledger.media_inputs(cell.media, cert, vars(self.release.tags))
+
+    def media_stamp(self, cell: Cell) -> str:
+        return ledger.media_stamp(self.stamp(cell), self._media(cell))
 
     def _boot_inputs(self, cell: Cell) -> list[Any]:
         checks = [vars(c) for c in boot.checks_for(self.release, cell)]
@@ -167,7 +170,7 @@ class Plan:
 
     def inputs(self, cell: Cell) -> dict[str, str]:
         named = self._fingerprint_inputs(cell)
-        return ledger.inputs(named, self.media_stamp(cell), self._boot_inputs(cell))
+        return ledger.inputs(named, self._media(cell), self._boot_inputs(cell))
 
 
 def run_release(plan: Plan, cells: list[Cell]) -> list[Report]:

@@ -28,7 +28,7 @@ import yaml
 from docker.errors import APIError, DockerException
 from package_helpers import ROOT, run_invoke
 
-from kairos_distro import artifacts, boot, build, naming, publish, release, sign
+from kairos_distro import artifacts, boot, build, ledger, naming, publish, release, sign, summary
 from kairos_distro.build import Built
 from kairos_distro.config import SEMVER, Cell, Release
 from kairos_distro.naming import Identity, NamingError
@@ -213,19 +213,24 @@ def test_fingerprint_follows_build_args_the_cell_id_cannot_tell_apart(make_relea
     assert stamp_of(rel, plus) != stamp_of(rel, minus)
 
 
-def test_stamp_ignores_commits_that_change_nothing_a_cell_consumes(
-    make_release, monkeypatch, tmp_path
-) -> None:
+class RealTree(release.Stages):
+    """Input digests known; the build context read from disk, as a release reads it."""
+
+    def input_digests(self, runner: Runner, rel: Release) -> dict[str, str]:
+        return dict(DIGESTS)
+
+
+def test_stamp_ignores_commits_that_change_nothing_a_cell_consumes(make_release, tmp_path) -> None:
     repo = git_repo(
         tmp_path / "repo",
         {"Dockerfile": "FROM scratch\n", "overlay/etc/motd": "hello\n", "README.md": "one\n"},
     )
-    monkeypatch.setattr(build, "input_digests", lambda runner, rel: dict(DIGESTS))
     rel = make_release({"arch": "amd64"})
 
     def stamp() -> str:
+        runner = Runner(out=io.StringIO())
         plan = release.Plan(
-            Runner(out=io.StringIO()), rel, tmp_path / "a", "", SETTINGS, b"", context=repo
+            runner, rel, tmp_path / "a", "", SETTINGS, b"", context=repo, stages=RealTree()
         )
         return plan.stamp(rel.cells[0])
 
@@ -243,13 +248,15 @@ CHECK = {"run": "cat /etc/os-release", "expect": "ID=ubuntu"}
 
 
 def plan_of(
-    rel: Release, settings: boot.Settings = SETTINGS, user_data: bytes = USER_DATA
+    rel: Release,
+    settings: boot.Settings = SETTINGS,
+    user_data: bytes = USER_DATA,
+    digests: dict[str, str] | None = None,
 ) -> release.Plan:
-    """A plan whose fingerprints are already known, so key() touches no engine."""
-    stamps = {cell.id: stamp_of(rel, cell) for cell in rel.cells}
-    return release.Plan(
-        Runner(out=io.StringIO()), rel, Path("artifacts"), "", settings, user_data, _stamps=stamps
-    )
+    """A plan whose input digests and tree are known, so key() touches no engine."""
+    stages = Recorder(digests=dict(DIGESTS if digests is None else digests))
+    runner = Runner(out=io.StringIO())
+    return release.Plan(runner, rel, Path("artifacts"), "", settings, user_data, stages=stages)
 
 
 def media_stamp_of(rel: Release, cell: Cell | None = None) -> str:
@@ -317,8 +324,8 @@ def test_key_follows_what_the_boot_test_checks_but_the_fingerprint_does_not(
 def test_key_follows_the_fingerprint(make_release) -> None:
     rel = make_release({"arch": "amd64"})
     plan = plan_of(rel)
-    other = plan_of(rel)
-    other._stamps[rel.cells[0].id] = "0" * 32
+    other = plan_of(rel, digests={**DIGESTS, "base": "sha256:" + "0" * 64})
+    assert plan.stamp(rel.cells[0]) != other.stamp(rel.cells[0])
     assert plan.key(rel.cells[0]) != other.key(rel.cells[0])
 
 
@@ -657,22 +664,28 @@ def write_artifacts(directory: Path, cell: Cell, stamp: str) -> artifacts.Artifa
         (final / f"{media.name}.sha256").write_text(f"{digest}  {media.name}\n")
     (final / f"kairos-{cell.id}{naming.SBOM_SUFFIX}").write_text('{"components": []}')
     if stamp:
-        (final / artifacts.STAMP).write_text(stamp + "\n")
+        (final / ledger.MEDIA_STAMP).write_text(stamp + "\n")
     files = tuple(sorted(p for p in final.iterdir() if not p.name.startswith(".")))
     return artifacts.Artifacts(cell, final, files)
 
 
 @dataclass
-class Stages:
-    """Recorders for the stage functions; set `raises`, `records`, `reused` to steer them."""
+class Recorder(release.Stages):
+    """The release's stages as recorders, passed in through `Plan.stages`.
 
-    tmp: Path
+    Set `raises`, `records`, `reused`, `media` to steer them; `calls` and
+    `args` hold what the release asked for, in order.
+    """
+
+    tmp: Path = Path(".")
     calls: list[tuple[str, str]] = field(default_factory=list)
     args: dict[tuple[str, str], tuple[Any, ...]] = field(default_factory=dict)
     raises: dict[tuple[str, str], Exception] = field(default_factory=dict)
     records: dict[str, Any] = field(default_factory=dict)  # cell id -> record or error
     reused: set[str] = field(default_factory=set)  # cells whose local build matches
+    media: dict[str, Any] = field(default_factory=dict)  # cell id -> its own make_media
     verify_error: Exception | None = None
+    digests: dict[str, str] = field(default_factory=lambda: dict(DIGESTS))
     current: str = ""
 
     def hit(self, stage: str, cell: str, *args: Any) -> None:
@@ -685,103 +698,83 @@ class Stages:
     def of(self, cell: Cell) -> list[str]:
         return [stage for stage, one in self.calls if one == cell.id]
 
+    def input_digests(self, runner: Runner, rel: Release) -> dict[str, str]:
+        self.hit("input_digests", "*", runner, rel)
+        return dict(self.digests)
 
-@pytest.fixture
-def stages(monkeypatch, tmp_path) -> Stages:
-    s = Stages(tmp_path)
-    real_stamped = artifacts.stamped
-
-    def input_digests(runner: Runner, rel: Release) -> dict[str, str]:
-        s.hit("input_digests", "*", runner, rel)
-        return dict(DIGESTS)
-
-    def tree_digest(context: Path) -> dict[str, str]:
-        s.hit("tree_digest", "*", context)
+    def tree_digest(self, context: Path) -> dict[str, str]:
+        self.hit("tree_digest", "*", context)
         return dict(TREE)
 
-    def read_record(registry: Registry, rel: Release, cell: Cell) -> dict[str, Any] | None:
-        s.current = cell.id
-        s.hit("read_record", cell.id, registry.host, rel)
-        found = s.records.get(cell.id)
+    def read_record(self, rel: Release, cell: Cell) -> dict[str, Any] | None:
+        self.current = cell.id
+        self.hit("read_record", cell.id, rel.registry, rel)
+        found = self.records.get(cell.id)
         if isinstance(found, Exception):
             raise found
         return found
 
-    def verify_image(sigstore: Any, registry: Registry, repo: str, digest: str) -> None:
-        s.hit("verify_image", s.current, sigstore, registry.host, repo, digest)
-        if s.verify_error:
-            raise s.verify_error
+    def verify_image(self, sigstore: Any, host: str, repo: str, digest: str) -> None:
+        self.hit("verify_image", self.current, sigstore, host, repo, digest)
+        if self.verify_error:
+            raise self.verify_error
 
-    def reuse(runner: Runner, rel: Release, cell: Cell, stamp: str) -> Built | None:
-        s.hit("reuse", cell.id, runner, rel, stamp)
-        return built_for(cell) if cell.id in s.reused else None
+    def local_label(self, runner: Runner, rel: Release, cell: Cell) -> str | None:
+        self.hit("local_label", cell.id, runner, rel)
+        return build.fingerprint(rel, cell, self.digests, TREE) if cell.id in self.reused else None
 
-    def run(
-        runner: Runner,
-        rel: Release,
-        cell: Cell,
-        *,
-        network: str = "",
-        context: Path | None = None,
-        stamp: str = "",
+    def adopt(self, runner: Runner, rel: Release, cell: Cell) -> Built:
+        self.hit("adopt", cell.id, runner, rel)
+        return built_for(cell)
+
+    def build(
+        self, runner: Runner, rel: Release, cell: Cell, network: str, context: Path, stamp: str
     ) -> Built | None:
-        s.hit("build", cell.id, runner, rel, network, context, stamp)
+        self.hit("build", cell.id, runner, rel, network, context, stamp)
         return None if runner.dry else built_for(cell)
 
-    def stamped(directory: Path, cell: Cell, stamp: str) -> artifacts.Artifacts | None:
-        s.hit("stamped", cell.id, directory, stamp)
-        return real_stamped(directory, cell, stamp)
+    def earlier_media(self, directory: Path, cell: Cell) -> artifacts.Artifacts | None:
+        self.hit("earlier_media", cell.id, directory)
+        return super().earlier_media(directory, cell)
 
-    def make_artifacts(
-        runner: Runner,
-        rel: Release,
-        built: Built | None,
-        cell: Cell,
-        directory: Path,
-        network: str = "",
-        stamp: str = "",
-        keys: Path = Path("keys"),
+    def make_media(
+        self, runner: Runner, rel: Release, built: Any, cell: Cell, plan: Any, stamp: str
     ) -> artifacts.Artifacts | None:
-        s.hit("iso", cell.id, runner, rel, built, directory, network, stamp, keys)
-        return None if runner.dry else write_artifacts(directory, cell, stamp)
+        args = (runner, rel, built, plan.artifacts, plan.network, stamp, plan.keys)
+        self.hit("iso", cell.id, *args)
+        if cell.id in self.media:
+            return self.media[cell.id](plan.artifacts, cell, stamp)
+        return None if runner.dry else write_artifacts(plan.artifacts, cell, stamp)
 
-    def boot_iso(
-        runner: Runner, rel: Release, cell: Cell, iso: Path, settings: Any, user_data: bytes
-    ) -> boot.BootPlan:
-        s.hit("test-boot", cell.id, runner, rel, iso, settings, user_data)
+    def boot(self, runner: Runner, rel: Release, cell: Cell, iso: Path, plan: Any) -> boot.BootPlan:
+        self.hit("test-boot", cell.id, runner, rel, iso, plan.boot, plan.user_data)
         results = [boot.Result("ssh echo ping", True, 3.2), boot.Result("boot state", True, 41.6)]
         log = iso.with_suffix(".serial.log")
         return boot.BootPlan(cell, iso, log, [], 0, "tcg", [], results=results)
 
-    def publish_(
-        runner: Runner,
-        rel: Release,
-        cell: Cell,
-        built: Built | None,
-        sigstore: Any = None,
-        directory: Path | None = None,
-        stamp: str = "",
+    def publish(
+        self, runner: Runner, rel: Release, cell: Cell, built: Any, plan: Any, key: str = ""
     ) -> publish.Published | None:
-        s.hit("publish", cell.id, runner, rel, built, sigstore, directory, stamp)
+        self.hit("publish", cell.id, runner, rel, built, plan.sigstore, plan.artifacts, key)
         if built is None:
             return None
         return publish.Published(cell, REPOSITORY, DIGEST, (built.ref.rpartition(":")[2],))
 
-    monkeypatch.setattr(build, "input_digests", input_digests)
-    monkeypatch.setattr(build, "tree_digest", tree_digest)
-    monkeypatch.setattr(publish, "read_record", read_record)
-    monkeypatch.setattr(sign, "verify_image", verify_image)
-    monkeypatch.setattr(build, "reuse", reuse)
-    monkeypatch.setattr(build, "run", run)
-    monkeypatch.setattr(artifacts, "stamped", stamped)
-    monkeypatch.setattr(artifacts, "make_artifacts", make_artifacts)
-    monkeypatch.setattr(boot, "boot_iso", boot_iso)
-    monkeypatch.setattr(publish, "publish", publish_)
-    return s
+
+@pytest.fixture
+def stages(tmp_path) -> Recorder:
+    return Recorder(tmp=tmp_path)
 
 
 def plan_for(
-    s: Stages, rel: Release, *, sigstore: Any = None, force: bool = False, dry: bool = False
+    s: Recorder,
+    rel: Release,
+    *,
+    sigstore: Any = None,
+    force: bool = False,
+    dry: bool = False,
+    settings: boot.Settings = SETTINGS,
+    user_data: bytes = USER_DATA,
 ) -> release.Plan:
     runner = Runner(dry=dry, out=io.StringIO())
     return release.Plan(
@@ -789,11 +782,12 @@ def plan_for(
         rel,
         s.tmp / "artifacts",
         "host",
-        SETTINGS,
-        USER_DATA,
+        settings,
+        user_data,
         sigstore=sigstore,
         force=force,
         context=s.tmp / "ctx",
+        stages=s,
     )
 
 
@@ -801,7 +795,7 @@ def output(plan: release.Plan) -> str:
     return plan.runner.out.getvalue()  # type: ignore[attr-defined]
 
 
-FRESH = ["read_record", "reuse", "build", "stamped", "iso", "test-boot", "publish"]
+FRESH = ["read_record", "local_label", "build", "earlier_media", "iso", "test-boot", "publish"]
 
 
 @pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
@@ -818,6 +812,7 @@ def test_fresh_cell_runs_every_stage_in_order(stages, make_release, signed) -> N
     ]
     assert report.cell == cell.id
     assert report.status == "published"
+    assert report.reason == "released: never released; rebuilt: no local build"
     assert report.steps == dict.fromkeys(STEPS, "done")
     assert list(report.steps) == list(STEPS)
     assert report.signature == ("verified" if signed else "unsigned")
@@ -836,9 +831,9 @@ def test_fresh_cell_runs_every_stage_in_order(stages, make_release, signed) -> N
     runner, built = plan.runner, built_for(cell)
     assert stages.args[("tree_digest", "*")] == (plan.context,)
     assert stages.args[("read_record", cell.id)] == (rel.registry, rel)
-    assert stages.args[("reuse", cell.id)] == (runner, rel, stamp)
+    assert stages.args[("local_label", cell.id)] == (runner, rel)
     assert stages.args[("build", cell.id)] == (runner, rel, "host", plan.context, stamp)
-    assert stages.args[("stamped", cell.id)] == (plan.artifacts, media)
+    assert stages.args[("earlier_media", cell.id)] == (plan.artifacts,)
     assert stages.args[("iso", cell.id)] == (
         runner,
         rel,
@@ -858,14 +853,14 @@ def test_fresh_cell_runs_every_stage_in_order(stages, make_release, signed) -> N
         key,
     )
     # The ISO keeps the fingerprint it was made from.
-    assert (plan.artifacts / cell.id / artifacts.STAMP).read_text() == f"{media}\n"
+    assert (plan.artifacts / cell.id / ledger.MEDIA_STAMP).read_text() == f"{media}\n"
 
 
 def test_boot_stamp_is_written_after_a_passing_boot(stages, make_release) -> None:
     rel = make_release({"arch": "amd64"})
     plan = plan_for(stages, rel)
     (report,) = release.run_release(plan, list(rel.cells))
-    written = (plan.artifacts / rel.cells[0].id / release.BOOT_STAMP).read_text()
+    written = (plan.artifacts / rel.cells[0].id / ledger.BOOT_STAMP).read_text()
     assert written == f"{key_of(rel)}\n{report.boot}\n"
 
 
@@ -931,6 +926,7 @@ def test_published_cell_with_the_same_release_key_is_up_to_date(
             DIGEST,
         )
     assert report.status == "up to date"
+    assert report.reason == "skipped: inputs unchanged since v0.1.0 (sha256:dddddddddddd…)"
     assert report.steps == dict.fromkeys(STEPS, "up to date")
     assert report.image == f"{REPOSITORY}@{DIGEST}"
     assert report.signature == ("verified" if signed else "unsigned")
@@ -1062,14 +1058,14 @@ def test_record_that_cannot_be_read_means_release(stages, make_release) -> None:
     ) in output(plan)
 
 
-def leave_a_released_cell(stages: Stages, plan: release.Plan, cell: Cell) -> artifacts.Artifacts:
+def leave_a_released_cell(stages: Recorder, plan: release.Plan, cell: Cell) -> artifacts.Artifacts:
     """Everything a finished release leaves: record, local build, stamped ISO, boot stamp."""
     rel = plan.release
     key = key_of(rel, cell)
     stages.records[cell.id] = record_for(rel, cell, key)
     stages.reused.add(cell.id)
     made = write_artifacts(plan.artifacts, cell, plan.media_stamp(cell))
-    (made.directory / release.BOOT_STAMP).write_text(f"{key}\npassed (kvm, 2 checks, 30 s)\n")
+    (made.directory / ledger.BOOT_STAMP).write_text(f"{key}\npassed (kvm, 2 checks, 30 s)\n")
     return made
 
 
@@ -1088,7 +1084,7 @@ def test_force_redoes_every_step_of_a_cell_that_is_up_to_date(stages, make_relea
     assert stages.args[("build", cell.id)][-1] == stamp_of(rel)
     assert stages.args[("iso", cell.id)][-2] == plan.media_stamp(cell)
     assert stages.args[("publish", cell.id)][-1] == key_of(rel)
-    boot_stamp = (made.directory / release.BOOT_STAMP).read_text()
+    boot_stamp = (made.directory / ledger.BOOT_STAMP).read_text()
     assert boot_stamp == f"{key_of(rel)}\n{report.boot}\n"
 
 
@@ -1110,9 +1106,9 @@ def test_matching_build_iso_and_boot_are_reused(stages, make_release) -> None:
     plan = plan_for(stages, rel)
     stages.reused.add(cell.id)
     made = write_artifacts(plan.artifacts, cell, plan.media_stamp(cell))
-    (made.directory / release.BOOT_STAMP).write_text(f"{key}\npassed (kvm, 2 checks, 30 s)\n")
+    (made.directory / ledger.BOOT_STAMP).write_text(f"{key}\npassed (kvm, 2 checks, 30 s)\n")
     (report,) = release.run_release(plan, [cell])
-    assert stages.of(cell) == ["read_record", "reuse", "stamped", "publish"]
+    assert stages.of(cell) == ["read_record", "local_label", "adopt", "earlier_media", "publish"]
     assert report.steps == {
         "build": "reused",
         "iso": "reused",
@@ -1120,6 +1116,7 @@ def test_matching_build_iso_and_boot_are_reused(stages, make_release) -> None:
         "publish": "done",
     }
     assert report.boot == "passed (kvm, 2 checks, 30 s)"
+    assert report.reason.endswith("; reused build: image label matches")
     assert report.artifacts == [str(p) for p in made.files]
     assert report.status == "published"
     assert stages.args[("publish", cell.id)][2] == built_for(cell)  # the reused build
@@ -1134,11 +1131,18 @@ def test_boot_stamp_holding_the_fingerprint_is_not_reused(stages, make_release) 
     plan = plan_for(stages, rel)
     stages.reused.add(cell.id)
     made = write_artifacts(plan.artifacts, cell, plan.media_stamp(cell))
-    (made.directory / release.BOOT_STAMP).write_text(f"{stamp}\npassed (kvm, 2 checks, 30 s)\n")
+    (made.directory / ledger.BOOT_STAMP).write_text(f"{stamp}\npassed (kvm, 2 checks, 30 s)\n")
     (report,) = release.run_release(plan, [cell])
-    assert stages.of(cell) == ["read_record", "reuse", "stamped", "test-boot", "publish"]
+    assert stages.of(cell) == [
+        "read_record",
+        "local_label",
+        "adopt",
+        "earlier_media",
+        "test-boot",
+        "publish",
+    ]
     assert report.steps["test-boot"] == "done"
-    assert (made.directory / release.BOOT_STAMP).read_text().splitlines()[0] == key_of(rel)
+    assert (made.directory / ledger.BOOT_STAMP).read_text().splitlines()[0] == key_of(rel)
 
 
 @pytest.mark.parametrize(
@@ -1165,32 +1169,31 @@ def test_new_boot_inputs_rerun_test_boot_and_publish_only(stages, make_release, 
     old = plan_for(stages, before)
     for cell in before.cells:
         leave_a_released_cell(stages, old, cell)
-    plan = release.Plan(
-        Runner(out=io.StringIO()),
-        after,
-        old.artifacts,
-        "host",
-        settings,
-        user_data,
-        context=old.context,
-    )
+    plan = plan_for(stages, after, settings=settings, user_data=user_data)
     first, second = after.cells
     reports = release.run_release(plan, list(after.cells))
     new_key = key_of(after, first, settings, user_data)
     assert new_key != key_of(before, before.cells[0])
     # The image and the ISO are reused; the boot test and publish run with the new key.
-    assert stages.of(first) == ["read_record", "reuse", "stamped", "test-boot", "publish"]
+    assert stages.of(first) == [
+        "read_record",
+        "local_label",
+        "adopt",
+        "earlier_media",
+        "test-boot",
+        "publish",
+    ]
     assert reports[0].steps == {
         "build": "reused",
         "iso": "reused",
         "test-boot": "done",
         "publish": "done",
     }
-    assert stages.args[("reuse", first.id)][-1] == stamp_of(before, before.cells[0])
-    assert stages.args[("stamped", first.id)][-1] == old.media_stamp(before.cells[0])
+    media = (plan.artifacts / first.id / ledger.MEDIA_STAMP).read_text()
+    assert media == f"{old.media_stamp(before.cells[0])}\n"  # the artifacts kept
     assert stages.args[("test-boot", first.id)][-2:] == (settings, user_data)
     assert stages.args[("publish", first.id)][-1] == new_key
-    boot_stamp = plan.artifacts / first.id / release.BOOT_STAMP
+    boot_stamp = plan.artifacts / first.id / ledger.BOOT_STAMP
     assert boot_stamp.read_text().splitlines() == [new_key, reports[0].boot]
     # A check added to one cell leaves the other cell up to date.
     if change == "cell-check":
@@ -1206,13 +1209,13 @@ def test_stale_iso_is_remade_and_booted_again(stages, make_release) -> None:
     cell = rel.cells[0]
     plan = plan_for(stages, rel)
     made = write_artifacts(plan.artifacts, cell, "0" * 32)
-    (made.directory / release.BOOT_STAMP).write_text("0" * 32 + "\npassed (kvm, 2 checks, 30 s)\n")
+    (made.directory / ledger.BOOT_STAMP).write_text("0" * 32 + "\npassed (kvm, 2 checks, 30 s)\n")
     (report,) = release.run_release(plan, [cell])
     assert stages.of(cell) == FRESH
     assert report.steps == dict.fromkeys(STEPS, "done")
     assert report.boot == "passed (tcg, 2 checks, 42 s)"
-    assert (made.directory / release.BOOT_STAMP).read_text().split("\n")[0] == key_of(rel)
-    assert (made.directory / artifacts.STAMP).read_text() == f"{plan.media_stamp(cell)}\n"
+    assert (made.directory / ledger.BOOT_STAMP).read_text().split("\n")[0] == key_of(rel)
+    assert (made.directory / ledger.MEDIA_STAMP).read_text() == f"{plan.media_stamp(cell)}\n"
 
 
 def test_reused_iso_with_a_stale_boot_stamp_is_booted_again(stages, make_release) -> None:
@@ -1220,9 +1223,16 @@ def test_reused_iso_with_a_stale_boot_stamp_is_booted_again(stages, make_release
     cell = rel.cells[0]
     plan = plan_for(stages, rel)
     made = write_artifacts(plan.artifacts, cell, plan.media_stamp(cell))
-    (made.directory / release.BOOT_STAMP).write_text("0" * 32 + "\npassed (kvm, 2 checks, 30 s)\n")
+    (made.directory / ledger.BOOT_STAMP).write_text("0" * 32 + "\npassed (kvm, 2 checks, 30 s)\n")
     (report,) = release.run_release(plan, [cell])
-    assert stages.of(cell) == ["read_record", "reuse", "build", "stamped", "test-boot", "publish"]
+    assert stages.of(cell) == [
+        "read_record",
+        "local_label",
+        "build",
+        "earlier_media",
+        "test-boot",
+        "publish",
+    ]
     assert report.steps == {
         "build": "done",
         "iso": "reused",
@@ -1231,7 +1241,7 @@ def test_reused_iso_with_a_stale_boot_stamp_is_booted_again(stages, make_release
     }
     iso = next(p for p in made.files if p.suffix == ".iso")
     assert stages.args[("test-boot", cell.id)][2] == iso
-    boot_stamp = (made.directory / release.BOOT_STAMP).read_text().splitlines()
+    boot_stamp = (made.directory / ledger.BOOT_STAMP).read_text().splitlines()
     assert boot_stamp == [key_of(rel), report.boot]
 
 
@@ -1246,9 +1256,9 @@ def test_boot_stamp_without_a_result_line_reads_as_passed(stages, make_release, 
     plan = plan_for(stages, rel)
     stages.reused.add(cell.id)
     made = write_artifacts(plan.artifacts, cell, plan.media_stamp(cell))
-    (made.directory / release.BOOT_STAMP).write_text(key_of(rel) + after_key, newline="")
+    (made.directory / ledger.BOOT_STAMP).write_text(key_of(rel) + after_key, newline="")
     (report,) = release.run_release(plan, [cell])
-    assert stages.of(cell) == ["read_record", "reuse", "stamped", "publish"]
+    assert stages.of(cell) == ["read_record", "local_label", "adopt", "earlier_media", "publish"]
     assert (report.steps["test-boot"], report.boot) == ("reused", "passed")
     assert (report.status, report.error) == ("published", "")
 
@@ -1259,10 +1269,10 @@ def test_boot_stamp_without_the_key_boots_again(stages, make_release, text) -> N
     cell = rel.cells[0]
     plan = plan_for(stages, rel)
     made = write_artifacts(plan.artifacts, cell, plan.media_stamp(cell))
-    (made.directory / release.BOOT_STAMP).write_text(text)
+    (made.directory / ledger.BOOT_STAMP).write_text(text)
     (report,) = release.run_release(plan, [cell])
     assert report.steps["test-boot"] == "done"
-    assert (made.directory / release.BOOT_STAMP).read_text().splitlines()[0] == key_of(rel)
+    assert (made.directory / ledger.BOOT_STAMP).read_text().splitlines()[0] == key_of(rel)
 
 
 @pytest.mark.parametrize("missing", ["iso", "sha256", "both"])
@@ -1276,7 +1286,7 @@ def test_stamp_that_outlived_its_iso_makes_it_again(stages, make_release, missin
         iso.unlink()
     if missing in ("sha256", "both"):
         iso.with_name(f"{iso.name}.sha256").unlink()
-    assert artifacts.stamped(plan.artifacts, cell, plan.media_stamp(cell)) is None
+    assert not artifacts.complete(artifacts.earlier(plan.artifacts, cell))  # type: ignore[arg-type]
     stages.calls.clear()
     (report,) = release.run_release(plan, [cell])
     assert stages.of(cell) == FRESH
@@ -1285,29 +1295,17 @@ def test_stamp_that_outlived_its_iso_makes_it_again(stages, make_release, missin
     assert (report.status, report.error) == ("published", "")
 
 
-def test_artifacts_without_an_iso_fail_the_boot_test(stages, make_release, monkeypatch) -> None:
+def test_artifacts_without_an_iso_fail_the_boot_test(stages, make_release) -> None:
     rel = make_release({"arch": "amd64"}, {"arch": "arm64"})
     first, second = rel.cells
-    real_make_artifacts = artifacts.make_artifacts
 
-    def make_artifacts(
-        runner: Runner,
-        rel: Release,
-        built: Any,
-        cell: Cell,
-        directory: Path,
-        network: str = "",
-        stamp: str = "",
-        keys: Path = Path("keys"),
-    ) -> artifacts.Artifacts | None:
-        made = real_make_artifacts(runner, rel, built, cell, directory, network, stamp, keys)
-        if made is None or cell.id != first.id:
-            return made
+    def make_media(directory: Path, cell: Cell, stamp: str) -> artifacts.Artifacts:
+        made = write_artifacts(directory, cell, stamp)
         raw = made.directory / "disk.raw"
         raw.write_bytes(b"raw")
         return artifacts.Artifacts(cell, made.directory, (raw,))
 
-    monkeypatch.setattr(artifacts, "make_artifacts", make_artifacts)
+    stages.media[first.id] = make_media
     plan = plan_for(stages, rel)
     failed, other = release.run_release(plan, list(rel.cells))
     directory = plan.artifacts / first.id
@@ -1316,13 +1314,13 @@ def test_artifacts_without_an_iso_fail_the_boot_test(stages, make_release, monke
     assert failed.steps == {"build": "done", "iso": "done", "test-boot": "failed"}
     assert "test-boot" not in stages.of(first) and "publish" not in stages.of(first)
     assert f"[{first.id}] FAILED test-boot: no ISO in {directory}\n" in output(plan)
-    assert not (directory / release.BOOT_STAMP).exists()
+    assert not (directory / ledger.BOOT_STAMP).exists()
     assert stages.of(second) == FRESH
     assert (other.status, other.error) == ("published", "")
 
 
 LATER = {
-    "build": ["stamped", "iso", "test-boot", "publish"],
+    "build": ["earlier_media", "iso", "test-boot", "publish"],
     "iso": ["test-boot", "publish"],
     "test-boot": ["publish"],
     "publish": [],
@@ -1344,7 +1342,7 @@ def test_step_error_fails_only_its_cell(stages, make_release, step) -> None:
     assert [s for s in stages.of(first) if s in LATER[step]] == []  # nothing after it ran
     assert (failed.image, failed.signature) == ("", "")
     # A failing boot (or anything before it) leaves no boot stamp behind.
-    boot_stamp = plan.artifacts / first.id / release.BOOT_STAMP
+    boot_stamp = plan.artifacts / first.id / ledger.BOOT_STAMP
     assert boot_stamp.exists() == (step == "publish")
     text = output(plan)
     assert f"[{first.id}] FAILED {step}: it broke\n" in text
@@ -1405,9 +1403,9 @@ def test_every_finer_step_belongs_to_a_summary_step() -> None:
     [
         ("publish", "", "sign", "publish"),
         ("build", "base", "resolve", "build"),
-        ("reuse", "", "identity", "build"),
+        ("local_label", "", "identity", "build"),
         ("build", "", "identity", "build"),
-        ("reuse", "engine", "connect", "build"),
+        ("local_label", "engine", "connect", "build"),
         ("input_digests", "engine", "connect", "build"),
         ("build", "", "find build", "build"),
         ("iso", "iso", "checksum", "iso"),
@@ -1443,8 +1441,8 @@ def test_finer_step_errors_are_filed_under_their_summary_step(
     before = STEPS[: STEPS.index(filed_under)]
     assert report.steps == {**dict.fromkeys(before, "done"), filed_under: "failed"}
     assert f"[{cell.id}] FAILED {step}: it broke\n" in output(plan)
-    summary = release.summary_rows([report])[0]
-    assert (summary["result"], summary["error"]) == ("failed", f"{step}: it broke")
+    row = summary.rows([report])[0]
+    assert (row["result"], row["error"]) == ("failed", f"{step}: it broke")
 
 
 def test_unresolvable_inputs_fail_every_cell_before_any_stage(stages, make_release) -> None:
@@ -1465,7 +1463,14 @@ def test_board_gets_its_raw_image_and_is_published_without_a_boot(stages, make_r
     cell = rel.cells[0]
     plan = plan_for(stages, rel)
     (report,) = release.run_release(plan, [cell])
-    assert stages.of(cell) == ["read_record", "reuse", "build", "stamped", "iso", "publish"]
+    assert stages.of(cell) == [
+        "read_record",
+        "local_label",
+        "build",
+        "earlier_media",
+        "iso",
+        "publish",
+    ]
     why = "boards boot from their raw disk image, which is not boot-tested here"
     assert report.steps == {
         "build": "done",
@@ -1480,25 +1485,20 @@ def test_board_gets_its_raw_image_and_is_published_without_a_boot(stages, make_r
     assert stages.args[("publish", cell.id)][-2:] == (plan.artifacts, key_of(rel))
 
 
-def test_cell_whose_media_are_skipped_keeps_its_sbom_and_is_published(
-    stages, make_release, monkeypatch
-) -> None:
+def test_cell_whose_media_are_skipped_keeps_its_sbom_and_is_published(stages, make_release) -> None:
     # A remote engine (GitLab's dind): AuroraBoot cannot run, the SBOM is still made.
     rel = make_release({"arch": "amd64"})
     cell = rel.cells[0]
     why = "AuroraBoot needs a local Docker socket (DOCKER_HOST is tcp://docker:2376)"
 
-    def make_artifacts(
-        runner: Runner, rel: Release, built: Any, cell: Cell, directory: Path, *args: Any
-    ) -> artifacts.Artifacts:
-        stages.hit("iso", cell.id)
+    def make_media(directory: Path, cell: Cell, stamp: str) -> artifacts.Artifacts:
         final = directory / cell.id
         final.mkdir(parents=True)
         sbom = final / "k.cdx.json"
         sbom.write_text("{}")
         return artifacts.Artifacts(cell, final, (sbom,), skipped=why)
 
-    monkeypatch.setattr(artifacts, "make_artifacts", make_artifacts)
+    stages.media[cell.id] = make_media
     plan = plan_for(stages, rel)
     (report,) = release.run_release(plan, [cell])
     assert report.steps == {
@@ -1520,7 +1520,7 @@ def test_cell_whose_boot_is_skipped_is_still_published(stages, make_release) -> 
     assert report.steps["test-boot"] == "skipped: qemu-system-riscv64 is not installed"
     assert report.boot == "skipped: qemu-system-riscv64 is not installed"
     assert (report.steps["publish"], report.status) == ("done", "published")
-    assert not (plan.artifacts / cell.id / release.BOOT_STAMP).exists()  # nothing passed
+    assert not (plan.artifacts / cell.id / ledger.BOOT_STAMP).exists()  # nothing passed
 
 
 def test_dry_run_calls_each_stage_dry(stages, make_release) -> None:
@@ -1576,9 +1576,15 @@ def test_dry_run_calls_each_stage_dry(stages, make_release) -> None:
 # -- summaries ---------------------------------------------------------------------------
 
 
-def reports() -> list[release.Report]:
+REASON1 = (
+    "released: base image digest changed since v1.2.2; rebuilt: the local build has other inputs"
+)
+REASON3 = "skipped: inputs unchanged since v1.2.2 (sha256:1234567890ab…)"
+
+
+def reports() -> list[summary.Report]:
     return [
-        release.Report(
+        summary.Report(
             "amd64-generic",
             "published",
             dict.fromkeys(STEPS, "done"),
@@ -1588,24 +1594,31 @@ def reports() -> list[release.Report]:
             boot="passed (kvm, 2 checks, 40 s)",
             signature="verified",
             seconds=12.34,
+            reason=REASON1,
         ),
-        release.Report(
+        summary.Report(
             "arm64-generic",
             "failed",
             {"build": "done", "iso": "failed"},
             seconds=3.0,
             error="iso: AuroraBoot exited 1: a | b",
         ),
-        release.Report("riscv64-generic", "up to date", dict.fromkeys(STEPS, "up to date")),
+        summary.Report(
+            "riscv64-generic",
+            "up to date",
+            dict.fromkeys(STEPS, "up to date"),
+            reason=REASON3,
+        ),
     ]
 
 
 def test_summary_rows() -> None:
-    rows = release.summary_rows(reports())
+    rows = summary.rows(reports())
     assert rows[:2] == [
         {
             "cell": "amd64-generic",
             "result": "published",
+            "reason": REASON1,
             "image": f"{REPOSITORY}@{DIGEST}",
             "artifacts": "iso, sbom",
             "boot": "passed (kvm, 2 checks, 40 s)",
@@ -1616,6 +1629,7 @@ def test_summary_rows() -> None:
         {
             "cell": "arm64-generic",
             "result": "failed",
+            "reason": "-",
             "image": "-",
             "artifacts": "-",
             "boot": "-",
@@ -1625,34 +1639,34 @@ def test_summary_rows() -> None:
         },
     ]
     assert [list(row) for row in rows] == [
-        ["cell", "result", "image", "artifacts", "boot", "signature", "seconds", "error"]
+        ["cell", "result", "reason", "image", "artifacts", "boot", "signature", "seconds", "error"]
     ] * 3
-    assert rows[2]["result"] == "up to date"
+    assert (rows[2]["result"], rows[2]["reason"]) == ("up to date", REASON3)
 
 
 def test_markdown_is_one_table_row_per_cell() -> None:
-    text = release.markdown(reports(), "v1.2.3")
+    text = summary.markdown(reports(), "v1.2.3")
     assert text.endswith("\n")
     lines = text.splitlines()
     assert lines[:4] == [
         "## Release v1.2.3",
         "",
-        "| cell | result | image | artifacts | boot | signature | seconds | error |",
-        "|---|---|---|---|---|---|---|---|",
+        "| cell | result | reason | image | artifacts | boot | signature | seconds | error |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     assert lines[4:] == [
-        f"| amd64-generic | published | {REPOSITORY}@{DIGEST} | iso, sbom "
+        f"| amd64-generic | published | {REASON1} | {REPOSITORY}@{DIGEST} | iso, sbom "
         "| passed (kvm, 2 checks, 40 s) | verified | 12.3 | - |",
-        r"| arm64-generic | failed | - | - | - | - | 3.0 | iso: AuroraBoot exited 1: a \| b |",
-        "| riscv64-generic | up to date | - | - | - | - | 0.0 | - |",
+        r"| arm64-generic | failed | - | - | - | - | - | 3.0 | iso: AuroraBoot exited 1: a \| b |",
+        f"| riscv64-generic | up to date | {REASON3} | - | - | - | - | 0.0 | - |",
     ]
     # An escaped `|` in a value never makes an extra column.
     for line in lines[2:]:
-        assert len(re.findall(r"(?<!\\)\|", line)) == 9, line
+        assert len(re.findall(r"(?<!\\)\|", line)) == 10, line
 
 
 def test_json_summary_round_trips() -> None:
-    data = json.loads(release.as_json(reports(), "v1.2.3"))
+    data = json.loads(summary.as_json(reports(), "v1.2.3"))
     assert data["version"] == "v1.2.3"
     assert data["cells"][0] == {
         "cell": "amd64-generic",
@@ -1665,9 +1679,10 @@ def test_json_summary_round_trips() -> None:
         "signature": "verified",
         "seconds": 12.34,
         "error": "",
+        "reason": REASON1,
     }
     assert data["cells"][1]["steps"] == {"build": "done", "iso": "failed"}
-    assert [release.Report(**cell) for cell in data["cells"]] == reports()
+    assert [summary.Report(**cell) for cell in data["cells"]] == reports()
 
 
 @pytest.mark.parametrize("value", [None, ""], ids=["unset", "empty"])
@@ -1678,10 +1693,10 @@ def test_write_summaries_without_a_github_step_summary(monkeypatch, tmp_path, va
         monkeypatch.setenv("GITHUB_STEP_SUMMARY", value)
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "artifacts" / "summaries"
-    paths = release.write_summaries(reports(), "v1.2.3", out)
+    paths = summary.write(reports(), "v1.2.3", out)
     assert paths == [out / "release-summary.md", out / "release-summary.json"]
-    assert paths[0].read_text() == release.markdown(reports(), "v1.2.3")
-    assert paths[1].read_text() == release.as_json(reports(), "v1.2.3") + "\n"
+    assert paths[0].read_text() == summary.markdown(reports(), "v1.2.3")
+    assert paths[1].read_text() == summary.as_json(reports(), "v1.2.3") + "\n"
     written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
     assert written == [p.relative_to(tmp_path) for p in sorted(paths)]
 
@@ -1690,8 +1705,8 @@ def test_write_summaries_appends_to_the_github_step_summary(monkeypatch, tmp_pat
     step_summary = tmp_path / "step-summary.md"
     step_summary.write_text("## Build\n\nan earlier step\n")
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(step_summary))
-    release.write_summaries(reports(), "v1.2.3", tmp_path / "out")
-    table = release.markdown(reports(), "v1.2.3")
+    summary.write(reports(), "v1.2.3", tmp_path / "out")
+    table = summary.markdown(reports(), "v1.2.3")
     assert step_summary.read_text() == "## Build\n\nan earlier step\n" + table
     assert (tmp_path / "out" / "release-summary.md").read_text() == table
 
@@ -1757,7 +1772,7 @@ def record_release(make_release) -> Release:
 
 def test_record_location_is_beside_the_images_by_cell(make_release) -> None:
     rel = make_release({"arch": "amd64", **K3S}, namespace="acme/os", repository="distro")
-    assert publish.record_location(rel, rel.cells[0]) == (
+    assert ledger.record_location(rel, rel.cells[0]) == (
         "acme/os/my-org-kairos-ubuntu",
         "release-amd64-generic-k3s-v1.35.1-k3s1",
     )
@@ -1769,7 +1784,7 @@ def test_release_record_fields(make_release, tmp_path) -> None:
     one.write_text(f"{'1' * 64}  /output/a.iso\n")
     two.write_text(f"{'2' * 64}  b.iso\n")
     tags = ["24.04-core-amd64-generic-v0.1.0", "24.04-core-amd64-generic-edge"]
-    record = publish.release_record(
+    record = ledger.release_record(
         rel.cells[0], "f" * 32, "v0.1.0", "ghcr.io/my-org/ubuntu", DIGEST, tags, [one, two]
     )
     assert record == {
@@ -1785,8 +1800,8 @@ def test_release_record_fields(make_release, tmp_path) -> None:
 def test_write_record_is_an_artifact_manifest_under_the_cells_tag(record_release) -> None:
     rel, cell = record_release, record_release.cells[0]
     registry = MemoryRegistry()
-    publish.write_record(registry, rel, cell, dict(RECORD))
-    repo, tag = publish.record_location(rel, cell)
+    ledger.write_record(registry, rel, cell, dict(RECORD))
+    repo, tag = ledger.record_location(rel, cell)
     assert registry.puts == [(repo, tag, OCI_MANIFEST)]
     body, media_type, _ = registry.get_manifest(repo, tag) or (b"", "", "")
     assert media_type == OCI_MANIFEST
@@ -1796,11 +1811,11 @@ def test_write_record_is_an_artifact_manifest_under_the_cells_tag(record_release
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "artifactType": "application/vnd.kairos.release.v1+json",
-        "config": {"mediaType": publish.EMPTY_TYPE, "digest": sha(b"{}"), "size": 2},
-        "layers": [{"mediaType": publish.RECORD_TYPE, "digest": sha(blob), "size": len(blob)}],
+        "config": {"mediaType": ledger.EMPTY_TYPE, "digest": sha(b"{}"), "size": 2},
+        "layers": [{"mediaType": ledger.RECORD_TYPE, "digest": sha(blob), "size": len(blob)}],
         "annotations": {"io.kairos.release.fingerprint": "f" * 32},
     }
-    assert publish.RECORD_TYPE == "application/vnd.kairos.release.v1+json"
+    assert ledger.RECORD_TYPE == "application/vnd.kairos.release.v1+json"
     assert registry.get_blob(repo, sha(blob)) == blob
     assert body == canonical(manifest)  # canonical bytes: the same record, the same digest
 
@@ -1808,18 +1823,18 @@ def test_write_record_is_an_artifact_manifest_under_the_cells_tag(record_release
 def test_read_record_returns_what_write_record_wrote(record_release) -> None:
     rel = record_release
     registry = MemoryRegistry()
-    publish.write_record(registry, rel, rel.cells[0], dict(RECORD))
-    assert publish.read_record(registry, rel, rel.cells[0]) == RECORD
+    ledger.write_record(registry, rel, rel.cells[0], dict(RECORD))
+    assert ledger.read_record(registry, rel, rel.cells[0]) == RECORD
 
 
 def put_raw(registry: MemoryRegistry, rel: Release, body: bytes) -> None:
-    repo, tag = publish.record_location(rel, rel.cells[0])
+    repo, tag = ledger.record_location(rel, rel.cells[0])
     registry.put_manifest(repo, tag, body, OCI_MANIFEST)
 
 
 def layer_manifest(registry: MemoryRegistry, rel: Release, blob: bytes, kind: str) -> bytes:
-    repo, _ = publish.record_location(rel, rel.cells[0])
-    layer = registry.push_bytes(repo, blob, publish.RECORD_TYPE).as_json()
+    repo, _ = ledger.record_location(rel, rel.cells[0])
+    layer = registry.push_bytes(repo, blob, ledger.RECORD_TYPE).as_json()
     manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": [layer]}
     if kind:
         manifest["artifactType"] = kind
@@ -1843,19 +1858,19 @@ def test_read_record_none_when_there_is_no_readable_record(make_release, case) -
     registry = MemoryRegistry()
     record = json.dumps(RECORD).encode()
     if case == "another-cell":
-        publish.write_record(registry, rel, rel.cells[1], dict(RECORD))
+        ledger.write_record(registry, rel, rel.cells[1], dict(RECORD))
     elif case == "image-manifest":
         put_raw(registry, rel, layer_manifest(registry, rel, record, ""))
     elif case == "other-artifact":
         put_raw(registry, rel, layer_manifest(registry, rel, record, "application/x-other"))
     elif case == "blob-not-json":
-        put_raw(registry, rel, layer_manifest(registry, rel, b"\x00garbage", publish.RECORD_TYPE))
+        put_raw(registry, rel, layer_manifest(registry, rel, b"\x00garbage", ledger.RECORD_TYPE))
     elif case == "no-layers":
-        manifest = {"mediaType": OCI_MANIFEST, "artifactType": publish.RECORD_TYPE, "layers": []}
+        manifest = {"mediaType": OCI_MANIFEST, "artifactType": ledger.RECORD_TYPE, "layers": []}
         put_raw(registry, rel, canonical(manifest))
     elif case == "manifest-not-json":
         put_raw(registry, rel, b"<html>not a manifest</html>")
-    assert publish.read_record(registry, rel, rel.cells[0]) is None
+    assert ledger.read_record(registry, rel, rel.cells[0]) is None
 
 
 @pytest.mark.parametrize(
@@ -1867,7 +1882,7 @@ def test_read_record_none_when_the_manifest_is_not_an_object(record_release, bod
     rel = record_release
     registry = MemoryRegistry()
     put_raw(registry, rel, body)
-    assert publish.read_record(registry, rel, rel.cells[0]) is None
+    assert ledger.read_record(registry, rel, rel.cells[0]) is None
 
 
 @pytest.mark.parametrize(
@@ -1878,9 +1893,9 @@ def test_read_record_none_when_the_manifest_is_not_an_object(record_release, bod
 def test_read_record_none_when_the_layers_are_malformed(record_release, layers) -> None:
     rel = record_release
     registry = MemoryRegistry()
-    manifest = {"mediaType": OCI_MANIFEST, "artifactType": publish.RECORD_TYPE, "layers": layers}
+    manifest = {"mediaType": OCI_MANIFEST, "artifactType": ledger.RECORD_TYPE, "layers": layers}
     put_raw(registry, rel, canonical(manifest))
-    assert publish.read_record(registry, rel, rel.cells[0]) is None
+    assert ledger.read_record(registry, rel, rel.cells[0]) is None
 
 
 @pytest.mark.parametrize(
@@ -1891,18 +1906,18 @@ def test_read_record_none_when_the_layers_are_malformed(record_release, layers) 
 def test_read_record_none_when_the_record_is_not_an_object(record_release, blob) -> None:
     rel = record_release
     registry = MemoryRegistry()
-    put_raw(registry, rel, layer_manifest(registry, rel, blob, publish.RECORD_TYPE))
-    assert publish.read_record(registry, rel, rel.cells[0]) is None
+    put_raw(registry, rel, layer_manifest(registry, rel, blob, ledger.RECORD_TYPE))
+    assert ledger.read_record(registry, rel, rel.cells[0]) is None
 
 
 def test_read_record_with_its_blob_gone_is_a_registry_error(record_release) -> None:
     # Not None: run_release treats it as "cannot read the release record: releasing".
     rel = record_release
     registry = MemoryRegistry()
-    publish.write_record(registry, rel, rel.cells[0], dict(RECORD))
+    ledger.write_record(registry, rel, rel.cells[0], dict(RECORD))
     registry.blobs.clear()
     with pytest.raises(RegistryError, match="BLOB_UNKNOWN"):
-        publish.read_record(registry, rel, rel.cells[0])
+        ledger.read_record(registry, rel, rel.cells[0])
 
 
 # -- publish: the version tag, the first channel, then the record -------------------------------
@@ -1976,13 +1991,13 @@ def test_publish_with_a_stamp_writes_the_record_last(make_release, monkeypatch, 
     (tmp_path / cell.id / "k.iso.sha256").write_text(f"{'a' * 64}  k.iso\n")
     registry, done = publish_into(monkeypatch, rel, tmp_path, "f" * 32)
     assert done is not None
-    record_repo, record_tag = publish.record_location(rel, cell)
+    record_repo, record_tag = ledger.record_location(rel, cell)
     assert [ref for _, ref, _ in registry.puts if not ref.startswith("sha256:")] == [
         VERSION_TAG,
         "24.04-core-amd64-generic-edge",
         record_tag,
     ]
-    assert publish.read_record(registry, rel, cell) == {
+    assert ledger.read_record(registry, rel, cell) == {
         "cell": cell.id,
         "fingerprint": "f" * 32,
         "version": "v0.1.0",
@@ -2113,3 +2128,22 @@ def test_dry_release_with_version_git(git_runs) -> None:
     assert build_args_of(run)["VERSION"] == "v2.3.4"
     assert "summary" not in run.stdout  # dry runs print plans, not results
     assert not (repo.parent / "artifacts").exists()
+
+
+def test_reason_names_the_input_that_moved_since_the_published_release(
+    stages, make_release
+) -> None:
+    rel = make_release({"arch": "amd64"})
+    cell = rel.cells[0]
+    published = plan_for(stages, rel)
+    stages.records[cell.id] = {
+        **record_for(rel, cell, published.key(cell)),
+        "inputs": published.inputs(cell),
+    }
+    stages.digests = {**DIGESTS, "base": "sha256:" + "9" * 64}  # a base image CVE fix
+    (report,) = release.run_release(plan_for(stages, rel), [cell])
+    assert report.status == "published"
+    assert report.reason == (
+        "released: base image digest changed since v0.1.0; rebuilt: no local build"
+    )
+    assert summary.rows([report])[0]["reason"] == report.reason

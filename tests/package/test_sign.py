@@ -1076,7 +1076,9 @@ def test_verify_cell_refuses_an_attested_sbom_that_is_not_the_local_one(
     (tmp_path / cell.id / "a.cdx.json").write_text(json.dumps({**ATTESTED, "components": []}))
     runner = Runner(out=io.StringIO())
     with pytest.raises(sign.SignError) as caught:
-        per_cell.verify_cell(runner, fake_sigstore(), MemoryRegistry(), REPO, DIGEST, cell, tmp_path)
+        per_cell.verify_cell(
+            runner, fake_sigstore(), MemoryRegistry(), REPO, DIGEST, cell, tmp_path
+        )
     assert one_line(caught) == f"the SBOM attested for {NAME}@{DIGEST} is not a.cdx.json"
 
 

@@ -18,7 +18,7 @@ import pytest
 import yaml
 from package_helpers import RISCV64_KAIROS_INIT, ROOT, run_invoke
 
-from kairos_distro import ci, config, naming, qemu, release
+from kairos_distro import ci, config, naming, qemu
 
 NO_ENGINE = "unix:///nonexistent.sock"
 Runs = dict[str, subprocess.CompletedProcess[str]]

@@ -1,0 +1,171 @@
+"""The ledger's decisions as pure functions: what a store holds and the current key in,
+redo or not and the reason a summary shows out."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from kairos_distro import ledger
+from kairos_distro.registry import RegistryError
+
+KEY = "k" * 32
+IMAGE = "ghcr.io/my-org/ubuntu@sha256:" + "1234567890ab" + "c" * 52
+NAMED = {
+    "base": "sha256:" + "1" * 64,
+    "kairos_init": "sha256:" + "2" * 64,
+    "auroraboot": "sha256:" + "3" * 64,
+    "context": "c" * 32,
+    "build": "b" * 32,
+    "media": "m" * 32,
+    "boot": "o" * 32,
+}
+
+
+def record(**changes: object) -> dict[str, object]:
+    return {"fingerprint": KEY, "version": "v0.1.0", "image": IMAGE, "inputs": NAMED, **changes}
+
+
+def test_published_key_that_names_its_image_is_skipped_with_version_and_digest() -> None:
+    decision = ledger.decide(record(), KEY, NAMED)
+    assert not decision.redo
+    assert str(decision) == "skipped: inputs unchanged since v0.1.0 (sha256:1234567890ab…)"
+
+
+@pytest.mark.parametrize(
+    "moved, said",
+    [
+        ({"base": "sha256:" + "9" * 64}, "base image digest changed"),
+        ({"context": "x" * 32}, "Dockerfile or overlay changed"),
+        ({"boot": "x" * 32}, "boot checks changed"),
+        (
+            {"base": "x", "auroraboot": "y", "boot": "z"},
+            "base image digest, AuroraBoot digest and boot checks changed",
+        ),
+    ],
+    ids=["base", "context", "boot", "three"],
+)
+def test_another_key_names_the_inputs_that_moved(moved, said) -> None:
+    decision = ledger.decide(record(fingerprint="0" * 32), KEY, {**NAMED, **moved})
+    assert decision.redo
+    assert str(decision) == f"released: {said} since v0.1.0"
+
+
+def test_a_record_from_before_named_inputs_says_inputs() -> None:
+    old = record(fingerprint="0" * 32)
+    del old["inputs"]
+    assert str(ledger.decide(old, KEY, NAMED)) == "released: inputs changed since v0.1.0"
+
+
+@pytest.mark.parametrize(
+    "found, said",
+    [
+        (None, "never released"),
+        (
+            record(image="ghcr.io/my-org/ubuntu:v0.1.0"),
+            "the record of v0.1.0 names no image by digest",
+        ),
+        (record(image=42, version=None), "the record of the last release names no image by digest"),
+    ],
+    ids=["never", "tag", "number"],
+)
+def test_no_usable_record_means_release(found, said) -> None:
+    decision = ledger.decide(found, KEY, NAMED)
+    assert (decision.redo, decision.reason) == (True, said)
+
+
+def test_force_releases_whatever_the_record_says() -> None:
+    assert str(ledger.decide(record(), KEY, NAMED, force=True)) == "released: forced (--force)"
+
+
+def test_unreadable_and_unverified_records_release_and_say_why() -> None:
+    err = RegistryError("registry ghcr.io unreachable")
+    assert str(ledger.unreadable(err)) == (
+        "released: release record unreadable (registry ghcr.io unreachable)"
+    )
+    assert ledger.unverified(record(), err).redo
+
+
+@pytest.mark.parametrize(
+    "label, force, redo, said",
+    [
+        (None, False, True, "rebuilt: no local build"),
+        ("", False, True, "rebuilt: the local build has other inputs"),
+        ("0" * 32, False, True, "rebuilt: the local build has other inputs"),
+        (KEY, False, False, "reused build: image label matches"),
+        (KEY, True, True, "rebuilt: forced (--force)"),
+    ],
+)
+def test_decide_build(label, force, redo, said) -> None:
+    decision = ledger.decide_build(label, KEY, force)
+    assert (decision.redo, str(decision)) == (redo, said)
+
+
+@pytest.mark.parametrize(
+    "text, complete, redo, said",
+    [
+        (None, True, True, "none made yet"),
+        ("0" * 32 + "\n", True, True, "made from other inputs"),
+        (f"{KEY}\nskipped: no socket\n", True, True, "boot media were skipped when they were made"),
+        (f"{KEY}\n", False, True, "files are missing"),
+        (f"{KEY}\n", True, False, "fingerprint matches"),
+    ],
+)
+def test_decide_media(text, complete, redo, said) -> None:
+    decision = ledger.decide_media(text, KEY, complete)
+    assert (decision.redo, decision.reason) == (redo, said)
+
+
+@pytest.mark.parametrize(
+    "text, redo, said",
+    [
+        (None, True, "no passed boot test of this release key"),
+        ("0" * 32 + "\npassed\n", True, "no passed boot test of this release key"),
+        (f"{KEY}\npassed (kvm, 2 checks, 30 s)\n", False, "passed (kvm, 2 checks, 30 s)"),
+        (f"{KEY}\n\n", False, "passed"),
+        (KEY, False, "passed"),
+    ],
+)
+def test_decide_boot(text, redo, said) -> None:
+    decision = ledger.decide_boot(text, KEY)
+    assert (decision.redo, decision.reason) == (redo, said)
+    assert ledger.decide_boot(text, KEY, force=True).redo
+
+
+def test_stores_round_trip(tmp_path: Path) -> None:
+    assert ledger.read_media_stamp(tmp_path) is None
+    ledger.write_media_stamp(tmp_path, KEY)
+    assert not ledger.decide_media(ledger.read_media_stamp(tmp_path), KEY, True).redo
+    ledger.write_media_stamp(tmp_path, KEY, skipped="no socket")
+    assert ledger.decide_media(ledger.read_media_stamp(tmp_path), KEY, True).redo
+    ledger.write_boot(tmp_path, KEY, "passed (tcg, 2 checks, 42 s)")
+    assert (
+        ledger.decide_boot(ledger.read_boot(tmp_path), KEY).reason == "passed (tcg, 2 checks, 42 s)"
+    )
+
+
+def test_keys_are_32_hex_and_follow_their_inputs() -> None:
+    media = ledger.media_stamp(KEY, ("iso",))
+    assert re.fullmatch(r"[0-9a-f]{32}", media)
+    assert ledger.media_stamp(KEY, ("iso",), "cert") == media  # the db key shapes UKIs only
+    assert ledger.media_stamp(KEY, ("uki",), "a") != ledger.media_stamp(KEY, ("uki",), "b")
+    boot = ledger.boot_inputs(True, [], "login:", b"#cloud-config\n")
+    assert ledger.release_key(media, boot) != ledger.release_key(media, [False, *boot[1:]])
+
+
+def test_inputs_name_every_part_of_the_keys() -> None:
+    fingerprint = {
+        "cell": "amd64-generic",
+        "build_args": {"MODEL": "generic"},
+        "labels": {},
+        "digests": {k: NAMED[k] for k in ("base", "kairos_init", "auroraboot")},
+        "tree": {"Dockerfile": "x"},
+    }
+    named = ledger.inputs(fingerprint, {"media": ["iso"]}, ["boot"])
+    assert list(named) == list(ledger.INPUT_NAMES)
+    moved = ledger.inputs(
+        {**fingerprint, "tree": {"Dockerfile": "y"}}, {"media": ["iso"]}, ["boot"]
+    )
+    assert ledger.changed(named, moved) == "Dockerfile or overlay"
