@@ -8,9 +8,13 @@ naming    image tags, published names, artifact names (from /etc/kairos-release)
 build     kairos-init conversion via BuildKit, one image per cell
 artifacts AuroraBoot ISO and checksum per cell; sbom (pkgdb: the package databases)
 publish   push by digest, then tags (registry: the OCI client it uses)
-release   `invoke release`: every stage per cell, incremental; the CI matrix
+release   `invoke release`: every stage per cell, incremental (behind a Stages seam)
+ledger    why a cell is skipped, reused or redone; its four stores (label, stamps, records)
+ci        the matrix as CI systems read it (json, github, gitlab)
+summary   the release summaries (terminal, Markdown, JSON), with the ledger's reason
 boot      test-boot: the console marker, SSH checks (qemu: the QEMU command plan)
-sign      keyless Sigstore signing and offline verification
+sign      keyless Sigstore signing and offline verification (the client)
+signing   what a cell signs and verifies, at publish and in `invoke sign`/`verify`
 pins      `invoke bump`: move one pin of release.yaml at a time
 promote   `invoke promote`: channel tags to verified digests
 runner    the one door to side effects; alone decides what `invoke --dry` does
