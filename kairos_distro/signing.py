@@ -134,3 +134,13 @@ def verify_reference(runner: Runner, sigstore: sign.Sigstore, image: str) -> str
     digest = ref.digest or resolve(registry, ref.repository, ref.reference)
     sign.verify_image(sigstore, registry, ref.repository, digest)
     return f"{ref.full_name}@{digest}"
+
+
+def write_trusted_root(sigstore: sign.Sigstore, output: str) -> Path:
+    """cosign's --trusted-root file for `signing.trust`, written atomically."""
+    text = sigstore.trusted_root_json()
+    out = Path(output)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(out)
+    return out

@@ -7,6 +7,7 @@ artifacts/release-summary.md) and JSON (artifacts/release-summary.json, which
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -102,6 +103,21 @@ def write(reports: list[Report], version: str, out: Path) -> list[Path]:
         with open(step_summary, "a", encoding="utf-8") as f:
             f.write(markdown(reports, version))
     return [md, js]
+
+
+FORMATS = ("table", "markdown", "json")
+
+
+def render(form: str, reports: list[Report], version: str, what: str = "") -> str:
+    """One of FORMATS as text; `what` adds to the title (e.g. "all cells")."""
+    title = f"Release {version}" + (f": {what}" if what else "")
+    if form == "markdown":
+        return markdown(reports, version, title)
+    if form == "json":
+        return as_json(reports, version) + "\n"
+    out = io.StringIO()
+    table(title[0].lower() + title[1:], rows(reports), out)
+    return out.getvalue()
 
 
 class SummaryError(ValueError):

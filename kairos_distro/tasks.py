@@ -16,11 +16,9 @@ invoke's own config (invoke.yaml or INVOKE_KAIROS_* variables):
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from invoke import Collection, Context, Exit, task
+from invoke import Collection, Exit, task
 
 from kairos_distro import (
     artifacts,
@@ -28,6 +26,7 @@ from kairos_distro import (
     build,
     ci,
     config,
+    invocation,
     keys,
     pins,
     promote,
@@ -39,124 +38,54 @@ from kairos_distro import (
 )
 from kairos_distro.ref import RefError
 from kairos_distro.registry import RegistryError
-from kairos_distro.runner import Runner, StepError
+from kairos_distro.runner import StepError
 
 CELL_HELP = {"cell": "Cell id to act on (repeatable); default: every cell of release.yaml."}
 FILE_HELP = "Release file to read (default: release.yaml)."
 TOKEN_HELP = "OIDC token for signing (else SIGSTORE_ID_TOKEN, CI credentials, or the browser)."
 
 
-def _load(c: Context, release_file: str) -> config.Release:
-    try:
-        return config.load(release_file or c.config.kairos.release_file)
-    except config.ConfigError as err:
-        raise Exit(str(err), code=2) from None
-
-
-def _setup(c: Context, release_file: str) -> tuple[Runner, config.Release]:
-    settings = c.config.kairos
-    rel = _load(c, release_file)
-    runner = Runner(
-        dry=bool(c.config.run.dry),
-        docker_cli=settings.docker_cli,
-        privileged=_switch("kairos.privileged", settings.privileged),
-    )
-    try:
-        return runner, build.with_version(rel)
-    except StepError as err:
-        raise Exit(f"{rel.path}: version: {err.reason}", code=2) from None
-
-
-def _switch(name: str, value: object) -> bool:
-    """A true/false machine setting, from invoke.yaml (a bool) or the environment (text)."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise Exit(f"{name}: expected true or false, got {value!r}", code=2)
-
-
-def _cells(rel: config.Release, cell: list[str]) -> list[config.Cell]:
-    try:
-        return rel.select(cell)
-    except config.ConfigError as err:
-        raise Exit(str(err), code=2) from None
-
-
-def _finish(stage: str, outcomes: list[summary.Outcome]) -> None:
-    failed = [o for o in outcomes if not o.ok]
-    if failed:
-        first = failed[0].detail
-        raise Exit(
-            f"{stage}: {len(failed)} of {len(outcomes)} cells failed; first: {first}", code=1
-        )
-
-
 @task(help={"format": "table (default), json, github or gitlab.", "release-file": FILE_HELP})
 def matrix(c, format="table", release_file=""):
     """List the release matrix's cells and image names; CI reads --format github/gitlab."""
-    _, rel = _setup(c, release_file)
+    _, rel = invocation.setup(c, release_file)
     if format == "table":
-        summary.table("cells", [ci.cell_row(rel, cell) for cell in rel.cells])
-        return
+        return summary.table("cells", [ci.cell_row(rel, cell) for cell in rel.cells])
     if format not in ci.FORMATS:
-        raise Exit(
-            f"matrix: --format must be table, json, github or gitlab (got {format!r})", code=2
-        )
+        why = f"--format must be table, json, github or gitlab (got {format!r})"
+        raise Exit(f"matrix: {why}", code=2)
     print(ci.FORMATS[format](rel).rstrip("\n"))
 
 
 @task(name="build", iterable=["cell"], help={**CELL_HELP, "release-file": FILE_HELP})
 def build_(c, cell=None, release_file=""):
     """Convert the base image with kairos-init into one Kairos image per cell."""
-    runner, rel = _setup(c, release_file)
+    runner, rel = invocation.setup(c, release_file)
 
     def act(one: config.Cell) -> str:
         built = build.run(runner, rel, one, network=c.config.kairos.network)
         return built.ref if built else "dry run"
 
-    _finish("build", release.for_each_cell(runner, _cells(rel, cell), "build", act))
+    invocation.each(runner, rel, cell, "build", act)
 
 
 @task(iterable=["cell"], help={**CELL_HELP, "release-file": FILE_HELP})
 def iso(c, cell=None, release_file=""):
     """Make each built cell's boot media (ISO, board raw image, UKI ISO) and SBOM."""
-    runner, rel = _setup(c, release_file)
+    runner, rel = invocation.setup(c, release_file)
     out = Path(c.config.kairos.artifacts)
 
     def act(one: config.Cell, key_dir: Path) -> str:
-        made = artifacts.make_artifacts(
-            runner,
-            rel,
-            build.local(runner, rel, one),
-            one,
-            out,
-            c.config.kairos.network,
-            keys=key_dir,
-        )
+        built, network = build.local(runner, rel, one), c.config.kairos.network
+        made = artifacts.make_artifacts(runner, rel, built, one, out, network, keys=key_dir)
         if made is None:
             return "dry run"
         return f"{', '.join(made.kinds)} in {made.directory}" + (
             f" (boot media skipped: {made.skipped})" if made.skipped else ""
         )
 
-    with _keys(c) as key_dir:
-        outcomes = release.for_each_cell(
-            runner, _cells(rel, cell), "iso", lambda one: act(one, key_dir)
-        )
-    _finish("iso", outcomes)
-
-
-@contextmanager
-def _keys(c: Context) -> Iterator[Path]:
-    try:
-        with keys.located(Path(c.config.kairos.keys)) as found:
-            yield found
-    except keys.KeysError as err:
-        raise Exit(str(err), code=2) from None
+    with invocation.key_dir(c) as key_dir:
+        invocation.each(runner, rel, cell, "iso", lambda one: act(one, key_dir))
 
 
 @task(
@@ -171,7 +100,7 @@ def _keys(c: Context) -> Iterator[Path]:
 )
 def keys_(c, name="", days=365, export=False, release_file=""):
     """Create your Secure Boot and TPM PCR keys for trusted boot (AuroraBoot genkey) in keys/."""
-    runner, rel = _setup(c, release_file)
+    runner, rel = invocation.setup(c, release_file)
     directory = Path(c.config.kairos.keys)
     try:
         if export:
@@ -192,56 +121,40 @@ def keys_(c, name="", days=365, export=False, release_file=""):
         print(f"CI: invoke keys --export | gh secret set {keys.ENV}")
 
 
-def _sigstore(rel: config.Release, required: bool, token: str = "") -> sign.Sigstore | None:
-    if not rel.signing.enabled:
-        if required:
-            raise Exit(f"{rel.path}: signing.enabled is false: nothing to sign or verify", code=2)
-        return None
-    return sign.Sigstore(rel.signing, rel.path.parent, token)
-
-
 @task(
     name="publish",
     iterable=["cell"],
-    help={
-        **CELL_HELP,
-        "token": TOKEN_HELP,
-        "release-file": FILE_HELP,
-    },
+    help={**CELL_HELP, "token": TOKEN_HELP, "release-file": FILE_HELP},
 )
 def publish_(c, cell=None, token="", release_file=""):
     """Push each built cell by digest, sign and verify it (signing on), then move its tag."""
-    runner, rel = _setup(c, release_file)
-    sigstore = _sigstore(rel, required=False, token=token)
+    runner, rel = invocation.setup(c, release_file)
+    sigstore = invocation.sigstore(rel, required=False, token=token)
     out = Path(c.config.kairos.artifacts)
 
     def act(one: config.Cell) -> str:
         done = publish.publish(runner, rel, one, build.local(runner, rel, one), sigstore, out)
         return done.ref if done else "dry run"
 
-    _finish("publish", release.for_each_cell(runner, _cells(rel, cell), "publish", act))
+    invocation.each(runner, rel, cell, "publish", act)
 
 
 @task(
     name="sign",
     iterable=["cell"],
-    help={
-        **CELL_HELP,
-        "token": TOKEN_HELP,
-        "release-file": FILE_HELP,
-    },
+    help={**CELL_HELP, "token": TOKEN_HELP, "release-file": FILE_HELP},
 )
 def sign_(c, cell=None, token="", release_file=""):
     """Sign each published cell's image (and raw image) digest, SBOM and checksums (keyless)."""
-    runner, rel = _setup(c, release_file)
-    sigstore = _sigstore(rel, required=True, token=token)
+    runner, rel = invocation.setup(c, release_file)
+    sigstore = invocation.sigstore(rel, required=True, token=token)
     out = Path(c.config.kairos.artifacts)
 
     def act(one: config.Cell) -> str:
         built = build.local(runner, rel, one)
         return signing.published_cell("sign", runner, rel, sigstore, one, built, out)
 
-    _finish("sign", release.for_each_cell(runner, _cells(rel, cell), "sign", act))
+    invocation.each(runner, rel, cell, "sign", act)
 
 
 @task(
@@ -254,8 +167,8 @@ def sign_(c, cell=None, token="", release_file=""):
 )
 def verify(c, cell=None, image="", release_file=""):
     """Verify offline: image signature, SBOM attestation, raw image, checksums vs release.yaml."""
-    runner, rel = _setup(c, release_file)
-    sigstore = _sigstore(rel, required=True)
+    runner, rel = invocation.setup(c, release_file)
+    sigstore = invocation.sigstore(rel, required=True)
     out = Path(c.config.kairos.artifacts)
     if image:
         try:
@@ -272,7 +185,7 @@ def verify(c, cell=None, image="", release_file=""):
         built = build.local(runner, rel, one)
         return signing.published_cell("verify", runner, rel, sigstore, one, built, out)
 
-    _finish("verify", release.for_each_cell(runner, _cells(rel, cell), "verify", act))
+    invocation.each(runner, rel, cell, "verify", act)
 
 
 @task(
@@ -284,42 +197,15 @@ def verify(c, cell=None, image="", release_file=""):
 )
 def trusted_root(c, output="trusted_root.json", release_file=""):
     """Write the Sigstore trusted root signing.trust names: cosign's --trusted-root file."""
-    runner, rel = _setup(c, release_file)
+    runner, rel = invocation.setup(c, release_file)
     if runner.dry:
         runner.would("trusted-root", f"write the trusted root of {rel.signing.trust} to {output}")
         return
     try:
-        text = sign.Sigstore(rel.signing, rel.path.parent).trusted_root_json()
+        out = signing.write_trusted_root(sign.Sigstore(rel.signing, rel.path.parent), output)
     except sign.SignError as err:
         raise Exit(f"trusted-root: {err}", code=1) from None
-    out = Path(output)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(out)
     print(f"wrote {out} (the trusted root of signing.trust: {rel.signing.trust})")
-
-
-def _boot_settings(
-    c: Context,
-    task_name: str,
-    accel: str = "",
-    memory: int = 0,
-    cpus: int = 0,
-    timeout: float = 0.0,
-) -> tuple[boot.Settings, bytes]:
-    """Flags over invoke config (kairos.boot.*); and the cloud-config for cidata."""
-    conf = c.config.kairos.boot
-    try:
-        return boot.settings(
-            accel or conf.accel,
-            memory or conf.memory,
-            cpus or conf.cpus,
-            timeout or conf.timeout,
-            conf.marker,
-            conf.cloud_config,
-        )
-    except ValueError as err:
-        raise Exit(f"{task_name}: {err}", code=2) from None
 
 
 @task(
@@ -335,10 +221,10 @@ def _boot_settings(
 )
 def release_(c, cell=None, force=False, token="", accel="", release_file=""):
     """Build, ISO, boot-test, sign and publish each cell; skips cells already published."""
-    runner, rel = _setup(c, release_file)
-    settings, user_data = _boot_settings(c, "release", accel)
+    runner, rel = invocation.setup(c, release_file)
+    settings, user_data = invocation.boot_settings(c, "release", accel)
     out = Path(c.config.kairos.artifacts)
-    with _keys(c) as key_dir:
+    with invocation.key_dir(c) as key_dir:
         plan = release.Plan(
             runner,
             rel,
@@ -346,21 +232,18 @@ def release_(c, cell=None, force=False, token="", accel="", release_file=""):
             c.config.kairos.network,
             settings,
             user_data,
-            sigstore=_sigstore(rel, required=False, token=token),
+            sigstore=invocation.sigstore(rel, required=False, token=token),
             force=force,
             context=rel.path.parent,
             keys=key_dir,
         )
-        reports = release.run_release(plan, _cells(rel, cell))
+        reports = release.run_release(plan, invocation.cells(rel, cell))
     if runner.dry:
         return
     summary.table(f"release {rel.version}", summary.rows(reports))
     for path in summary.write(reports, rel.version, out):
         print(f"summary: {path}")
-    failed = [r for r in reports if r.status == "failed"]
-    if failed:
-        first = f"{failed[0].cell}: {failed[0].error}"
-        raise Exit(f"release: {len(failed)} of {len(reports)} cells failed; first: {first}", code=1)
+    invocation.finish_release(reports)
 
 
 @task(
@@ -375,20 +258,15 @@ def release_(c, cell=None, force=False, token="", accel="", release_file=""):
 )
 def summary_(c, from_="", format="table", cell=None, release_file=""):
     """Sum up a release from the release-summary.json its cells wrote (e.g. in CI jobs)."""
-    rel = _load(c, release_file)
-    if format not in ("table", "markdown", "json"):
+    rel = invocation.load(c, release_file)
+    if format not in summary.FORMATS:
         raise Exit(f"summary: --format must be table, markdown or json (got {format!r})", code=2)
-    cells = [one.id for one in _cells(rel, cell)]
+    cells = [one.id for one in invocation.cells(rel, cell)]
     try:
         version, reports = summary.collect(Path(from_ or c.config.kairos.artifacts), cells)
     except summary.SummaryError as err:
         raise Exit(f"summary: {err}", code=1) from None
-    if format == "markdown":
-        print(summary.markdown(reports, version, f"Release {version}: all cells"), end="")
-    elif format == "json":
-        print(summary.as_json(reports, version))
-    else:
-        summary.table(f"release {version}: all cells", summary.rows(reports))
+    print(summary.render(format, reports, version, "all cells"), end="")
 
 
 @task(
@@ -406,11 +284,11 @@ def summary_(c, from_="", format="table", cell=None, release_file=""):
 )
 def test_boot(c, cell=None, iso="", accel="", memory=0, cpus=0, timeout=0.0, release_file=""):
     """Boot each cell's ISO in QEMU and check SSH, boot state and provider version."""
-    runner, rel = _setup(c, release_file)
-    cells = _cells(rel, cell)
+    runner, rel = invocation.setup(c, release_file)
+    cells = invocation.cells(rel, cell)
     if iso and len(cells) != 1:
         raise Exit("test-boot: --iso needs exactly one cell (--cell ID)", code=2)
-    settings, user_data = _boot_settings(c, "test-boot", accel, memory, cpus, timeout)
+    settings, user_data = invocation.boot_settings(c, "test-boot", accel, memory, cpus, timeout)
     out = Path(c.config.kairos.artifacts)
 
     def act(one: config.Cell) -> str:
@@ -421,7 +299,7 @@ def test_boot(c, cell=None, iso="", accel="", memory=0, cpus=0, timeout=0.0, rel
         passed = ", ".join(f"{r.name} {r.seconds:.0f}s" for r in plan.results)
         return f"{plan.accel}: {passed}"
 
-    _finish("test-boot", release.for_each_cell(runner, cells, "test-boot", act))
+    invocation.finish("test-boot", release.for_each_cell(runner, cells, "test-boot", act))
 
 
 @task(
@@ -464,12 +342,12 @@ def bump(c, what, to="", from_="", release_file=""):
 )
 def promote_(c, from_="", to="", cell=None, release_file=""):
     """Point a channel tag at the digest another channel carries, verified, without rebuilding."""
-    runner, rel = _setup(c, release_file)
+    runner, rel = invocation.setup(c, release_file)
     try:
         promote.check_channels(rel.channels, from_, to)
     except promote.PromoteError as err:
         raise Exit(f"promote: {rel.path}: {err}", code=2) from None
-    sigstore = _sigstore(rel, required=False)
+    sigstore = invocation.sigstore(rel, required=False)
 
     def act(one: config.Cell) -> str:
         done = promote.promote_cell(runner, rel, one, from_, to, sigstore)
@@ -478,7 +356,7 @@ def promote_(c, from_="", to="", cell=None, release_file=""):
         checked = "verified" if done.verified else "unsigned"
         return f"{done.to_tag} -> {done.ref} ({checked})"
 
-    _finish("promote", release.for_each_cell(runner, _cells(rel, cell), "promote", act))
+    invocation.each(runner, rel, cell, "promote", act)
 
 
 ns = Collection(

@@ -23,7 +23,7 @@ import pytest
 from fake_runner import FakeRunner
 from invoke import Exit
 
-from kairos_distro import boot, qemu, release, tasks
+from kairos_distro import boot, invocation, qemu, release
 from kairos_distro.boot import Check, Settings
 from kairos_distro.config import Cell
 from kairos_distro.runner import Answer, Process, Runner, Skip, StepError
@@ -741,7 +741,7 @@ def test_for_each_cell_reports_skip_as_skipped(make_release) -> None:
         ["arm64-generic", "skipped"],
     ]
     assert "skipped: qemu-system-aarch64 is not installed" in summary[3]
-    tasks._finish("test-boot", outcomes)  # a skipped cell does not fail the task
+    invocation.finish("test-boot", outcomes)  # a skipped cell does not fail the task
 
 
 def test_finish_counts_failures_but_not_skips(make_release) -> None:
@@ -750,7 +750,7 @@ def test_finish_counts_failures_but_not_skips(make_release) -> None:
     outcomes = release.for_each_cell(runner, list(rel.cells), "test-boot", skipping_act)
     assert [o.result for o in outcomes] == ["ok", "skipped", "FAILED"]
     with pytest.raises(Exit) as caught:
-        tasks._finish("test-boot", outcomes)
+        invocation.finish("test-boot", outcomes)
     assert caught.value.code == 1
     assert caught.value.message == (
         "test-boot: 1 of 3 cells failed; first: riscv64-generic: test-boot: "

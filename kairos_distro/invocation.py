@@ -1,0 +1,124 @@
+"""What every task does first and last: invoke config in, one-line `Exit` out.
+
+The release file and the machine settings (invoke config `kairos.*`) become a
+Release and a Runner; a ConfigError, a bad setting or failed cells become an
+`Exit` naming the field or step, so `invoke` ends in one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from invoke import Context, Exit
+
+from . import boot, build, config, keys, release, sign, summary
+from .runner import Runner, StepError
+
+
+def load(c: Context, release_file: str) -> config.Release:
+    try:
+        return config.load(release_file or c.config.kairos.release_file)
+    except config.ConfigError as err:
+        raise Exit(str(err), code=2) from None
+
+
+def setup(c: Context, release_file: str) -> tuple[Runner, config.Release]:
+    settings = c.config.kairos
+    rel = load(c, release_file)
+    runner = Runner(
+        dry=bool(c.config.run.dry),
+        docker_cli=settings.docker_cli,
+        privileged=switch("kairos.privileged", settings.privileged),
+    )
+    try:
+        return runner, build.with_version(rel, runner)
+    except StepError as err:
+        raise Exit(f"{rel.path}: version: {err.reason}", code=2) from None
+
+
+def switch(name: str, value: object) -> bool:
+    """A true/false machine setting, from invoke.yaml (a bool) or the environment (text)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise Exit(f"{name}: expected true or false, got {value!r}", code=2)
+
+
+def cells(rel: config.Release, cell: list[str]) -> list[config.Cell]:
+    try:
+        return rel.select(cell)
+    except config.ConfigError as err:
+        raise Exit(str(err), code=2) from None
+
+
+def finish(stage: str, outcomes: list[summary.Outcome]) -> None:
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        first = failed[0].detail
+        raise Exit(
+            f"{stage}: {len(failed)} of {len(outcomes)} cells failed; first: {first}", code=1
+        )
+
+
+@contextmanager
+def key_dir(c: Context) -> Iterator[Path]:
+    try:
+        with keys.located(Path(c.config.kairos.keys)) as found:
+            yield found
+    except keys.KeysError as err:
+        raise Exit(str(err), code=2) from None
+
+
+def sigstore(rel: config.Release, required: bool, token: str = "") -> sign.Sigstore | None:
+    if not rel.signing.enabled:
+        if required:
+            raise Exit(f"{rel.path}: signing.enabled is false: nothing to sign or verify", code=2)
+        return None
+    return sign.Sigstore(rel.signing, rel.path.parent, token)
+
+
+def boot_settings(
+    c: Context,
+    task_name: str,
+    accel: str = "",
+    memory: int = 0,
+    cpus: int = 0,
+    timeout: float = 0.0,
+) -> tuple[boot.Settings, bytes]:
+    """Flags over invoke config (kairos.boot.*); and the cloud-config for cidata."""
+    conf = c.config.kairos.boot
+    try:
+        return boot.settings(
+            accel or conf.accel,
+            memory or conf.memory,
+            cpus or conf.cpus,
+            timeout or conf.timeout,
+            conf.marker,
+            conf.cloud_config,
+        )
+    except ValueError as err:
+        raise Exit(f"{task_name}: {err}", code=2) from None
+
+
+def each(
+    runner: Runner,
+    rel: config.Release,
+    cell: list[str] | None,
+    stage: str,
+    act: Callable[[config.Cell], str],
+) -> None:
+    """One stage over the chosen cells; failed cells end the task in one line."""
+    finish(stage, release.for_each_cell(runner, cells(rel, cell or []), stage, act))
+
+
+def finish_release(reports: list[summary.Report]) -> None:
+    failed = [r for r in reports if r.status == "failed"]
+    if failed:
+        first = f"{failed[0].cell}: {failed[0].error}"
+        raise Exit(f"release: {len(failed)} of {len(reports)} cells failed; first: {first}", code=1)
