@@ -37,7 +37,7 @@ INPUT_NAMES = {
     "auroraboot": "AuroraBoot digest",
     "context": "Dockerfile or overlay",
     "build": "build args",
-    "media": "boot media kinds or UKI key",
+    "media": "boot media kinds, UKI key or tag formats",
     "boot": "boot checks",
 }
 

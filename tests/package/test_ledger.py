@@ -147,10 +147,14 @@ def test_stores_round_trip(tmp_path: Path) -> None:
 
 
 def test_keys_are_32_hex_and_follow_their_inputs() -> None:
-    media = ledger.media_stamp(KEY, ("iso",))
+    media = ledger.media_stamp(KEY, ledger.media_inputs(("iso",)))
     assert re.fullmatch(r"[0-9a-f]{32}", media)
-    assert ledger.media_stamp(KEY, ("iso",), "cert") == media  # the db key shapes UKIs only
-    assert ledger.media_stamp(KEY, ("uki",), "a") != ledger.media_stamp(KEY, ("uki",), "b")
+    # The db key shapes UKIs only; the tag formats name the image in its SBOM.
+    assert ledger.media_stamp(KEY, ledger.media_inputs(("iso",), "cert")) == media
+    uki = [ledger.media_stamp(KEY, ledger.media_inputs(("uki",), c)) for c in "ab"]
+    assert uki[0] != uki[1]
+    tagged = ledger.media_stamp(KEY, ledger.media_inputs(("iso",), "", {"version": "x"}))
+    assert tagged != media
     boot = ledger.boot_inputs(True, [], "login:", b"#cloud-config\n")
     assert ledger.release_key(media, boot) != ledger.release_key(media, [False, *boot[1:]])
 
@@ -163,9 +167,9 @@ def test_inputs_name_every_part_of_the_keys() -> None:
         "digests": {k: NAMED[k] for k in ("base", "kairos_init", "auroraboot")},
         "tree": {"Dockerfile": "x"},
     }
-    named = ledger.inputs(fingerprint, {"media": ["iso"]}, ["boot"])
+    named = ledger.inputs(fingerprint, ledger.media_inputs(["iso"]), ["boot"])
     assert list(named) == list(ledger.INPUT_NAMES)
     moved = ledger.inputs(
-        {**fingerprint, "tree": {"Dockerfile": "y"}}, {"media": ["iso"]}, ["boot"]
+        {**fingerprint, "tree": {"Dockerfile": "y"}}, ledger.media_inputs(["iso"]), ["boot"]
     )
     assert ledger.changed(named, moved) == "Dockerfile or overlay"

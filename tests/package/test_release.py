@@ -32,6 +32,7 @@ from kairos_distro import artifacts, boot, build, ledger, naming, publish, relea
 from kairos_distro.build import Built
 from kairos_distro.config import SEMVER, Cell, Release
 from kairos_distro.naming import Identity, NamingError
+from kairos_distro.ref import ImageRef
 from kairos_distro.registry import OCI_MANIFEST, Registry, RegistryError
 from kairos_distro.registry import manifest_bytes as canonical
 from kairos_distro.runner import Runner, Skip, StepError
@@ -714,8 +715,9 @@ class Recorder(release.Stages):
             raise found
         return found
 
-    def verify_image(self, sigstore: Any, host: str, repo: str, digest: str) -> None:
-        self.hit("verify_image", self.current, sigstore, host, repo, digest)
+    def verify_image(self, sigstore: Any, image: ImageRef) -> None:
+        args = (image.api_host, image.repository, image.digest)
+        self.hit("verify_image", self.current, sigstore, *args)
         if self.verify_error:
             raise self.verify_error
 
