@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import keys as keyset
-from . import ledger, naming, sbom
+from . import ledger, naming
 from .build import Built
 from .config import Cell, Release
 from .registry import sha256_file
@@ -241,6 +241,8 @@ def _make_media(runner: Runner, plan: MediaPlan, staging: Path, network: str) ->
 
 def write_sbom(runner: Runner, release: Release, built: Built, directory: Path) -> Path:
     """The image's CycloneDX SBOM, from its own package database, into `directory`."""
+    from . import sbom  # cyclonedx is slow to import: only when an SBOM is made
+
     ident, cell = built.identity, built.cell
     try:
         path, count = sbom.write_sbom(

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from docker.errors import DockerException
-
 from . import artifacts, boot, build, keys, ledger, naming, publish, sign
 from .config import Cell, Release
 from .naming import NamingError
@@ -22,8 +20,18 @@ from .registry import Registry, RegistryError
 from .runner import Runner, Skip, StepError, timed
 from .summary import Outcome, Report, stage_rows, table
 
-# What fails a cell (and only it): a step's own error, or one of the clients'.
-FAILURES = (StepError, NamingError, RegistryError, DockerException)
+
+def failures() -> tuple[type[Exception], ...]:
+    """What fails a cell (and only it): a step's own error, or one of the clients'.
+
+    A function, so docker-py is imported only when something failed: `invoke --list`
+    and every `--dry` run stay quick.
+    """
+    from docker.errors import DockerException
+
+    return (StepError, NamingError, RegistryError, DockerException)
+
+
 STEPS = ("build", "iso", "test-boot", "publish")
 # Finer step names in errors, and the summary step they belong to.
 STEP_OF = {
@@ -39,7 +47,7 @@ NO_BOARD_BOOT = "boards boot from their raw disk image, which is not boot-tested
 
 
 def failed(runner: Runner, cell: str, step: str, err: Exception) -> StepError:
-    """Any of FAILURES as a one-line StepError, told with the last lines of its output."""
+    """Any of failures() as a one-line StepError, told with the last lines of its output."""
     if not isinstance(err, StepError):
         text = getattr(err, "explanation", None) or str(err)
         err = StepError(cell, step, " ".join(str(text).split()))
@@ -61,7 +69,7 @@ def for_each_cell(
             except Skip as why:
                 runner.say(cell.id, f"SKIPPED {stage}: {why}")
                 outcomes.append(Outcome(cell, True, f"skipped: {why}", elapsed(), skipped=True))
-            except FAILURES as err:
+            except failures() as err:
                 error = failed(runner, cell.id, stage, err)
                 outcomes.append(Outcome(cell, False, str(error), elapsed(), error))
     if not runner.dry:
@@ -181,7 +189,7 @@ def run_release(plan: Plan, cells: list[Cell]) -> list[Report]:
         with timed() as elapsed:
             try:
                 _release_cell(plan, cell, report)
-            except FAILURES as err:
+            except failures() as err:
                 error = failed(plan.runner, cell.id, _current(report), err)
                 step = error.step if error.step in STEPS else _current(report)
                 report.status, report.error = "failed", f"{error.step}: {error.reason}"
