@@ -1,4 +1,7 @@
-"""Pipeline stages for this Kairos distro, one module each.
+"""kairos-distro: the pipeline a baked repository pins; one module per concern.
+
+tasks     the invoke collection a repository's tasks.py imports (wiring only)
+invocation what every task does first: release.yaml, the runner, cells, keys, Sigstore
 
 config    release.yaml: load, validate; ConfigError names the field
 cells     the matrix's cells and the rules kairos-init would enforce on them
@@ -12,6 +15,7 @@ release   `invoke release`: every stage per cell, incremental (behind a Stages s
 ledger    why a cell is skipped, reused or redone; its four stores (label, stamps, records)
 ci        the matrix as CI systems read it (json, github, gitlab)
 summary   the release summaries (terminal, Markdown, JSON), with the ledger's reason
+keys      trusted boot: the owner's Secure Boot and PCR keys (AuroraBoot genkey)
 boot      test-boot: the console marker, SSH checks (qemu: the QEMU command plan)
 sign      keyless Sigstore signing and offline verification (the client)
 signing   what a cell signs and verifies, at publish and in `invoke sign`/`verify`
