@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Cell, Release
-from .ref import ImageRef
+from .ref import ImageRef, api_host
 from .registry import OCI_MANIFEST, Registry, manifest_bytes, sha256_file
 
 LABEL = "io.kairos.fingerprint"
@@ -284,3 +284,8 @@ def read_record(registry: Registry, release: Release, cell: Cell) -> dict[str, A
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return None
     return record if isinstance(record, dict) else None
+
+
+def records_registry(release: Release) -> Registry:
+    """The registry the release records live in: the configured one, at its API host."""
+    return Registry(api_host(release.registry))

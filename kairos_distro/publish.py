@@ -216,7 +216,7 @@ def publish(
             record["identity"] = ident.record()  # promote names tags from it
             if inputs:
                 record["inputs"] = inputs
-            ledger.write_record(Registry(release.registry), release, cell, record)
+            ledger.write_record(registry, release, cell, record)  # the images' registry
     except (RegistryError, sign.SignError) as err:
         raise StepError(cell.id, step, str(err)) from None
     runner.say(cell.id, f"tagged {repository}:{', '.join(tags)}")

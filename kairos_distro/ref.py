@@ -32,6 +32,11 @@ NAME_MAX = 255
 _IMAGE_ID = re.compile(r"^[a-f0-9]{64}\Z")
 
 
+def api_host(host: str) -> str:
+    """Where the registry API answers for images named under `host` (Docker Hub's differs)."""
+    return DOCKER_HUB_API if host in (DOCKER_HUB, DOCKER_HUB_LEGACY) else host
+
+
 def safe(text: str) -> str:
     """OCI tags cannot carry `+` (as in v1.35.1+k3s1): it becomes `-`."""
     return text.replace("+", "-")
@@ -116,7 +121,7 @@ class ImageRef:
     @property
     def api_host(self) -> str:
         """Where the registry API answers for this image."""
-        return DOCKER_HUB_API if self.host == DOCKER_HUB else self.host
+        return api_host(self.host)
 
     @property
     def reference(self) -> str:

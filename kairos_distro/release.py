@@ -90,7 +90,7 @@ class Stages:
         return keys.certificate_digest(directory)
 
     def read_record(self, release: Release, cell: Cell) -> dict[str, Any] | None:
-        return ledger.read_record(Registry(release.registry), release, cell)
+        return ledger.read_record(ledger.records_registry(release), release, cell)
 
     def verify_image(self, sigstore: Any, image: ImageRef) -> None:
         sign.verify_image(sigstore, Registry(image.api_host), image.repository, image.digest)

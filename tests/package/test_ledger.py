@@ -173,3 +173,16 @@ def test_inputs_name_every_part_of_the_keys() -> None:
         {**fingerprint, "tree": {"Dockerfile": "y"}}, ledger.media_inputs(["iso"]), ["boot"]
     )
     assert ledger.changed(named, moved) == "Dockerfile or overlay"
+
+
+@pytest.mark.parametrize(
+    ("registry", "host"),
+    [
+        ("docker.io", "registry-1.docker.io"),
+        ("ghcr.io", "ghcr.io"),
+        ("127.0.0.1:5000", "127.0.0.1:5000"),
+    ],
+)
+def test_records_live_at_the_registry_api_host(make_release, registry: str, host: str) -> None:
+    """Records go where the images go: Docker Hub's API answers at registry-1.docker.io."""
+    assert ledger.records_registry(make_release(registry=registry)).host == host
