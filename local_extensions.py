@@ -17,6 +17,12 @@ from jinja2.ext import Extension
 HERE = Path(__file__).resolve().parent
 
 
+def package_version() -> str:
+    """kairos-distro's version in this checkout: what a bake pins."""
+    with (HERE / "pyproject.toml").open("rb") as f:
+        return tomllib.load(f)["project"]["version"]
+
+
 class TemplateDir(Extension):
     """`{{ template_dir }}`: the template's absolute directory; `{{ package_version }}`:
     the kairos-distro version of this checkout (its pyproject.toml), which a bake pins."""
@@ -24,5 +30,4 @@ class TemplateDir(Extension):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         environment.globals["template_dir"] = str(HERE)
-        with (HERE / "pyproject.toml").open("rb") as f:
-            environment.globals["package_version"] = tomllib.load(f)["project"]["version"]
+        environment.globals["package_version"] = package_version()

@@ -36,6 +36,17 @@ UBUNTU_CORE = Identity(
     model="generic",
     version="v0.1.0",
 )
+# The factory action's own example for its tag format.
+UPSTREAM = Identity(
+    flavor="alpine",
+    flavor_release="3.21",
+    variant="standard",
+    arch="arm64",
+    model="rpi4",
+    version="v3.5.0",
+    provider="k3s",
+    provider_version="v1.33.2+k3s1",
+)
 
 
 def run_invoke(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

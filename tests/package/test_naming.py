@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from package_helpers import UBUNTU_CORE
+from package_helpers import UBUNTU_CORE, UPSTREAM
 
 from kairos_distro import naming, ref
 from kairos_distro.config import Cell
@@ -33,17 +33,6 @@ KAIROS_TRUSTED_BOOT="false"
 KAIROS_FIPS="false"
 """
 
-# The factory action's own example for its tag format.
-UPSTREAM = Identity(
-    flavor="alpine",
-    flavor_release="3.21",
-    variant="standard",
-    arch="arm64",
-    model="rpi4",
-    version="v3.5.0",
-    provider="k3s",
-    provider_version="v1.33.2+k3s1",
-)
 
 TAGS = TagFormats()  # the default: Kairos's factory convention
 

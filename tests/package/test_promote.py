@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 from typing import Any
 
 import pytest
 import yaml
-from package_helpers import run_invoke
+from package_helpers import UBUNTU_CORE, run_invoke
 
 from kairos_distro import ledger, naming, promote, publish, release, sign
 from kairos_distro.config import Cell, Release
@@ -30,15 +31,7 @@ TAGS = TagFormats()  # the default: Kairos's factory convention
 
 
 def identity(**changes: Any) -> naming.Identity:
-    base = {
-        "flavor": "ubuntu",
-        "flavor_release": "24.04",
-        "variant": "core",
-        "arch": "amd64",
-        "model": "generic",
-        "version": "v0.1.0",
-    }
-    return naming.Identity(**{**base, **changes})
+    return dataclasses.replace(UBUNTU_CORE, **changes)
 
 
 @pytest.mark.parametrize(

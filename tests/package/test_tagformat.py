@@ -5,22 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from package_helpers import UPSTREAM
 
 from kairos_distro import naming, tagformat
 from kairos_distro.config import ConfigError
 from kairos_distro.naming import Identity
 from kairos_distro.tagformat import TagFormats
-
-UPSTREAM = Identity(
-    flavor="alpine",
-    flavor_release="3.21",
-    variant="standard",
-    arch="arm64",
-    model="rpi4",
-    version="v3.5.0",
-    provider="k3s",
-    provider_version="v1.33.2+k3s1",
-)
 
 
 def test_the_default_is_the_factory_convention() -> None:
