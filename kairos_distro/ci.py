@@ -13,6 +13,11 @@ import yaml
 from . import naming
 from .config import Cell, Release
 
+# Jobs one matrix may make. GitHub: "A matrix will generate a maximum of 256 jobs per
+# workflow run" (docs.github.com, Running variations of jobs in a workflow). GitLab:
+# parallel:matrix permutations, PARALLEL_LIMIT in lib/gitlab/ci/config/entry/product/parallel.rb.
+GITHUB_MATRIX_LIMIT = 256
+GITLAB_MATRIX_LIMIT = 200
 # GitHub-hosted runners per arch; riscv64 has none, so it builds emulated.
 GITHUB_RUNNER = {"amd64": "ubuntu-24.04", "arm64": "ubuntu-24.04-arm", "riscv64": "ubuntu-24.04"}
 
@@ -74,4 +79,27 @@ def gitlab_pipeline(release: Release) -> str:
     )
 
 
+class MatrixError(ValueError):
+    """A matrix CI cannot run; str() is one line saying what to do."""
+
+
 FORMATS = {"json": matrix_json, "github": github_matrix, "gitlab": gitlab_pipeline}
+# One job per cell, so a release file with more cells than this is refused before CI is.
+LIMITS = {
+    "github": ("GitHub Actions", GITHUB_MATRIX_LIMIT),
+    "gitlab": ("GitLab", GITLAB_MATRIX_LIMIT),
+}
+
+
+def render(release: Release, format: str) -> str:
+    """The matrix in `format` (json, github or gitlab), refused where CI would refuse it."""
+    if format not in FORMATS:
+        raise MatrixError(f"--format must be table, json, github or gitlab (got {format})")
+    system, limit = LIMITS.get(format, ("", 0))
+    jobs = len(release.cells)
+    if limit and jobs > limit:
+        raise MatrixError(
+            f"{release.path}: {jobs} cells make {jobs} {system} jobs, more than the {limit} "
+            "one matrix may have; split the cells across release files (--release-file)"
+        )
+    return FORMATS[format](release)

@@ -121,6 +121,51 @@ def test_matrix_gitlab_is_a_child_pipeline(runs, rel) -> None:
     assert pipeline["cell"]["parallel"]["matrix"] == [{"CELL": [cell.id for cell in rel.cells]}]
 
 
+# One job per cell: one past each CI's limit is refused in one line, the limit itself is not.
+GITHUB_OVER = (
+    "{path}: 257 cells make 257 GitHub Actions jobs, more than the 256 one matrix may have"
+)
+GITLAB_OVER = "{path}: 201 cells make 201 GitLab jobs, more than the 200 one matrix may have"
+SPLIT = "; split the cells across release files (--release-file)"
+
+
+def k3s_cells(count: int) -> list[dict[str, object]]:
+    return [
+        {"arch": "amd64", "provider": "k3s", "provider_version": f"v1.33.{n}+k3s1"}
+        for n in range(count)
+    ]
+
+
+@pytest.mark.parametrize(
+    "format, count, refusal",
+    [
+        ("github", 256, ""),
+        ("github", 257, GITHUB_OVER),
+        ("gitlab", 200, ""),
+        ("gitlab", 201, GITLAB_OVER),
+        ("json", 257, ""),  # no CI reads it as a matrix
+    ],
+)
+def test_matrix_refuses_more_jobs_than_ci_runs(make_release, format, count, refusal) -> None:
+    rel = make_release(*k3s_cells(count))
+    if not refusal:
+        assert ci.render(rel, format) == ci.FORMATS[format](rel)
+        return
+    with pytest.raises(ci.MatrixError) as caught:
+        ci.render(rel, format)
+    assert str(caught.value) == refusal.format(path=rel.path) + SPLIT
+
+
+@pytest.mark.parametrize(
+    "format, count, line", [("github", 257, GITHUB_OVER), ("gitlab", 201, GITLAB_OVER)]
+)
+def test_matrix_over_the_limit_ends_the_ci_step_in_one_line(tmp_path, format, count, line) -> None:
+    path = write(tmp_path / "many.yaml", k3s_cells(count))
+    run = invoke("matrix", "--format", format, "--release-file", str(path))
+    assert run.returncode == 2, report(run)
+    assert (run.stdout, run.stderr) == ("", f"matrix: {line.format(path=path)}{SPLIT}\n")
+
+
 def stages(
     run: subprocess.CompletedProcess[str], cell: config.Cell, rel: config.Release
 ) -> dict[str, list[str]]:
