@@ -2,6 +2,7 @@
 
 tasks     the invoke collection a repository's tasks.py imports (wiring only)
 invocation what every task does first: release.yaml, the runner, cells, keys, Sigstore
+numbers   numeric flags and settings (test-boot, keys), typed and range-checked
 
 config    release.yaml: load, validate; ConfigError names the field
 cells     the matrix's cells and the rules kairos-init would enforce on them

@@ -45,7 +45,7 @@ def settings(
 ) -> tuple[Settings, bytes]:
     """Checked machine settings and the cloud-config for cidata; ValueError names the one."""
     if accel not in ACCELS:
-        raise ValueError(f"--accel must be auto, kvm or tcg (got {accel!r})")
+        raise ValueError(f"--accel must be auto, kvm or tcg (got {accel})")
     try:
         user_data = Path(cloud_config).read_bytes()
     except OSError as err:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from invoke import Context, Exit
 
-from . import boot, build, config, keys, release, sign, summary
+from . import boot, build, config, keys, numbers, release, sign, summary
 from .runner import Runner, StepError
 
 
@@ -30,7 +30,7 @@ def setup(c: Context, release_file: str) -> tuple[Runner, config.Release]:
     runner = Runner(
         dry=bool(c.config.run.dry),
         docker_cli=settings.docker_cli,
-        privileged=switch("kairos.privileged", settings.privileged),
+        privileged=switch("privileged", settings.privileged),
     )
     try:
         return runner, build.with_version(rel, runner)
@@ -38,8 +38,8 @@ def setup(c: Context, release_file: str) -> tuple[Runner, config.Release]:
         raise Exit(f"{rel.path}: version: {err.reason}", code=2) from None
 
 
-def switch(name: str, value: object) -> bool:
-    """A true/false machine setting, from invoke.yaml (a bool) or the environment (text)."""
+def switch(key: str, value: object) -> bool:
+    """A true/false setting kairos.KEY, from invoke.yaml (a bool) or the environment (text)."""
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -47,7 +47,16 @@ def switch(name: str, value: object) -> bool:
         return True
     if text in ("false", "0", "no", "off"):
         return False
-    raise Exit(f"{name}: expected true or false, got {value!r}", code=2)
+    shown = numbers.shown(value)
+    raise Exit(f"{numbers.setting(key)}: expected true or false, got {shown}", code=2)
+
+
+def number(task_name: str, name: str, value: object, span: numbers.Span) -> int | float:
+    """`value` of the flag or setting `name`, checked against span; else one-line Exit."""
+    try:
+        return numbers.number(name, value, span)
+    except numbers.NumberError as err:
+        raise Exit(f"{task_name}: {err}", code=2) from None
 
 
 def cells(rel: config.Release, cell: list[str]) -> list[config.Cell]:
@@ -84,21 +93,26 @@ def sigstore(rel: config.Release, required: bool, token: str = "") -> sign.Sigst
 
 
 def boot_settings(
-    c: Context,
-    task_name: str,
-    accel: str = "",
-    memory: int = 0,
-    cpus: int = 0,
-    timeout: float = 0.0,
+    c: Context, task_name: str, accel: str = "", memory: str = "", cpus: str = "", timeout: str = ""
 ) -> tuple[boot.Settings, bytes]:
     """Flags over invoke config (kairos.boot.*); and the cloud-config for cidata."""
     conf = c.config.kairos.boot
+
+    def checked(flag: str, given: str, span: numbers.Span) -> int | float:
+        if given:
+            return number(task_name, f"--{flag}", given, span)
+        return number(task_name, numbers.setting(f"boot.{flag}"), conf[flag], span)
+
+    name, chosen = ("--accel", accel) if accel else (numbers.setting("boot.accel"), conf.accel)
+    if chosen not in boot.ACCELS:
+        why = f"{numbers.shown(chosen)} is not {', '.join(boot.ACCELS[:-1])} or {boot.ACCELS[-1]}"
+        raise Exit(f"{task_name}: {name}: {why}", code=2)
     try:
         return boot.settings(
-            accel or conf.accel,
-            memory or conf.memory,
-            cpus or conf.cpus,
-            timeout or conf.timeout,
+            chosen,
+            int(checked("memory", memory, numbers.MEMORY)),
+            int(checked("cpus", cpus, numbers.CPUS)),
+            checked("timeout", timeout, numbers.TIMEOUT),
             conf.marker,
             conf.cloud_config,
         )

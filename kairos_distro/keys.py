@@ -28,6 +28,7 @@ from .runner import Runner, StepError
 
 DEFAULT_DIR = "keys"
 ENV = "KAIROS_KEYS"
+DAYS = 365  # genkey's own default lifetime (AuroraBoot internal/cmd/genkey.go)
 # What `build-uki` reads: the db key pair signs the EFI files, the PCR key
 # signs the TPM policy, the .auth files are enrolled by systemd-boot.
 REQUIRED = ("db.key", "db.pem", "tpm2-pcr-private.pem", "PK.auth", "KEK.auth", "db.auth")

@@ -10,7 +10,7 @@ invoke's own config (invoke.yaml or INVOKE_KAIROS_* variables):
                      default: true (false where the engine refuses privileged containers)
   kairos.artifacts   where ISOs, raw images, SBOMs and checksums land; default: artifacts
   kairos.keys        trusted boot: the owner's key directory (a secret); default: keys
-  kairos.boot.*      test-boot: accel (auto|kvm|tcg), memory, cpus, timeout, marker
+  kairos.boot.*      test-boot: accel, memory, cpus, timeout, marker (invoke --help test-boot)
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from kairos_distro import (
     config,
     invocation,
     keys,
+    numbers,
     pins,
     promote,
     publish,
@@ -43,6 +44,10 @@ from kairos_distro.runner import StepError
 CELL_HELP = {"cell": "Cell id to act on (repeatable); default: every cell of release.yaml."}
 FILE_HELP = "Release file to read (default: release.yaml)."
 TOKEN_HELP = "OIDC token for signing (else SIGSTORE_ID_TOKEN, CI credentials, or the browser)."
+# kairos.boot.*, numbers as text: invoke casts INVOKE_KAIROS_* to its default's type, and
+# int("abc") would fail inside invoke; invocation.boot_settings reads them (numbers.py).
+BOOT = {"accel": "auto", "memory": "2048", "cpus": "2", "timeout": "900", "marker": "login:"}
+BOOT["cloud_config"] = "cloud-config.yaml"  # the cidata volume's user-data
 
 
 @task(help={"format": "table (default), json, github or gitlab.", "release-file": FILE_HELP})
@@ -92,26 +97,25 @@ def iso(c, cell=None, release_file=""):
     name="keys",
     help={
         "name": "Name in the certificates (default: the project name).",
-        "days": "Days until the certificates expire (default 365, as AuroraBoot).",
+        "days": f"Certificates' lifetime, {numbers.DAYS} (default {keys.DAYS}, as AuroraBoot).",
         "export": f"Print the key set build-uki needs as the {keys.ENV} CI secret "
         "(pipe it, e.g. into `gh secret set KAIROS_KEYS`); makes no keys.",
         "release-file": FILE_HELP,
     },
 )
-def keys_(c, name="", days=365, export=False, release_file=""):
+def keys_(c, name="", days="", export=False, release_file=""):
     """Create your Secure Boot and TPM PCR keys for trusted boot (AuroraBoot genkey) in keys/."""
     runner, rel = invocation.setup(c, release_file)
     directory = Path(c.config.kairos.keys)
+    lifetime = int(invocation.number("keys", "--days", days or keys.DAYS, numbers.DAYS))
     try:
         if export:
             if sys.stdout.isatty():
-                raise Exit(
-                    f"keys: --export prints secret keys; pipe it (e.g. | gh secret set {keys.ENV})",
-                    code=2,
-                )
+                why = f"--export prints secret keys; pipe it (e.g. | gh secret set {keys.ENV})"
+                raise Exit(f"keys: {why}", code=2)
             print(keys.export(directory))
             return
-        keys.generate(runner, rel, directory, name or rel.name, int(days))
+        keys.generate(runner, rel, directory, name or rel.name, lifetime)
     except keys.KeysError as err:
         raise Exit(str(err), code=2) from None
     except StepError as err:
@@ -260,7 +264,7 @@ def summary_(c, from_="", format="table", cell=None, release_file=""):
     """Sum up a release from the release-summary.json its cells wrote (e.g. in CI jobs)."""
     rel = invocation.load(c, release_file)
     if format not in summary.FORMATS:
-        raise Exit(f"summary: --format must be table, markdown or json (got {format!r})", code=2)
+        raise Exit(f"summary: --format must be table, markdown or json (got {format})", code=2)
     cells = [one.id for one in invocation.cells(rel, cell)]
     try:
         version, reports = summary.collect(Path(from_ or c.config.kairos.artifacts), cells)
@@ -276,13 +280,13 @@ def summary_(c, from_="", format="table", cell=None, release_file=""):
         **CELL_HELP,
         "iso": "Boot this ISO instead of artifacts/<cell>/*.iso (needs one cell).",
         "accel": "auto (KVM when it really works, else TCG), kvm or tcg.",
-        "memory": "Guest memory in MiB (default 2048).",
-        "cpus": "Guest CPUs (default 2).",
-        "timeout": "Seconds before a boot counts as failed (default 900).",
+        "memory": f"Guest memory, {numbers.MEMORY} (default {BOOT['memory']}: kairos.boot.memory).",
+        "cpus": f"Guest processors, {numbers.CPUS} (default {BOOT['cpus']}: kairos.boot.cpus).",
+        "timeout": f"Time a boot may take, {numbers.TIMEOUT} (default {BOOT['timeout']}).",
         "release-file": FILE_HELP,
     },
 )
-def test_boot(c, cell=None, iso="", accel="", memory=0, cpus=0, timeout=0.0, release_file=""):
+def test_boot(c, cell=None, iso="", accel="", memory="", cpus="", timeout="", release_file=""):
     """Boot each cell's ISO in QEMU and check SSH, boot state and provider version."""
     runner, rel = invocation.setup(c, release_file)
     cells = invocation.cells(rel, cell)
@@ -384,14 +388,7 @@ ns.configure(
             "docker_cli": "docker",
             # Text, not a bool: invoke would read INVOKE_KAIROS_PRIVILEGED=false as true.
             "privileged": "true",
-            "boot": {
-                "accel": "auto",
-                "memory": 2048,
-                "cpus": 2,
-                "timeout": 900,
-                "marker": "login:",
-                "cloud_config": "cloud-config.yaml",
-            },
+            "boot": BOOT,
         }
     }
 )

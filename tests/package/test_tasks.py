@@ -259,7 +259,9 @@ def test_privileged_setting_refuses_other_words(tmp_path) -> None:
     env = {"DOCKER_HOST": NO_ENGINE, "INVOKE_KAIROS_PRIVILEGED": "maybe"}
     run = run_invoke("--dry", "iso", env=env)
     assert run.returncode == 2
-    assert run.stderr == "kairos.privileged: expected true or false, got 'maybe'\n"
+    assert run.stderr == (
+        "kairos.privileged (INVOKE_KAIROS_PRIVILEGED): expected true or false, got maybe\n"
+    )
 
 
 def test_dry_iso_makes_the_raw_image_for_a_board(runs) -> None:
@@ -399,7 +401,7 @@ def test_test_boot_refusals(boot_runs) -> None:
     runs_, ran = boot_runs
     accel, many = runs_["bad-accel"], runs_["iso-needs-one-cell"]
     assert accel.returncode == 2, report(accel)
-    assert accel.stderr == "test-boot: --accel must be auto, kvm or tcg (got 'xen')\n"
+    assert accel.stderr == "test-boot: --accel: xen is not auto, kvm or tcg\n"
     assert many.returncode == 2, report(many)
     assert many.stderr == "test-boot: --iso needs exactly one cell (--cell ID)\n"
     assert accel.stdout == many.stdout == ""
