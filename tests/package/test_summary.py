@@ -60,5 +60,5 @@ def test_invoke_summary_refusals_are_one_line(tmp_path) -> None:
     run = run_invoke("summary", "--format", "html")
     assert (run.returncode, run.stderr) == (
         2,
-        "summary: --format must be table, markdown or json (got 'html')\n",
+        "summary: --format must be table, markdown or json (got html)\n",
     )
