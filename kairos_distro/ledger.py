@@ -288,4 +288,4 @@ def read_record(registry: Registry, release: Release, cell: Cell) -> dict[str, A
 
 def records_registry(release: Release) -> Registry:
     """The registry the release records live in: the configured one, at its API host."""
-    return Registry(api_host(release.registry))
+    return Registry(api_host(release.registry), login=release.registry)

@@ -8,6 +8,7 @@ signing on, its signature must verify before any tag moves.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,13 +74,15 @@ def promote_cell(
     from_ch: str,
     to_ch: str,
     sigstore: sign.Sigstore | None,
-    registry_for: Callable[[str], Registry] = Registry,
+    registry_for: Callable[[str], Registry] | None = None,
 ) -> Promoted | None:
     """Read the cell's record, resolve the --from tag, verify it (signing on), then tag.
 
     Reads happen under --dry too (they change nothing); the tag is only
     written when not dry. Returns None on a dry run.
     """
+    # The KAIROS_REGISTRY_* login belongs to rel.registry only.
+    registry_for = registry_for or functools.partial(Registry, login=rel.registry)
     record = ledger.read_record(registry_for(rel.registry), rel, cell)
     if record is None:
         repo, tag = ledger.record_location(rel, cell)

@@ -188,7 +188,7 @@ def publish(
         _dry(runner, release, cell, repository, tags, raw_tag, sigstore)
         return None
     where = naming.image(release, ident)
-    repo, registry = where.repository, Registry(where.api_host)
+    repo, registry = where.repository, Registry(where.api_host, login=release.registry)
     step = "publish"
     try:
         digest = push_image(runner, registry, repo, built)

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
 import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from .ref import DOCKER_HUB, DOCKER_HUB_API
+from .hosts import MASK, is_loopback, redact, withheld_from
+from .ref import DOCKER_HUB, DOCKER_HUB_API, api_host
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -59,20 +59,19 @@ def sha256_file(path: Path) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-def is_loopback(host: str) -> bool:
-    name = host[1 : host.index("]")] if host.startswith("[") else host.rsplit(":", 1)[0]
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+def credentials(host: str, release_registry: str = "") -> tuple[str, str] | None:
+    """The login that belongs to registry API host `host`, or None.
 
-
-def credentials(host: str) -> tuple[str, str] | None:
-    """From the environment first, then the docker config (helpers included)."""
+    KAIROS_REGISTRY_USERNAME/PASSWORD belong to release.yaml's registry only
+    (`release_registry`, as written there), so a bump reading a base image on
+    Docker Hub, or `verify --image` elsewhere, never carries them. A docker
+    login belongs to the host docker's config names: docker-py's
+    resolve_authconfig matches the exact host (legacy URL keys cut to their
+    host, index.docker.io folded into docker.io) and asks a credential helper
+    for that server only.
+    """
     user, password = os.environ.get(USER_ENV), os.environ.get(PASSWORD_ENV)
-    if user and password:
+    if user and password and release_registry and api_host(release_registry) == host:
         return user, password
     try:
         import docker.auth
@@ -87,22 +86,38 @@ def credentials(host: str) -> tuple[str, str] | None:
 
 
 class Registry:
-    def __init__(self, host: str, *, timeout: float = 60.0) -> None:
+    """The registry API at `host`.
+
+    `login` is release.yaml's registry: the KAIROS_REGISTRY_* login is sent
+    only when `host` is its API host (empty: a docker login alone is used).
+    """
+
+    def __init__(self, host: str, *, login: str = "", timeout: float = 60.0) -> None:
         self.host = host
+        self.login = login
+        # Plain http only to this machine, so no login crosses a network in clear.
         scheme = "http" if is_loopback(host) else "https"
         self.base = f"{scheme}://{host}"
         self.timeout = timeout
         self.session = requests.Session()
         self._auth: dict[str, str] = {}
+        self._secrets: set[str] = set()  # never printed, whatever a registry echoes back
+        self._withheld = ""  # why the login stayed home, for the refusal that may follow
 
     # -- transport ---------------------------------------------------------
+    def _ours(self, url: str) -> bool:
+        """`url` is on this registry's own origin (an upload location may be elsewhere)."""
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}".lower() == self.base.lower()
+
     def _send(self, method: str, url: str, repo: str, **kw: Any) -> requests.Response:
         headers = dict(kw.pop("headers", {}))
-        if repo in self._auth:
+        ours = self._ours(url)
+        if repo in self._auth and ours:
             headers["Authorization"] = self._auth[repo]
         try:
             resp = self.session.request(method, url, headers=headers, timeout=self.timeout, **kw)
-            if resp.status_code == 401 and repo not in self._auth:
+            if resp.status_code == 401 and repo not in self._auth and ours:
                 self._authenticate(resp, repo)
                 headers["Authorization"] = self._auth[repo]
                 if hasattr(kw.get("data"), "seek"):
@@ -118,9 +133,18 @@ class Registry:
             raise RegistryError(f"registry {self.host}: {type(err).__name__}") from None
         return resp
 
+    def _credentials(self) -> tuple[str, str] | None:
+        found = credentials(self.host, self.login)
+        if found:
+            user, password = found
+            self._secrets |= {password, base64.b64encode(f"{user}:{password}".encode()).decode()}
+        return found
+
     def _authenticate(self, resp: requests.Response, repo: str) -> None:
+        """Answer the registry's challenge: Basic with its own login (only ever on
+        self.base: https, or http to this machine), or a token from its realm."""
         challenge = resp.headers.get("WWW-Authenticate", "")
-        creds = credentials(self.host)
+        creds = self._credentials()
         if challenge.lower().startswith("basic"):
             if not creds:
                 login = f"{USER_ENV}/{PASSWORD_ENV} or docker login"
@@ -132,19 +156,38 @@ class Registry:
         params = dict(_CHALLENGE.findall(challenge))
         if "realm" not in params:
             raise RegistryError(f"registry {self.host} refused access to {repo}")
+        realm = params["realm"]
+        why = withheld_from(realm, self.host)
+        if why and creds:  # ask for an anonymous token: public images still read
+            self._withheld = f"the login for {self.host} was not sent to its token service: {why}"
+            creds = None
         query = {"scope": f"repository:{repo}:pull,push"}
         if "service" in params:
             query["service"] = params["service"]
-        token = self.session.get(params["realm"], params=query, auth=creds, timeout=self.timeout)
+        token = self.session.get(realm, params=query, auth=creds, timeout=self.timeout)
         if token.status_code != 200:
-            raise RegistryError(
+            raise self._error(
                 f"registry {self.host} refused the login for {repo} (HTTP {token.status_code})"
             )
         try:
             body = token.json()
-            self._auth[repo] = f"Bearer {body.get('token') or body.get('access_token')}"
+            value = body.get("token") or body.get("access_token")
         except (ValueError, AttributeError):
             raise RegistryError(f"registry {self.host} sent an unreadable token") from None
+        if not isinstance(value, str) or not value:
+            raise RegistryError(f"registry {self.host} sent an unreadable token")
+        self._secrets.add(value)
+        self._auth[repo] = f"Bearer {value}"
+
+    def _error(self, text: str, *, denied: bool = True) -> RegistryError:
+        """A one-line error without any credential this client holds; when access
+        was `denied`, it says why the login was withheld, if it was."""
+        if denied and self._withheld:
+            text = f"{text} ({self._withheld})"
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            if len(secret) >= 4:  # shorter ones would mask ordinary words, not secrets
+                text = text.replace(secret, MASK)
+        return RegistryError(" ".join(redact(text).split()))
 
     def _url(self, repo: str, path: str) -> str:
         return f"{self.base}/v2/{repo}/{path}"
@@ -152,7 +195,8 @@ class Registry:
     def _check(self, resp: requests.Response, what: str) -> requests.Response:
         if resp.status_code < 400:
             return resp
-        raise RegistryError(f"registry {self.host} refused {what}: {_error_text(resp)}")
+        text = f"registry {self.host} refused {what}: {_error_text(resp)}"
+        raise self._error(text, denied=resp.status_code in (401, 403))
 
     # -- blobs ---------------------------------------------------------------
     def has_blob(self, repo: str, digest: str) -> bool:
@@ -169,6 +213,8 @@ class Registry:
             self._send("POST", self._url(repo, "blobs/uploads/"), repo),
             f"an upload to {repo}",
         )
+        if not start.headers.get("Location"):
+            raise RegistryError(f"registry {self.host} gave no location for an upload to {repo}")
         location = urljoin(self.base + "/", start.headers["Location"])
         sep = "&" if "?" in location else "?"
         resp = self._send(

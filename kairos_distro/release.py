@@ -92,8 +92,9 @@ class Stages:
     def read_record(self, release: Release, cell: Cell) -> dict[str, Any] | None:
         return ledger.read_record(ledger.records_registry(release), release, cell)
 
-    def verify_image(self, sigstore: Any, image: ImageRef) -> None:
-        sign.verify_image(sigstore, Registry(image.api_host), image.repository, image.digest)
+    def verify_image(self, sigstore: Any, release: Release, image: ImageRef) -> None:
+        registry = Registry(image.api_host, login=release.registry)
+        sign.verify_image(sigstore, registry, image.repository, image.digest)
 
     def local_label(self, runner: Runner, release: Release, cell: Cell) -> str | None:
         return build.local_label(runner, release, cell)
@@ -250,7 +251,7 @@ def _decide(plan: Plan, cell: Cell, key: str) -> tuple[ledger.Decision, dict[str
     if decision.redo or not plan.sigstore or record is None or image is None:
         return decision, record
     try:
-        plan.stages.verify_image(plan.sigstore, image)
+        plan.stages.verify_image(plan.sigstore, plan.release, image)
     except (sign.SignError, RegistryError) as err:
         return ledger.unverified(record, err), record  # redo publish (and signing)
     return decision, record

@@ -87,7 +87,7 @@ def resolve(registry: Registry, repo: str, reference: str) -> str:
 def published(release: Release, built: Built) -> tuple[Registry, str, str, str]:
     """(registry, repository path, image digest, raw image digest or "") as published."""
     image = naming.image(release, built.identity)
-    registry, repo = Registry(image.api_host), image.repository
+    registry, repo = Registry(image.api_host, login=release.registry), image.repository
     digest = resolve(registry, repo, image.tag)
     raw = ""
     if release.publish_raw and "raw" in built.cell.media:
@@ -123,16 +123,17 @@ def published_cell(
     return f"{registry.host}/{repo}@{digest}"
 
 
-def verify_reference(runner: Runner, sigstore: sign.Sigstore, image: str) -> str:
+def verify_reference(runner: Runner, sigstore: sign.Sigstore, image: str, login: str = "") -> str:
     """`host/repo:tag` or `host/repo@sha256:...` verified: its digest reference ("" when dry).
 
-    RefError when `image` is no image reference.
+    `login` is release.yaml's registry (its KAIROS_REGISTRY_* login goes there
+    only). RefError when `image` is no image reference.
     """
     ref = ImageRef.parse(image)
     if runner.dry:
         runner.would("verify", f"verify the signature of {image}")
         return ""
-    registry = Registry(ref.api_host)
+    registry = Registry(ref.api_host, login=login)
     digest = ref.digest or resolve(registry, ref.repository, ref.reference)
     sign.verify_image(sigstore, registry, ref.repository, digest)
     return f"{ref.full_name}@{digest}"

@@ -176,7 +176,7 @@ def verify(c, cell=None, image="", release_file=""):
     out = Path(c.config.kairos.artifacts)
     if image:
         try:
-            done = signing.verify_reference(runner, sigstore, image)
+            done = signing.verify_reference(runner, sigstore, image, rel.registry)
         except RefError as err:
             raise Exit(f"verify: --image {err}", code=2) from None
         except (RegistryError, sign.SignError) as err:

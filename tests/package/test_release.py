@@ -715,7 +715,7 @@ class Recorder(release.Stages):
             raise found
         return found
 
-    def verify_image(self, sigstore: Any, image: ImageRef) -> None:
+    def verify_image(self, sigstore: Any, rel: Release, image: ImageRef) -> None:
         args = (image.api_host, image.repository, image.digest)
         self.hit("verify_image", self.current, sigstore, *args)
         if self.verify_error:
@@ -1936,8 +1936,8 @@ def publish_into(
 ) -> tuple[MemoryRegistry, publish.Published | None]:
     registry = MemoryRegistry()
 
-    def registry_for(host: str) -> MemoryRegistry:
-        assert host == "registry.test"
+    def registry_for(host: str, login: str = "") -> MemoryRegistry:
+        assert (host, login) == ("registry.test", rel.registry)  # the login goes home only
         return registry
 
     def push(runner: Runner, reg: Registry, repo: str, built: Built) -> str:

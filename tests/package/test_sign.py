@@ -869,8 +869,8 @@ def publishing(make_release, monkeypatch) -> Publishing:
     events: list[str] = []
     sign_calls: list[tuple[Any, ...]] = []
 
-    def registry_for(host: str) -> MemoryRegistry:
-        assert host == HOST
+    def registry_for(host: str, login: str = "") -> MemoryRegistry:
+        assert (host, login) == (HOST, rel.registry)  # the login goes home only
         return registry
 
     def push(runner: Runner, reg: Registry, repo: str, b: Built) -> str:
