@@ -23,6 +23,7 @@ from . import keys as keyset
 from . import ledger, naming
 from .build import Built
 from .config import Cell, Release
+from .hosts import redact
 from .registry import sha256_file
 from .runner import Runner, Skip, StepError
 
@@ -157,7 +158,7 @@ def uki_command(source: str) -> list[str]:
 def docker_socket() -> str:
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if not host.startswith("unix://"):  # e.g. GitLab's docker-in-docker over TCP
-        raise Skip(f"AuroraBoot needs a local Docker socket (DOCKER_HOST is {host})")
+        raise Skip(f"AuroraBoot needs a local Docker socket (DOCKER_HOST is {redact(host)})")
     return host.removeprefix("unix://")
 
 

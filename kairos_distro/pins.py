@@ -11,15 +11,19 @@ file atomically only after release.yaml's own validation accepts the result.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from . import cells, config
+from .hosts import hostname, is_loopback, private_channel, redact, url_host
 from .ref import ImageRef, RefError
 from .registry import Registry, RegistryError
 
@@ -211,6 +215,10 @@ class Bump:
 # -- provider versions from the upstream release list ------------------------------------
 GITHUB_REPOS = {"k3s": "k3s-io/k3s", "k0s": "k0sproject/k0s"}
 GITHUB_API_ENV = "KAIROS_GITHUB_API"  # a GitHub Enterprise or test API; default api.github.com
+GITHUB_API = "https://api.github.com"
+# What GitHub Actions sets to the API of the GitHub it runs on (Enterprise Server too).
+ACTIONS_API_ENV = "GITHUB_API_URL"
+TOKEN_ENV = "GITHUB_TOKEN"
 
 
 def latest_patch(provider: str, current: str, tags: list[str]) -> str:
@@ -225,17 +233,54 @@ def latest_patch(provider: str, current: str, tags: list[str]) -> str:
     return max([current, *same], key=order)
 
 
+def token_goes_to(api: str) -> bool:
+    """GITHUB_TOKEN may go to `api`: GitHub's API or GITHUB_API_URL's host, over
+    https, or any API on this machine (the tests' double)."""
+    scheme = urlsplit(api).scheme.lower()
+    if scheme == "http":
+        return is_loopback(url_host(api))
+    actions = os.environ.get(ACTIONS_API_ENV, "")
+    owners = {hostname(url_host(GITHUB_API))}
+    if urlsplit(actions).scheme.lower() == "https":
+        owners.add(hostname(url_host(actions)))
+    return scheme == "https" and hostname(url_host(api)) in owners
+
+
+def _github_request(api: str) -> tuple[str, dict[str, str], tuple[str, str] | None]:
+    """(URL without userinfo, headers, the URL's own login) for a request to `api`.
+
+    The token only avoids the anonymous rate limit, and the release list is
+    public: an API it may not go to is read without it, and one line says so,
+    rather than refusing a harmless mirror. A login written into the URL goes
+    to that host only, and only over a private channel.
+    """
+    parts = urlsplit(api)
+    bare = urlunsplit(parts._replace(netloc=url_host(api)))
+    headers = {"Accept": "application/vnd.github+json"}
+    token = os.environ.get(TOKEN_ENV, "")
+    if token and token_goes_to(api):
+        headers["Authorization"] = f"Bearer {token}"
+    elif token:
+        print(
+            f"bump: {TOKEN_ENV} not sent to {redact(api)}: it goes only to {GITHUB_API}, "
+            f"the host of {ACTIONS_API_ENV} over https, or this machine",
+            file=sys.stderr,
+        )
+    login = None
+    if parts.username is not None and private_channel(api) and "Authorization" not in headers:
+        login = (parts.username, parts.password or "")
+    return bare, headers, login
+
+
 def release_tags(provider: str) -> list[str]:
     """Published (not draft, not pre-release) tags of the provider's GitHub repository."""
     import requests
 
-    api = os.environ.get(GITHUB_API_ENV, "https://api.github.com").rstrip("/")
-    url = f"{api}/repos/{GITHUB_REPOS[provider]}/releases?per_page=100"
-    headers = {"Accept": "application/vnd.github+json"}
-    if os.environ.get("GITHUB_TOKEN"):  # CI: avoids the anonymous rate limit
-        headers["Authorization"] = f"Bearer {os.environ['GITHUB_TOKEN']}"
+    api = os.environ.get(GITHUB_API_ENV, GITHUB_API).rstrip("/")
+    base, headers, login = _github_request(api)
+    url = f"{base}/repos/{GITHUB_REPOS[provider]}/releases?per_page=100"
     try:
-        resp = requests.get(url, headers=headers, timeout=30)
+        resp = requests.get(url, headers=headers, auth=login, timeout=30)
         resp.raise_for_status()
         return [
             r["tag_name"]
@@ -244,7 +289,8 @@ def release_tags(provider: str) -> list[str]:
         ]
     except (requests.RequestException, ValueError, TypeError, KeyError) as err:
         raise ResolveError(
-            f"{provider}: cannot read the release list at {url} ({type(err).__name__}); give --to"
+            f"{provider}: cannot read the release list at {redact(url)} ({type(err).__name__}); "
+            "give --to"
         ) from None
 
 
@@ -287,10 +333,14 @@ def plan(
     what: str,
     to: str = "",
     from_: str = "",
-    resolver: Callable[[ImageRef], str] = resolve,
+    resolver: Callable[[ImageRef], str] | None = None,
     releases: Callable[[str], list[str]] = release_tags,
 ) -> Bump:
-    """Read release.yaml, resolve what the pin becomes, and rewrite the text (no write)."""
+    """Read release.yaml, resolve what the pin becomes, and rewrite the text (no write).
+
+    By default an image resolves at its own registry, with the KAIROS_REGISTRY_*
+    login only when that is release.yaml's registry.
+    """
     if what not in WHATS:
         raise PinError(f"{what!r} is not one of {', '.join(WHATS)}")
     try:
@@ -305,6 +355,9 @@ def plan(
         old = getattr(rel, field)
         if not old:
             raise PinError(f"{what}: {path} has no {field} to move")
+        if resolver is None:
+            clients = functools.partial(Registry, login=rel.registry)
+            resolver = functools.partial(resolve, registry_for=clients)
         new = resolver(target(old, to))
         if ImageRef.parse(new) == ImageRef.parse(old):
             new = old  # the same pin, however it is spelled

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import Signing
+from .hosts import redact
 from .registry import OCI_INDEX, OCI_MANIFEST, Descriptor, Registry, RegistryError, manifest_bytes
 
 COSIGN_SIGN = "https://sigstore.dev/cosign/sign/v1"
@@ -156,8 +157,8 @@ def policy(signing: Signing) -> Any:
 
 
 def one_line(err: BaseException) -> str:
-    text = str(err) or type(err).__name__
-    return " ".join(text.split())[:300]
+    text = str(err) or type(err).__name__  # sigstore's own words may carry a URL or token
+    return redact(" ".join(text.split()))[:300]
 
 
 # -- trust, identity, the signer and verifier ---------------------------------------
