@@ -48,6 +48,10 @@ class ResolveError(PinError):
     """The registry could not give a digest for a reference; str() is one line."""
 
 
+class NotInRegistry(ResolveError):
+    """The registry answered: no such tag (HTTP 404)."""
+
+
 # -- references ------------------------------------------------------------------------
 def target(current: str, to: str = "") -> ImageRef:
     """What to pin: the current tag again (no `to`), another tag, or a whole reference.
@@ -176,7 +180,7 @@ def head_digest(registry: Registry, repo: str, reference: str) -> str:
     except RegistryError as err:
         raise ResolveError(f"{ref}: {err}") from None
     if digest is None:
-        raise ResolveError(f"{ref} is not in the registry (HTTP 404)")
+        raise NotInRegistry(f"{ref} is not in the registry (HTTP 404)")
     return digest
 
 
@@ -186,7 +190,7 @@ def resolve(ref: ImageRef, registry_for: Callable[[str], Registry] = Registry) -
         return str(ref)
     try:
         digest = head_digest(registry_for(ref.api_host), ref.repository, ref.reference)
-    except ResolveError as err:
+    except NotInRegistry as err:
         raise ResolveError(
             f"{ref}: {err}; an image only in the local engine has no registry digest "
             "(push it, or pin it by hand)"
@@ -267,7 +271,12 @@ def _github_request(api: str) -> tuple[str, dict[str, str], tuple[str, str] | No
             file=sys.stderr,
         )
     login = None
-    if parts.username is not None and private_channel(api) and "Authorization" not in headers:
+    if parts.username is not None and not private_channel(api):
+        print(
+            f"bump: the login in {GITHUB_API_ENV} not sent to {redact(api)}: plain http",
+            file=sys.stderr,
+        )
+    elif parts.username is not None and "Authorization" not in headers:
         login = (parts.username, parts.password or "")
     return bare, headers, login
 
