@@ -12,6 +12,7 @@ naming    image tags, published names, artifact names (from /etc/kairos-release)
 build     kairos-init conversion via BuildKit, one image per cell
 artifacts AuroraBoot ISO and checksum per cell; sbom (pkgdb: the package databases)
 publish   push by digest, then tags (registry: the OCI client it uses)
+hosts     which host a credential may go to; redact, for every printed URL
 release   `invoke release`: every stage per cell, incremental (behind a Stages seam)
 ledger    why a cell is skipped, reused or redone; its four stores (label, stamps, records)
 ci        the matrix as CI systems read it (json, github, gitlab)
