@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TextIO, TypeVar
 
+from .hosts import redact
+
 TAIL = 12  # lines of a failed command shown in its error
 STOP_GRACE = 10.0  # seconds a spawned process has to exit after SIGTERM
 T = TypeVar("T")
@@ -33,9 +35,10 @@ class StepError(RuntimeError):
     """A pipeline step failed; str() is one line naming the cell and step."""
 
     def __init__(self, cell: str, step: str, reason: str, tail: Iterable[str] = ()):
-        self.cell, self.step, self.reason = cell, step, reason
+        # Clients' own words (docker's, a registry's) may carry a URL's login or a token.
+        self.cell, self.step, self.reason = cell, step, redact(reason)
         self.tail = list(tail)
-        super().__init__(f"{cell}: {step}: {reason}")
+        super().__init__(f"{cell}: {step}: {self.reason}")
 
 
 class Skip(Exception):

@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 from package_helpers import run_invoke
 
-from kairos_distro import pins, signing
+from kairos_distro import artifacts, pins, sign, signing
 from kairos_distro.hosts import redact, site, withheld_from
 from kairos_distro.registry import PASSWORD_ENV, USER_ENV, Registry, RegistryError
-from kairos_distro.runner import Runner
+from kairos_distro.runner import Runner, Skip, StepError
 
 USER, PASSWORD = "kdt", "canary-pa55-7f3e91"  # the password must never be printed
 BASIC = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -427,6 +427,36 @@ def test_a_release_list_error_prints_no_userinfo(github, monkeypatch, capsys) ->
 )
 def test_redact(text, printed) -> None:
     assert redact(text) == printed
+
+
+def _docker_socket_refusal() -> str:
+    try:
+        artifacts.docker_socket()
+    except Skip as why:
+        return str(why)
+    return "accepted"
+
+
+@pytest.mark.parametrize(
+    "make, printed",
+    [
+        (
+            lambda: str(StepError("engine", "connect", f"unreachable (ssh://kdt:{PASSWORD}@box)")),
+            "engine: connect: unreachable (ssh://***@box)",
+        ),
+        (
+            lambda: sign.one_line(ValueError(f"GET https://tuf.test/r?token={TOKEN}\n failed")),
+            "GET https://tuf.test/r?token=*** failed",
+        ),
+        (
+            _docker_socket_refusal,
+            "AuroraBoot needs a local Docker socket (DOCKER_HOST is tcp://***@box:2376)",
+        ),
+    ],
+)
+def test_messages_of_other_steps_are_redacted(monkeypatch, make, printed) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://kdt:{PASSWORD}@box:2376")
+    assert make() == printed
 
 
 # -- as a user runs it: `invoke bump` --------------------------------------------------------------
