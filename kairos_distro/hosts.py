@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 MASK = "***"
 
@@ -96,14 +96,22 @@ def site(host: str) -> str:
     return ".".join(labels[-keep:])
 
 
+def split(url: str) -> SplitResult:
+    """`url`'s parts; one that does not parse (`http://[x`) has none."""
+    try:
+        return urlsplit(url)
+    except ValueError:
+        return SplitResult("", "", "", "", "")
+
+
 def url_host(url: str) -> str:
     """The host (and port) of `url`, without userinfo."""
-    return urlsplit(url).netloc.rpartition("@")[2]
+    return split(url).netloc.rpartition("@")[2]
 
 
 def private_channel(url: str) -> bool:
     """A credential may travel over `url`'s scheme: https, or http to this machine."""
-    scheme = urlsplit(url).scheme.lower()
+    scheme = split(url).scheme.lower()
     return scheme == "https" or (scheme == "http" and is_loopback(url_host(url)))
 
 

@@ -20,10 +20,10 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlunsplit
 
 from . import cells, config
-from .hosts import hostname, is_loopback, private_channel, redact, url_host
+from .hosts import hostname, is_loopback, private_channel, redact, split, url_host
 from .ref import ImageRef, RefError
 from .registry import Registry, RegistryError
 
@@ -240,12 +240,12 @@ def latest_patch(provider: str, current: str, tags: list[str]) -> str:
 def token_goes_to(api: str) -> bool:
     """GITHUB_TOKEN may go to `api`: GitHub's API or GITHUB_API_URL's host, over
     https, or any API on this machine (the tests' double)."""
-    scheme = urlsplit(api).scheme.lower()
+    scheme = split(api).scheme.lower()
     if scheme == "http":
         return is_loopback(url_host(api))
     actions = os.environ.get(ACTIONS_API_ENV, "")
     owners = {hostname(url_host(GITHUB_API))}
-    if urlsplit(actions).scheme.lower() == "https":
+    if split(actions).scheme.lower() == "https":
         owners.add(hostname(url_host(actions)))
     return scheme == "https" and hostname(url_host(api)) in owners
 
@@ -258,7 +258,9 @@ def _github_request(api: str) -> tuple[str, dict[str, str], tuple[str, str] | No
     rather than refusing a harmless mirror. A login written into the URL goes
     to that host only, and only over a private channel.
     """
-    parts = urlsplit(api)
+    parts = split(api)
+    if not parts.scheme or not parts.netloc:
+        raise ResolveError(f"{GITHUB_API_ENV}: {redact(api)} is not a URL such as {GITHUB_API}")
     bare = urlunsplit(parts._replace(netloc=url_host(api)))
     headers = {"Accept": "application/vnd.github+json"}
     token = os.environ.get(TOKEN_ENV, "")

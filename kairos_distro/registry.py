@@ -16,11 +16,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import requests
 
-from .hosts import MASK, is_loopback, redact, withheld_from
+from .hosts import MASK, is_loopback, redact, split, withheld_from
 from .ref import DOCKER_HUB, DOCKER_HUB_API, api_host
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -107,7 +107,7 @@ class Registry:
     # -- transport ---------------------------------------------------------
     def _ours(self, url: str) -> bool:
         """`url` is on this registry's own origin (an upload location may be elsewhere)."""
-        parts = urlsplit(url)
+        parts = split(url)
         return f"{parts.scheme}://{parts.netloc}".lower() == self.base.lower()
 
     def _send(self, method: str, url: str, repo: str, **kw: Any) -> requests.Response:
@@ -215,7 +215,12 @@ class Registry:
         )
         if not start.headers.get("Location"):
             raise RegistryError(f"registry {self.host} gave no location for an upload to {repo}")
-        location = urljoin(self.base + "/", start.headers["Location"])
+        try:
+            location = urljoin(self.base + "/", start.headers["Location"])
+        except ValueError:
+            raise RegistryError(
+                f"registry {self.host} gave an unreadable upload location"
+            ) from None
         sep = "&" if "?" in location else "?"
         resp = self._send(
             "PUT",

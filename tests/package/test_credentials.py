@@ -300,6 +300,7 @@ def test_a_registry_that_echoes_the_login_has_it_masked(stubs, monkeypatch, chal
         ("https://b.azurecr.io/t", "a.azurecr.io", "b.azurecr.io is not on a.azurecr.io"),
         ("http://127.0.0.2:5001/token", "127.0.0.1:5000", "127.0.0.2 is not on 127.0.0.1"),
         ("ftp://ghcr.io/token", "ghcr.io", "ghcr.io is plain http"),
+        ("http://[x/token", "ghcr.io", "http://[x/token is plain http"),
     ],
 )
 def test_which_token_services_get_the_login(realm, registry, why) -> None:
@@ -391,6 +392,30 @@ def test_the_github_token_reaches_its_own_api_only(
     out, err = capsys.readouterr()
     expected = warning.format(api=url, port=github.server_address[1])
     assert (out, err) == ("", expected)
+
+
+@pytest.mark.parametrize(
+    "api, line",
+    [
+        (
+            "http://[::1",
+            "KAIROS_GITHUB_API: http://[::1 is not a URL such as https://api.github.com",
+        ),
+        (
+            "api.github.com",
+            "KAIROS_GITHUB_API: api.github.com is not a URL such as https://api.github.com",
+        ),
+        (
+            "kdt:{pw}@api.github.com",
+            "KAIROS_GITHUB_API: ***@api.github.com is not a URL such as https://api.github.com",
+        ),
+    ],
+)
+def test_a_github_api_that_is_no_url_is_one_line(monkeypatch, api, line) -> None:
+    monkeypatch.setenv(pins.GITHUB_API_ENV, api.format(pw=PASSWORD))
+    with pytest.raises(pins.ResolveError) as caught:
+        pins.release_tags("k3s")
+    assert str(caught.value) == line
 
 
 def test_a_release_list_error_prints_no_userinfo(github, monkeypatch, capsys) -> None:
