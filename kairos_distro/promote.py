@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import config, ledger, naming, publish, sign
-from .ref import ImageRef
+from .ref import ImageRef, api_host
 from .registry import Registry, RegistryError
 from .runner import Runner, StepError
 
@@ -83,7 +83,8 @@ def promote_cell(
     """
     # The KAIROS_REGISTRY_* login belongs to rel.registry only.
     registry_for = registry_for or functools.partial(Registry, login=rel.registry)
-    record = ledger.read_record(registry_for(rel.registry), rel, cell)
+    # Records live at the registry's API host (Docker Hub: registry-1.docker.io).
+    record = ledger.read_record(registry_for(api_host(rel.registry)), rel, cell)
     if record is None:
         repo, tag = ledger.record_location(rel, cell)
         raise StepError(

@@ -238,6 +238,22 @@ def test_promotes_what_the_from_tag_carries_now(rel, verified) -> None:
     assert verified[0] == ("my-org/ubuntu", newer)
 
 
+def test_docker_hub_records_are_read_at_its_api_host(make_release, verified) -> None:
+    rel = make_release({"arch": "amd64"}, registry="docker.io", channels=["edge", "stable"])
+    fake, hosts = MemoryRegistry(), []
+
+    def registry_for(host: str) -> MemoryRegistry:
+        hosts.append(host)
+        return fake
+
+    released(fake, rel, rel.cells[0])
+    done = promote.promote_cell(
+        Runner(out=io.StringIO()), rel, rel.cells[0], "edge", "stable", None, registry_for
+    )
+    assert done is not None
+    assert hosts == ["registry-1.docker.io", "registry-1.docker.io"]
+
+
 def test_unverified_digest_moves_no_tag(rel, monkeypatch) -> None:
     def refuse(sigstore, registry, repo, digest) -> None:
         raise sign.SignError(f"no signature attached to ghcr.io/{repo}@{digest}")
