@@ -7,9 +7,12 @@ pre-generation hook refuses the answer that fed it.
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import bases
 from .ref import ImageRef, RefError, safe
 
 ARCHES = ("amd64", "arm64", "riscv64")
@@ -36,6 +39,14 @@ PROVIDER_VERSION = {
     "k0s": re.compile(r"^v\d+\.\d+\.\d+\+k0s\.\d+\Z"),
 }
 PROVIDER_EXAMPLE = {"k3s": "v1.35.1+k3s1", "k0s": "v1.35.1+k0s.0"}
+PROVIDER_CHOICES = ("none", *PROVIDER_VERSION)
+UBUNTU = "ubuntu"  # Docker Hub's official image, as Docker prints its name
+UBUNTU_FIPS_EXAMPLE = (
+    "https://github.com/kairos-io/kairos/blob/master/examples/builds/ubuntu-fips/Dockerfile"
+)
+# Names other tools give an arch, for "did you mean".
+ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}
+SHOWN_MAX = 80  # characters of a value a message quotes
 
 
 @dataclass(frozen=True)
@@ -107,45 +118,153 @@ def _name(ref: str) -> str:
         return ""
 
 
+def shown(value: object) -> str:
+    """A value as the user wrote it, on one line and cut short (never a repr)."""
+    text = str(value)
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    return text if len(text) <= SHOWN_MAX else text[: SHOWN_MAX - 3] + "..."
+
+
+def suggest(word: str, choices: tuple[str, ...]) -> str:
+    """'; did you mean arm64?' when `word` is a near miss of one of `choices`."""
+    close = ALIASES.get(word.lower()) or next(
+        iter(difflib.get_close_matches(word.lower(), choices, n=1, cutoff=0.6)), ""
+    )
+    return f"; did you mean {close}?" if close in choices else ""
+
+
+def _one_of(value: str, choices: tuple[str, ...]) -> str:
+    return f"{shown(value)} is not one of {', '.join(choices)}{suggest(value, choices)}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A combination kairos-init or AuroraBoot refuses, or that cannot boot.
+
+    `broken(cell, base_image)` is true when the cell breaks the rule; `field` is
+    the cell field it is reported on; `source` is where upstream says so.
+    """
+
+    field: str
+    broken: Callable[[Cell, str], bool]
+    message: Callable[[Cell, str], str]
+    source: str
+
+
+def _provider_version_wrong(cell: Cell) -> bool:
+    pattern = PROVIDER_VERSION.get(cell.provider or "")
+    return pattern is not None and not pattern.match(cell.provider_version or "")
+
+
+def _provider_version_message(cell: Cell) -> str:
+    provider = cell.provider or ""
+    example = PROVIDER_EXAMPLE[provider]
+    if not cell.provider_version:
+        return f"is required for {provider}: a full tag such as {example}"
+    return f"{shown(cell.provider_version)} is not a full {provider} tag such as {example}"
+
+
+def _base_arch_message(cell: Cell, base_image: str) -> str:
+    base = bases.BASES[base_name(base_image)]
+    return (
+        f"base image {base_name(base_image)} has no {cell.arch} image "
+        f"(published for {', '.join(base.arches)})"
+    )
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "arch",
+        lambda c, b: c.arch not in ARCHES,
+        lambda c, b: _one_of(c.arch, ARCHES),
+        "kairos-init/pkg/values/values.go:17@ca022425 (amd64, arm64, riscv64)",
+    ),
+    Rule(
+        "arch",
+        lambda c, b: c.arch in ARCHES and bases.missing_arch(base_name(b), c.arch) is not None,
+        _base_arch_message,
+        "kairos_distro/bases.py: the base's published architectures",
+    ),
+    Rule(
+        "model",
+        lambda c, b: c.model not in MODELS,
+        lambda c, b: _one_of(c.model, MODELS),
+        "kairos-init/main.go:28@ca022425 (modelFlag: values.SupportedModels)",
+    ),
+    Rule(
+        "model",
+        lambda c, b: c.model in MODELS and c.board and c.arch != "arm64",
+        lambda c, b: f"{c.model} needs arch arm64 (got {shown(c.arch)})",
+        "kairos-init/main.go:129@ca022425 (values.go:82 modelArch)",
+    ),
+    Rule(
+        "model",
+        lambda c, b: c.model in JETSON_ORIN and base_name(b) != JETSON_BASE,
+        lambda c, b: f"{c.model} needs base image {JETSON_BASE} (got {base_name(b)})",
+        "kairos-init test.yml@v0.17.3: Jetson Orin cells are built from ubuntu:22.04 only",
+    ),
+    Rule(
+        "fips",
+        lambda c, b: c.fips and c.arch == "riscv64",
+        lambda c, b: "FIPS is not available on riscv64",
+        "kairos-init/main.go:125@ca022425",
+    ),
+    Rule(
+        "fips",
+        lambda c, b: c.fips and _name(b) == UBUNTU,
+        lambda c, b: (
+            "FIPS is not supported on Ubuntu without a PRO account and extra packages "
+            f"(kairos-init's install stage refuses it); see {UBUNTU_FIPS_EXAMPLE}"
+        ),
+        "kairos-init/pkg/stages/steps_install.go:40@ca022425 (and @v0.17.3)",
+    ),
+    Rule(
+        "trusted_boot",
+        lambda c, b: c.trusted_boot and c.board,
+        lambda c, b: (
+            f"kairos-init has no trusted boot for boards (model {c.model}): "
+            "trusted boot needs model generic"
+        ),
+        "kairos-init/pkg/values/packagemaps.go:1233@ca022425 (no trusted boot on models yet)",
+    ),
+    Rule(
+        "raw",
+        lambda c, b: c.trusted_boot and bool(c.raw),
+        lambda c, b: "trusted-boot cells ship a signed UKI ISO, not a raw disk image",
+        "Cell.media: a trusted-boot cell gets a UKI ISO (AuroraBoot build-uki) only",
+    ),
+    Rule(
+        "trusted_boot",
+        lambda c, b: c.trusted_boot and _name(b) == HADRON,
+        lambda c, b: f"Hadron trusted-boot cells are built from {HADRON_TRUSTED}, not hadron",
+        "kairos-io/kairos .github/workflows/master.yaml:107@ca022425 (hadron-trusted)",
+    ),
+    Rule(
+        "provider_version",
+        lambda c, b: c.provider is None and bool(c.provider_version),
+        lambda c, b: "is set but provider is none",
+        "kairos-init/main.go:40@ca022425 (versions are per --provider)",
+    ),
+    Rule(
+        "provider",
+        lambda c, b: c.provider is not None and c.provider not in PROVIDER_VERSION,
+        lambda c, b: _one_of(c.provider or "", PROVIDER_CHOICES),
+        "the provider plugins kairos-init downloads: k3s, k0s",
+    ),
+    Rule(
+        "provider_version",
+        lambda c, b: _provider_version_wrong(c),
+        lambda c, b: _provider_version_message(c),
+        "kairos-init downloads the provider by its full upstream tag",
+    ),
+)
+
+
 def cell_problems(cell: Cell, base_image: str) -> list[tuple[str, str]]:
     """(field, message) for each rule `cell` breaks; empty when it is buildable."""
-    problems: list[tuple[str, str]] = []
-    if cell.arch not in ARCHES:
-        problems.append(("arch", f"{cell.arch!r} is not one of {', '.join(ARCHES)}"))
-    if cell.model not in MODELS:
-        problems.append(("model", f"{cell.model!r} is not one of {', '.join(MODELS)}"))
-    elif cell.model != "generic" and cell.arch != "arm64":
-        problems.append(("model", f"{cell.model} needs arch arm64 (got {cell.arch})"))
-    if cell.model in JETSON_ORIN and base_name(base_image) != JETSON_BASE:
-        problems.append(
-            ("model", f"{cell.model} needs base image {JETSON_BASE} (got {base_image})")
-        )
-    if cell.fips and cell.arch == "riscv64":
-        problems.append(("fips", "FIPS is not available on riscv64"))
-    if cell.trusted_boot and cell.raw:
-        problems.append(("raw", "trusted-boot cells ship a signed UKI ISO, not a raw disk image"))
-    if cell.trusted_boot and _name(base_image) == HADRON:
-        why = f"Hadron trusted-boot cells are built from {HADRON_TRUSTED}, not hadron"
-        problems.append(("trusted_boot", why))
-    problems += _provider_problems(cell)
-    return problems
-
-
-def _provider_problems(cell: Cell) -> list[tuple[str, str]]:
-    if cell.provider is None:
-        if cell.provider_version:
-            return [("provider_version", "is set but provider is none")]
-        return []
-    if cell.provider not in PROVIDER_VERSION:
-        names = ", ".join(["none", *PROVIDER_VERSION])
-        return [("provider", f"{cell.provider!r} is not one of {names}")]
-    pattern = PROVIDER_VERSION[cell.provider]
-    if not cell.provider_version or not pattern.match(cell.provider_version):
-        example = PROVIDER_EXAMPLE[cell.provider]
-        return [
-            (
-                "provider_version",
-                f"{cell.provider_version!r} is not a full {cell.provider} tag such as {example}",
-            )
-        ]
-    return []
+    return [
+        (rule.field, rule.message(cell, base_image))
+        for rule in RULES
+        if rule.broken(cell, base_image)
+    ]

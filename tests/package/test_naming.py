@@ -144,7 +144,9 @@ def test_local_tag(make_release) -> None:
 
 
 def test_expected_identity_uses_placeholders(make_release) -> None:
-    rel = make_release({"arch": "arm64", "fips": True, **K0S}, version="v2.0.0")
+    rel = make_release(
+        {"arch": "arm64", "fips": True, **K0S}, version="v2.0.0", base_image="debian:13"
+    )
     ident = Identity.expected(rel, rel.cells[0])
     assert ident == Identity(
         flavor="FLAVOR",

@@ -63,8 +63,9 @@ def test_build_args_core_cell(make_release) -> None:
 
 
 def test_build_args_provider_uki_fips_cell(make_release) -> None:
-    rel = make_release({"arch": "arm64", "trusted_boot": True, "fips": True, **K3S})
-    args = build.build_args(rel, rel.cells[0], "ubuntu:24.04")
+    cell = {"arch": "arm64", "trusted_boot": True, "fips": True, **K3S}
+    rel = make_release(cell, base_image="fedora:41")  # FIPS: not on Ubuntu
+    args = build.build_args(rel, rel.cells[0], "fedora:41")
     assert args["KUBERNETES_DISTRO"] == "k3s"
     assert args["KUBERNETES_VERSION"] == "v1.35.1+k3s1"
     assert args["TRUSTED_BOOT"] == "true"
@@ -144,7 +145,7 @@ def test_resolve_base_pinned_needs_no_engine(no_docker) -> None:
 
 
 def test_dry_build_prints_and_never_touches_docker(make_release, no_docker, tmp_path) -> None:
-    rel = make_release({"arch": "arm64", "fips": True, **K3S})
+    rel = make_release({"arch": "arm64", "fips": True, **K3S}, base_image="fedora:41")
     runner, out = dry_runner()
     assert build.run(runner, rel, rel.cells[0], context=tmp_path) is None
     lines = out.getvalue().splitlines()
@@ -152,7 +153,7 @@ def test_dry_build_prints_and_never_touches_docker(make_release, no_docker, tmp_
     assert len(lines) == 2
     assert lines[0].startswith(f"[{cell_id}] would run: docker build --progress plain")
     argv = shlex.split(lines[0].split("would run: ", 1)[1])
-    assert "BASE_IMAGE=ubuntu:24.04" in argv
+    assert "BASE_IMAGE=fedora:41" in argv
     assert "org.opencontainers.image.base.digest=<resolved at build time>" in argv
     assert lines[1] == (
         f"[{cell_id}] would tag kairos-local/my-org-kairos-ubuntu:{cell_id} as ghcr.io/my-org/"
@@ -634,6 +635,7 @@ def five_cells(make_release):
         {"arch": "arm64"},
         {"arch": "arm64", "fips": True},
         {"arch": "riscv64"},
+        base_image="debian:13",  # FIPS is refused on Ubuntu; debian:13 has all three arches
     )
 
 
