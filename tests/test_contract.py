@@ -382,7 +382,8 @@ def test_auroraboot_argv_flags_are_in_the_table(distro):
 
 
 def test_go_unit_tests_of_the_standins_pass():
-    """go test: flavor detection of the matrix bases, kairos-release keys, the -p scan."""
+    """go test: flavor detection of the matrix bases, kairos-release keys, the -p scan,
+    the install stage's FIPS-on-Ubuntu refusal."""
     proc = subprocess.run(
         ["go", "test", "-count=1", "-v", "./..."],
         cwd=standins.HERE,
@@ -392,5 +393,6 @@ def test_go_unit_tests_of_the_standins_pass():
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for name in ("TestDetectMatrixBases", "TestReleaseFileHasEveryKeyValidateChecks"):
+    names = ("TestDetectMatrixBases", "TestReleaseFileHasEveryKeyValidateChecks")
+    for name in (*names, "TestInstallRefusesFipsOnUbuntuOnly"):
         assert f"--- PASS: {name}" in proc.stdout

@@ -192,6 +192,9 @@ func convert(c *standins.Contract, p *parsed) error {
 		return fmt.Errorf("provider %s version %q cannot be downloaded", r.Provider, r.ProviderVersion)
 	}
 	sys := detectHost(c)
+	if err := installRefusal(sys, stage, r.Fips, p.multi["skip-step"].Value); err != nil {
+		return err
+	}
 	if sys.Family != "debian" {
 		return fmt.Errorf("STAND-IN converts Debian-family bases only (detected %s)", sys.Distro)
 	}
@@ -206,4 +209,19 @@ func convert(c *standins.Contract, p *parsed) error {
 
 func dump(v any) error {
 	return json.NewEncoder(os.Stdout).Encode(v)
+}
+
+// installRefusal is what upstream's install stage refuses before installing
+// anything: FIPS on Ubuntu (kairos-init/pkg/stages/steps_install.go:29-43 at
+// kairos-io/kairos ca022425, the same at kairos-init v0.17.3). Skipping the
+// installPackages step or a Hadron base returns before the check.
+func installRefusal(sys System, stage string, fips bool, skip []string) error {
+	if stage == "init" || standins.Contains(skip, "installPackages") || sys.Distro == "hadron" {
+		return nil
+	}
+	if sys.Distro == "ubuntu" && fips {
+		return fmt.Errorf("FIPS is not supported on Ubuntu without a PRO account and extra packages.\n" +
+			"See https://github.com/kairos-io/kairos/blob/master/examples/builds/ubuntu-fips/Dockerfile for an example on how to build it")
+	}
+	return nil
 }
