@@ -32,7 +32,7 @@ REFUSED = [
     ({"provider": "k3s", "provider_versions": "v1.34.3"}, "provider_versions", "v1.35.1+k3s1"),
     ({"provider": "k0s", "provider_versions": "v1.32.1+k3s1"}, "provider_versions", "k0s tag"),
     ({"provider_versions": "v1.32.1+k3s1"}, "provider_versions", "provider is none"),
-    ({"architectures": "amd64,x86"}, "architectures", "'x86' is not one of"),
+    ({"architectures": "amd64,x86"}, "architectures", "x86 is not one of"),
     ({"architectures": "amd64,amd64"}, "architectures", "duplicate"),
     ({"project": "Bad Slug!"}, "project", "lowercase slug"),
     ({"publisher": "bad org"}, "publisher", "organisation"),
