@@ -47,6 +47,13 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+def lock(session: nox.Session) -> None:
+    """The baked requirements.lock and cruft.lock: after any change to the package or its README."""
+    session.install("build==1.3.0", "uv==0.13.9")
+    session.run("python", ".ci/lock.py", "write")
+
+
+@nox.session
 def demo(session: nox.Session) -> None:
     """Main job on local defaults: bake, build, ISO, publish to 127.0.0.1 (--offline: stand-ins)."""
     install(session)
