@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from kairos_distro import config
@@ -47,3 +49,13 @@ def test_overlay_holds_no_private_key() -> None:
     for path in (ROOT / "overlay").rglob("*"):
         if path.is_file():
             assert b"PRIVATE KEY-----" not in path.read_bytes(), f"{path} holds a private key"
+
+
+def test_requirements_lock_pins_what_pyproject_pins() -> None:
+    """CI installs requirements.lock: a pin moved in pyproject.toml alone never reaches it."""
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        (pin,) = tomllib.load(f)["project"]["dependencies"]
+    lock = (ROOT / "requirements.lock").read_text()
+    assert re.search(rf"^{re.escape(pin)} \\\n\s+--hash=sha256:", lock, re.M), (
+        f"requirements.lock lacks {pin}: rerun the uv command in its header"
+    )
