@@ -48,8 +48,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def lock(session: nox.Session) -> None:
-    """The baked requirements.lock and cruft.lock: after any change to the package or its README."""
-    session.install("build==1.3.0", "uv==0.13.9")
+    """The baked requirements.lock and cruft.lock: after any change to the package."""
+    session.install("-r", "requirements.txt")
     session.run("python", ".ci/lock.py", "write")
 
 

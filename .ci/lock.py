@@ -32,7 +32,7 @@ LOCK = PROJECT / "requirements.lock"
 # and GitPython out of the jobs that sign and publish.
 CRUFT_LOCK = PROJECT / "cruft.lock"
 # What the wheel is made of; anything else in the checkout never reaches it.
-WHEEL_SOURCES = ("kairos_distro", "pyproject.toml", "README.md")
+WHEEL_SOURCES = ("kairos_distro", "pyproject.toml")
 # 1980-01-01, the earliest time a zip entry can carry: every file of the wheel
 # gets it, so the same sources give the same bytes on any machine.
 SOURCE_DATE_EPOCH = "315532800"

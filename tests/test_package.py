@@ -27,7 +27,7 @@ def test_the_wheel_carries_every_module_at_the_project_version(tmp_path: Path) -
     # Built from a copy: setuptools leaves build/ and *.egg-info next to its sources.
     source = tmp_path / "source"
     shutil.copytree(TEMPLATE / "kairos_distro", source / "kairos_distro")
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml",):
         shutil.copy(TEMPLATE / name, source / name)
     run(source, sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), ".")
     (wheel,) = tmp_path.glob("kairos_distro-*.whl")
@@ -168,7 +168,7 @@ def test_the_wheel_builds_byte_for_byte_into_the_hash_the_lock_names(tmp_path: P
     checked = run(TEMPLATE, sys.executable, str(LOCK_SCRIPT), "check", str(out), check=False)
     assert checked.returncode == 0, (
         f"{checked.stderr.strip()}\n(the lock names the wheel of the sources at their last"
-        " `nox -s lock`: rerun it after changing kairos_distro/, README.md or pyproject.toml)"
+        " `nox -s lock`: rerun it after changing kairos_distro/ or pyproject.toml)"
     )
     (built,) = hashes
     assert checked.stdout.split("sha256 ")[1].split(",")[0] == built

@@ -38,6 +38,9 @@ def test_package_workflow_publishes_by_trusted_publishing_on_its_version_tag() -
     runs = [step.get("run", "").strip() for step in jobs["build"]["steps"]]
     build = runs.index(next(r for r in runs if "python .ci/lock.py build dist" in r))
     assert runs[build + 1] == "python .ci/lock.py check dist"
+    # The build frontend the tests and `nox -s lock` use (requirements.txt), no other.
+    pinned = re.search(r"^build==\S+", (TEMPLATE / "requirements.txt").read_text(), re.M)[0]
+    assert any(f"pip install {pinned}" in r for r in runs)
     assert jobs["build"]["steps"][build + 2]["uses"].startswith("actions/upload-artifact@")
     publish = jobs["publish"]
     assert publish["permissions"] == {"id-token": "write", "attestations": "write"}
