@@ -1,4 +1,4 @@
-"""A Jinja extension for this template's hooks: where the template itself is.
+"""The Jinja extension of this template: where it is, YAML strings, yes/no answers, the check.
 
 cookiecutter hands hooks `_repo_dir` as typed (`cookiecutter .` gives "."),
 relative to a directory the hooks do not run in. cookiecutter imports this
@@ -8,13 +8,24 @@ directory on sys.path), so the module's own path names the template.
 
 from __future__ import annotations
 
+import json
+import sys
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import click
+from cookiecutter.exceptions import CookiecutterException
 from jinja2 import Environment
 from jinja2.ext import Extension
 
 HERE = Path(__file__).resolve().parent
+PROJECT = HERE / "{{cookiecutter.project}}"
+# YAML's own short escapes; every other character YAML may not hold raw
+# (C0/C1 controls, DEL, line separators, lone surrogates, U+FFFE/F) becomes
+# \xXX, \uXXXX or \UXXXXXXXX, which YAML double-quoted scalars read back.
+YAML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
 
 
 def package_version() -> str:
@@ -23,11 +34,96 @@ def package_version() -> str:
         return tomllib.load(f)["project"]["version"]
 
 
+def yaml_char(c: str) -> str:
+    if c in YAML_ESCAPES:
+        return YAML_ESCAPES[c]
+    if c.isprintable():
+        return c
+    code = ord(c)
+    return (
+        f"\\x{code:02x}"
+        if code < 0x100
+        else f"\\u{code:04x}"
+        if code < 0x10000
+        else f"\\U{code:08x}"
+    )
+
+
+def yamlstr(value: Any) -> str:
+    """A YAML double-quoted scalar of `value`, in UTF-8 (`tojson` writes
+    "\\ud83d\\ude80" for 🚀, which PyYAML reads as two lone surrogates)."""
+    if not isinstance(value, str):
+        return json.dumps(value)
+    return '"' + "".join(yaml_char(c) for c in value) + '"'
+
+
+def as_bool(value: Any) -> Any:
+    """A yes/no answer as true/false (cookiecutter 2.6 passes `fips=no` on as text);
+    any other value as it is, for the check to refuse."""
+    from kairos_distro.answers import as_bool as convert
+
+    converted = convert(value)
+    return value if converted is None else converted
+
+
+class AnswerRefused(CookiecutterException, click.ClickException):
+    """A refused answer: cookiecutter's command line (click) prints the one line
+    to stderr and exits 1; a library caller catches a CookiecutterException."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"ERROR: {self.message}", err=True)
+
+
+def render_release(answers: Mapping[str, Any]) -> str:
+    """release.yaml as the bake writes it."""
+    from cookiecutter.environment import StrictEnvironment
+
+    env = StrictEnvironment(context={"cookiecutter": answers}, keep_trailing_newline=True)
+    return env.from_string((PROJECT / "release.yaml").read_text()).render(cookiecutter=answers)
+
+
+def choices() -> dict[str, list[str]]:
+    """The choice answers and their choices, from cookiecutter.json."""
+    context = json.loads((HERE / "cookiecutter.json").read_text(encoding="utf-8"))
+    return {k: v for k, v in context.items() if isinstance(v, list) and not k.startswith("_")}
+
+
+def refusal(answers: Mapping[str, Any]) -> str | None:
+    """The one line refusing these answers, or None when the bake may go on."""
+    sys.dont_write_bytecode = True  # a .pyc in the template would be baked too
+    if sys.path[:1] != [str(HERE)]:  # this checkout's package: the version the bake pins
+        sys.path.insert(0, str(HERE))
+    from kairos_distro import answers as rules
+
+    try:
+        rules.check(answers, choices(), lambda: render_release(answers))
+    except rules.AnswerError as err:
+        return str(err)
+    return None
+
+
+def check_answers(answers: Mapping[str, Any]) -> str:
+    """cookiecutter.json's last private variable renders this after every answer is in,
+    before the project directory exists. A replayed bake has only some answers here:
+    its pre-gen hook checks them all."""
+    visible = [k for k in json.loads((HERE / "cookiecutter.json").read_text()) if k[0] != "_"]
+    if not all(k in answers for k in visible):
+        return ""
+    line = refusal(answers)
+    if line:
+        raise AnswerRefused(line)
+    return ""
+
+
 class TemplateDir(Extension):
     """`{{ template_dir }}`: the template's absolute directory; `{{ package_version }}`:
-    the kairos-distro version of this checkout (its pyproject.toml), which a bake pins."""
+    the kairos-distro version of this checkout (its pyproject.toml), which a bake pins;
+    filters `yamlstr` (a YAML string) and `as_bool` (a yes/no answer); `check_answers`."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         environment.globals["template_dir"] = str(HERE)
         environment.globals["package_version"] = package_version()
+        environment.filters["yamlstr"] = yamlstr
+        environment.filters["as_bool"] = as_bool
+        environment.filters["check_answers"] = check_answers

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cookiecutter.exceptions import FailedHookException
+from cookiecutter.exceptions import CookiecutterException
 
 from tests.conftest import run
 from tests.support.bake import TEMPLATE, bake
 from tests.support.template_clone import clone_template
 
+CANARY = "s3cr3t-canary"
 REFUSED = [
     ({"model": "rpi4"}, "model", "needs arch arm64"),
     ({"architectures": "riscv64", "fips": "yes"}, "fips", "riscv64"),
@@ -44,7 +45,33 @@ REFUSED = [
     ({"base_image": "custom", "custom_base_image": "Not A Ref"}, "custom_base_image", "image"),
     ({"custom_base_image": "debian:12"}, "custom_base_image", "not 'custom'"),
     ({"kairos_init_version": "v0.17.3 latest"}, "kairos_init_version", "image reference"),
-    ({"description": "two\nlines"}, "description", "one line"),
+    ({"description": "two\nlines"}, "description", "one line of printable text, got 'two\\nlines'"),
+    ({"description": "bell\x07"}, "description", "one line of printable text"),
+    ({"description": "half \ud83d"}, "description", "is not UTF-8 text"),
+    ({"fips": "maybe"}, "fips", "expected yes or no, got 'maybe'"),
+    ({"trusted_boot": ""}, "trusted_boot", "expected yes or no, got ''"),
+    # Credentials are refused by name, never shown.
+    ({"registry": f"user:{CANARY}@ghcr.io/org"}, "registry", "e.g. ghcr.io/my-org"),
+    ({"registry": f"https://user:{CANARY}@ghcr.io/org"}, "registry", "contains credentials"),
+    ({"registry": f"https://{CANARY}@ghcr.io/org"}, "registry", "contains credentials"),
+    ({"publisher": f"user:{CANARY}@org"}, "publisher", "contains credentials"),
+    (
+        {"base_image": "custom", "custom_base_image": f"me:{CANARY}@quay.io/os:1"},
+        "custom_base_image",
+        "contains credentials",
+    ),
+    ({"description": f"see https://me:{CANARY}@example.com"}, "description", "credentials"),
+    ({"description": "ghp_" + "A1b2" * 9}, "description", "contains credentials"),
+    ({"kairos_init_version": "glpat-" + "x" * 20}, "kairos_init_version", "credentials"),
+    # A project name is one directory: nothing of a path gets made, then left behind.
+    ({"publisher": "a/b"}, "publisher", "'a/b' is not an organisation or user name"),
+    ({"project": "a/b"}, "project", "'a/b' is not a lowercase slug"),
+    ({"project": ".."}, "project", "'..' is not a lowercase slug"),
+    ({"project": "a/../b"}, "project", "'a/../b' is not a lowercase slug"),
+    ({"project": "/tmp/kdt-abs"}, "project", "'/tmp/kdt-abs' is not a lowercase slug"),
+    ({"project": "a\\b"}, "project", "is not a lowercase slug"),
+    ({"project": ""}, "project", "is required"),
+    ({"project": "x" * 300}, "project", "is not a lowercase slug"),
 ]
 
 
@@ -52,15 +79,80 @@ REFUSED = [
 def test_refused_bake_names_the_answer_and_leaves_nothing(
     tmp_path: Path, capfd, answers: dict, answer: str, message: str
 ) -> None:
-    with pytest.raises(FailedHookException):
-        bake(tmp_path, **answers)
-    errors = [
-        line for line in capfd.readouterr().err.splitlines() if line.startswith("ERROR: answer")
-    ]
-    assert len(errors) == 1, errors
-    assert errors[0].startswith(f"ERROR: answer {answer!r}: ")
-    assert message in errors[0]
+    with pytest.raises(CookiecutterException) as refused:
+        bake(tmp_path / "out", **answers)
+    line = str(refused.value)
+    assert line.startswith(f"answer '{answer}': ") and message in line, line
+    assert "\n" not in line and CANARY not in line
+    assert capfd.readouterr() == ("", ""), "a library caller gets the line, nothing printed"
     assert list(tmp_path.iterdir()) == []
+    assert not Path("/tmp/kdt-abs").exists()
+
+
+def cookiecutter_cli(tmp_path: Path, *answers: str) -> subprocess.CompletedProcess:
+    """`cookiecutter --no-input` as typed, with a HOME of its own (its replay files)."""
+    (tmp_path / "home").mkdir(exist_ok=True)
+    out = str(tmp_path / "out")
+    return subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", "-o", out, str(TEMPLATE), *answers],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "HOME": str(tmp_path / "home"), "NO_COLOR": "1"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "line"),
+    [
+        (f"registry=user:{CANARY}@ghcr.io/org", "ERROR: answer 'registry': contains credentials"),
+        ("publisher=a/b", "ERROR: answer 'publisher': 'a/b' is not an organisation"),
+        ("project=../up", "ERROR: answer 'project': '../up' is not a lowercase slug"),
+        ("fips=maybe", "ERROR: answer 'fips': expected yes or no, got 'maybe'"),
+        ("model=rpi4", "ERROR: answer 'model': rpi4 needs arch arm64"),
+    ],
+)
+def test_command_line_refusal_is_one_line_and_leaves_nothing(
+    tmp_path: Path, answer: str, line: str
+) -> None:
+    """The installed cookiecutter: one line on stderr, exit 1, no file anywhere."""
+    proc = cookiecutter_cli(tmp_path, answer)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert len(proc.stderr.splitlines()) == 1 and proc.stderr.startswith(line), proc.stderr
+    assert not (tmp_path / "out").exists()
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert not [p for p in written if CANARY in p.read_text(errors="replace")], written
+
+
+@pytest.mark.parametrize(
+    ("typed", "value"),
+    [("yes", True), ("no", False), ("Y", True), ("off", False), ("1", True), ("false", False)],
+)
+def test_yes_no_answers_are_accepted_in_every_spelling(baked, typed: str, value: bool) -> None:
+    """cookiecutter's yes/no words (2.6 and 2.7 alike: these answers are text)."""
+    repo = baked(trusted_boot=typed, fips=typed, base_image="fedora:42")
+    (cell,) = yaml.safe_load((repo / "release.yaml").read_text())["cells"]
+    assert (cell["trusted_boot"], cell["fips"]) == (value, value)
+
+
+def test_yes_no_on_the_command_line(tmp_path: Path) -> None:
+    proc = cookiecutter_cli(tmp_path, "trusted_boot=yes", "fips=no", "base_image=fedora:42")
+    assert proc.returncode == 0, proc.stderr
+    (repo,) = (tmp_path / "out").iterdir()
+    (cell,) = yaml.safe_load((repo / "release.yaml").read_text())["cells"]
+    assert (cell["trusted_boot"], cell["fips"]) == (True, False)
+
+
+@pytest.mark.parametrize(
+    "description", ["Kairos 🚀", "Ωmega — “quoted” ✓ 'single' \\ back", "Kairos 日本語 \U0001d542"]
+)
+def test_unicode_descriptions_bake_as_utf8(baked, description: str) -> None:
+    """Written as the characters themselves (not \\ud83d escapes), read back equal."""
+    repo = baked(description=description)
+    text = (repo / "release.yaml").read_text(encoding="utf-8")
+    assert f'description: "{description.replace(chr(92), chr(92) * 2)}"' in text
+    assert_literal(repo, description)
 
 
 TRICKY = 'it\'s "quoted" $(touch /tmp/kdt-pwned) `touch /tmp/kdt-pwned` \\ {{ 7*7 }} {% raw %}'
