@@ -104,8 +104,8 @@ def refusal(answers: Mapping[str, Any]) -> str | None:
 
 def check_answers(answers: Mapping[str, Any]) -> str:
     """cookiecutter.json's last private variable renders this after every answer is in,
-    before the project directory exists. A replayed bake has only some answers here:
-    its pre-gen hook checks them all."""
+    before cookiecutter records them (its replay file) or makes anything. A replayed
+    bake has only some answers here: `project_dir` checks them all."""
     visible = [k for k in json.loads((HERE / "cookiecutter.json").read_text()) if k[0] != "_"]
     if not all(k in answers for k in visible):
         return ""
@@ -113,6 +113,16 @@ def check_answers(answers: Mapping[str, Any]) -> str:
     if line:
         raise AnswerRefused(line)
     return ""
+
+
+def project_dir(answers: Mapping[str, Any]) -> str:
+    """The project directory's name, once the answers pass: cookiecutter renders it,
+    then makes the directory (generate.py, render_and_create_dir), so a refusal here
+    leaves nothing behind, on a replayed bake (which skips `__checked`) too."""
+    line = refusal(answers)
+    if line:
+        raise AnswerRefused(line)
+    return answers["project"]
 
 
 class TemplateDir(Extension):
@@ -127,3 +137,8 @@ class TemplateDir(Extension):
         environment.filters["yamlstr"] = yamlstr
         environment.filters["as_bool"] = as_bool
         environment.filters["check_answers"] = check_answers
+        environment.filters["project_dir"] = project_dir
+
+    def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
+        # The template directory's name, as cookiecutter renders it for the project's.
+        return "{{ cookiecutter | project_dir }}" if source == PROJECT.name else source

@@ -1,8 +1,8 @@
 """The template's answers, checked before anything is baked: one AnswerError naming one answer.
 
-The bake calls `check` twice over: in-process while cookiecutter renders its
-last private variable (local_extensions.check_answers, before any directory
-exists), and from the pre-gen hook for a replayed bake that skips prompting.
+cookiecutter calls `check` in-process (local_extensions), before anything is
+written: when it renders its last private variable, after every answer is in,
+and when it renders the project directory's name, on a replayed bake too.
 The rules are the generated repo's own: release.yaml is rendered from the
 answers and validated by `config`, so a refused answer and a refused
 release.yaml never disagree. Nothing here echoes a value that carries a

@@ -290,3 +290,99 @@ def test_refusal_from_a_relative_path_names_the_answer(tmp_path: Path) -> None:
     assert "ERROR: answer 'model': " in proc.stderr
     assert "StopIteration" not in proc.stderr
     assert not out.exists() or list(out.iterdir()) == []
+
+
+def default_answers() -> dict:
+    """The answers of a --no-input bake, as cookiecutter hands them to the check."""
+    from cookiecutter.generate import generate_context
+    from cookiecutter.prompt import prompt_for_config
+
+    context = generate_context(context_file=str(TEMPLATE / "cookiecutter.json"))
+    return dict(prompt_for_config(context, no_input=True))
+
+
+@pytest.mark.parametrize(
+    ("answers", "line", "suggested"),
+    [
+        ({"ci": "gitub"}, "answer 'ci': 'gitub' is not one of github, gitlab, none", "github"),
+        (
+            {"base_image": "ubuntu:24.4"},
+            "answer 'base_image': 'ubuntu:24.4' is not one of",
+            "ubuntu:24.04",
+        ),
+        ({"model": "rpi5"}, "answer 'model': 'rpi5' is not one of generic, rpi3, rpi4,", "rpi4"),
+        ({"provider": "k8s"}, "answer 'provider': 'k8s' is not one of none, k3s, k0s", "k3s"),
+        ({"ci": "jenkins"}, "answer 'ci': 'jenkins' is not one of github, gitlab, none", None),
+        ({"fips": None}, "answer 'fips': expected yes or no, got that", None),
+        ({"description": 7}, "answer 'description': must be text", None),
+    ],
+)
+def test_replayed_answers_are_checked_by_the_hook_rules(
+    answers: dict, line: str, suggested: str | None
+) -> None:
+    """A replay skips prompting (and cookiecutter's own check of choices): the check
+    names the answer, with a suggestion for a near miss."""
+    from local_extensions import refusal
+
+    refused = refusal({**default_answers(), **answers})
+    assert refused is not None and refused.startswith(line), refused
+    if suggested:
+        assert refused.endswith(f"; did you mean '{suggested}'?"), refused
+    else:
+        assert "did you mean" not in refused
+
+
+@pytest.mark.parametrize(
+    ("answers", "line"),
+    [
+        ({"ci": "gitub"}, "answer 'ci': 'gitub' is not one of github, gitlab, none; did you mean"),
+        ({"project": "a/b"}, "answer 'project': 'a/b' is not a lowercase slug"),
+        ({"registry": f"me:{CANARY}@ghcr.io/x"}, "answer 'registry': contains credentials"),
+    ],
+)
+def test_a_replayed_refusal_is_one_line_and_makes_nothing(
+    tmp_path: Path, answers: dict, line: str
+) -> None:
+    """--replay-file skips prompting; the project directory's name is checked instead."""
+    replay = tmp_path / "answers.json"
+    replay.write_text(json.dumps({"cookiecutter": {**default_answers(), **answers}}))
+    out, tpl = str(tmp_path / "out"), str(TEMPLATE)
+    proc = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--replay-file", str(replay), "-o", out, tpl],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith(f"ERROR: {line}") and CANARY not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Kairos 🚀",
+        'q"uote \\ back',
+        "tab\there",
+        "nul\0",
+        "del\x7f",
+        "nel\x85",
+        "ls\u2028ps\u2029",
+        "bom\ufeff",
+        "lone \ud83d",
+        "\U000e0001tag",
+        "",
+        "  spaced  ",
+        "'single'",
+        "#hash: colon",
+    ],
+)
+def test_yamlstr_reads_back_as_written(text: str) -> None:
+    """Every string, printable or not, is a YAML scalar that reads back equal."""
+    from local_extensions import yamlstr
+
+    scalar = yamlstr(text)
+    assert yaml.safe_load(f"k: {scalar}")["k"] == text
+    assert all(c.isprintable() for c in scalar), "what YAML may not hold raw is escaped"
