@@ -50,9 +50,13 @@ NO = frozenset({"0", "false", "f", "no", "n", "off"})
 PUBLISHER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?\Z")
 SHOWN = 80  # characters of a refused value a message shows
 
-# user:password@ or scheme://user@ in a reference; `name:tag@sha256:...` is a digest.
-USERINFO = re.compile(r"(?:^|[\s/=])[^\s/@:]+:[^\s/@]*@(?![a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-f])")
+# user:password@ or scheme://user@ anywhere; an @ in a reference that is not
+# `@sha256:...` (a digest) is a user name at least. Checked before any message
+# could show the value.
+DIGEST = r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]"
+USERINFO = re.compile(rf"[^\s/@:]*:[^\s/@]*@(?!{DIGEST})")
 URL_USERINFO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/\s@]*@")
+REF_AT = re.compile(rf"@(?!{DIGEST})")
 # Token formats of the forges and clouds a publisher is likely to paste from.
 TOKEN = re.compile(
     r"gh[pousr]_[A-Za-z0-9]{20}|github_pat_[A-Za-z0-9_]{20}|glpat-[A-Za-z0-9_-]{20}"
@@ -85,9 +89,9 @@ def as_bool(value: Any) -> bool | None:
 
 
 def carries_credential(answer: str, value: str) -> bool:
-    if URL_USERINFO.search(value) or TOKEN.search(value):
+    if URL_USERINFO.search(value) or TOKEN.search(value) or USERINFO.search(value):
         return True
-    return answer not in FREE_TEXT and USERINFO.search(value) is not None
+    return answer not in FREE_TEXT and REF_AT.search(value) is not None
 
 
 def suggestion(word: str, choices: list[str]) -> str:
@@ -95,31 +99,35 @@ def suggestion(word: str, choices: list[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
+def check_safe(answer: str, value: str) -> None:
+    """A text answer can be shown and written: UTF-8, no credential, one printable line."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise AnswerError(answer, "is not UTF-8 text") from None
+    if carries_credential(answer, value):
+        hint = "; give the registry and namespace only, e.g. ghcr.io/my-org"
+        raise AnswerError(
+            answer,
+            "carries credentials (user@, user:password@ or a token), which would be published"
+            + (hint if answer == "registry" else ""),
+        )
+    if not value.isprintable():
+        raise AnswerError(answer, f"must be one line of printable text, got {show(value)}")
+
+
 def check_text(answers: Mapping[str, Any]) -> None:
     """Every visible answer is text (or yes/no) that is safe to show and to write."""
-    for answer, value in answers.items():
-        if answer.startswith("_"):
-            continue
-        if answer in BOOLEAN:
-            if as_bool(value) is None:
-                shown = show(value) if isinstance(value, str) else "that"
-                raise AnswerError(answer, f"expected yes or no, got {shown}")
-            continue
-        if not isinstance(value, str):
+    visible = {k: v for k, v in answers.items() if not k.startswith("_")}
+    for answer, value in visible.items():
+        if isinstance(value, str):
+            check_safe(answer, value)
+    for answer, value in visible.items():
+        if answer in BOOLEAN and as_bool(value) is None:
+            shown = show(value) if isinstance(value, str) else "that"
+            raise AnswerError(answer, f"expected yes or no, got {shown}")
+        if answer not in BOOLEAN and not isinstance(value, str):
             raise AnswerError(answer, "must be text")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise AnswerError(answer, "is not UTF-8 text") from None
-        if carries_credential(answer, value):
-            hint = "; give the registry and namespace only, e.g. ghcr.io/my-org"
-            raise AnswerError(
-                answer,
-                "contains credentials (user:password@ or a token), which would be published"
-                + (hint if answer == "registry" else ""),
-            )
-        if not value.isprintable():
-            raise AnswerError(answer, f"must be one line of printable text, got {show(value)}")
 
 
 def check_choices(answers: Mapping[str, Any], choices: Mapping[str, list[str]]) -> None:

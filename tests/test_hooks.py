@@ -13,7 +13,7 @@ import yaml
 from cookiecutter.exceptions import CookiecutterException
 
 from tests.conftest import run
-from tests.support.bake import TEMPLATE, bake
+from tests.support.bake import TEMPLATE, bake, default_answers
 from tests.support.template_clone import clone_template
 
 CANARY = "s3cr3t-canary"
@@ -52,16 +52,16 @@ REFUSED = [
     ({"trusted_boot": ""}, "trusted_boot", "expected yes or no, got ''"),
     # Credentials are refused by name, never shown.
     ({"registry": f"user:{CANARY}@ghcr.io/org"}, "registry", "e.g. ghcr.io/my-org"),
-    ({"registry": f"https://user:{CANARY}@ghcr.io/org"}, "registry", "contains credentials"),
-    ({"registry": f"https://{CANARY}@ghcr.io/org"}, "registry", "contains credentials"),
-    ({"publisher": f"user:{CANARY}@org"}, "publisher", "contains credentials"),
+    ({"registry": f"https://user:{CANARY}@ghcr.io/org"}, "registry", "carries credentials"),
+    ({"registry": f"https://{CANARY}@ghcr.io/org"}, "registry", "carries credentials"),
+    ({"publisher": f"user:{CANARY}@org"}, "publisher", "carries credentials"),
     (
         {"base_image": "custom", "custom_base_image": f"me:{CANARY}@quay.io/os:1"},
         "custom_base_image",
-        "contains credentials",
+        "carries credentials",
     ),
     ({"description": f"see https://me:{CANARY}@example.com"}, "description", "credentials"),
-    ({"description": "ghp_" + "A1b2" * 9}, "description", "contains credentials"),
+    ({"description": "ghp_" + "A1b2" * 9}, "description", "carries credentials"),
     ({"kairos_init_version": "glpat-" + "x" * 20}, "kairos_init_version", "credentials"),
     # A project name is one directory: nothing of a path gets made, then left behind.
     ({"publisher": "a/b"}, "publisher", "'a/b' is not an organisation or user name"),
@@ -105,7 +105,7 @@ def cookiecutter_cli(tmp_path: Path, *answers: str) -> subprocess.CompletedProce
 @pytest.mark.parametrize(
     ("answer", "line"),
     [
-        (f"registry=user:{CANARY}@ghcr.io/org", "ERROR: answer 'registry': contains credentials"),
+        (f"registry=user:{CANARY}@ghcr.io/org", "ERROR: answer 'registry': carries credentials"),
         ("publisher=a/b", "ERROR: answer 'publisher': 'a/b' is not an organisation"),
         ("project=../up", "ERROR: answer 'project': '../up' is not a lowercase slug"),
         ("fips=maybe", "ERROR: answer 'fips': expected yes or no, got 'maybe'"),
@@ -292,15 +292,6 @@ def test_refusal_from_a_relative_path_names_the_answer(tmp_path: Path) -> None:
     assert not out.exists() or list(out.iterdir()) == []
 
 
-def default_answers() -> dict:
-    """The answers of a --no-input bake, as cookiecutter hands them to the check."""
-    from cookiecutter.generate import generate_context
-    from cookiecutter.prompt import prompt_for_config
-
-    context = generate_context(context_file=str(TEMPLATE / "cookiecutter.json"))
-    return dict(prompt_for_config(context, no_input=True))
-
-
 @pytest.mark.parametrize(
     ("answers", "line", "suggested"),
     [
@@ -337,7 +328,7 @@ def test_replayed_answers_are_checked_by_the_hook_rules(
     [
         ({"ci": "gitub"}, "answer 'ci': 'gitub' is not one of github, gitlab, none; did you mean"),
         ({"project": "a/b"}, "answer 'project': 'a/b' is not a lowercase slug"),
-        ({"registry": f"me:{CANARY}@ghcr.io/x"}, "answer 'registry': contains credentials"),
+        ({"registry": f"me:{CANARY}@ghcr.io/x"}, "answer 'registry': carries credentials"),
     ],
 )
 def test_a_replayed_refusal_is_one_line_and_makes_nothing(

@@ -29,6 +29,15 @@ def bake(output: Path, **answers: Any) -> Path:
     )
 
 
+def default_answers() -> dict[str, Any]:
+    """The answers of a --no-input bake, as cookiecutter hands them to the check."""
+    from cookiecutter.generate import generate_context
+    from cookiecutter.prompt import prompt_for_config
+
+    context = generate_context(context_file=str(TEMPLATE / "cookiecutter.json"))
+    return dict(prompt_for_config(context, no_input=True))
+
+
 def retarget(repo: Path, **fields: str) -> None:
     """Set top-level scalars of release.yaml in place, keeping its comments."""
     path = repo / "release.yaml"
