@@ -90,7 +90,6 @@ def choices() -> dict[str, list[str]]:
 
 def refusal(answers: Mapping[str, Any]) -> str | None:
     """The one line refusing these answers, or None when the bake may go on."""
-    sys.dont_write_bytecode = True  # a .pyc in the template would be baked too
     if sys.path[:1] != [str(HERE)]:  # this checkout's package: the version the bake pins
         sys.path.insert(0, str(HERE))
     from kairos_distro import answers as rules
