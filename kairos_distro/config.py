@@ -14,11 +14,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
-
-from . import tagformat
+from . import tagformat, yamlfile
 from .cells import BootCheck, Cell, cell_problems
+from .fields import ConfigError
+from .fields import flag as _flag
+from .fields import no_unknown as _no_unknown
+from .fields import text as _text
 from .ref import COMPONENT, HOST, PATH, ImageRef, RefError
+from .words import nearest, show, suggest
 
 # Kairos release images of kairos-init (v1 and later, from the kairos-io/kairos
 # monorepo) are built for linux/amd64 and linux/arm64 only
@@ -71,20 +74,6 @@ TRUST_NAMES = ("production", "staging")
 TAG_FIELDS = ("image", "channel")
 
 
-class ConfigError(ValueError):
-    """A release.yaml problem: the file, the field's path (e.g. `cells[2].arch`), why.
-
-    str() is the one line users see: `release.yaml: cells[2].arch: ...`; `at`
-    is a `:line:column` position when the file is not even YAML.
-    """
-
-    def __init__(
-        self, message: str, *, field: str = "", file: str | Path = "release.yaml", at: str = ""
-    ) -> None:
-        self.message, self.field, self.file = message, field, Path(file)
-        super().__init__(f"{file}{at}: " + (f"{field}: " if field else "") + message)
-
-
 @dataclass(frozen=True)
 class Signing:
     """Keyless Sigstore signing, and the identity `invoke verify` expects."""
@@ -132,7 +121,10 @@ class Release:
         known = {c.id: c for c in self.cells}
         unknown = [i for i in ids if i not in known]
         if unknown:
-            why = f"no cell {unknown[0]!r}; cells are: {', '.join(known)}"
+            # Ids share their -generic tails: only a closer match is a likely typo.
+            near = nearest(unknown[0], known, cutoff=0.8)
+            hint = f" (did you mean {near}?)" if near else ""
+            why = f"no cell {unknown[0]}{hint}; cells are: {', '.join(known)}"
             raise ConfigError(why, file=self.path)
         return [c for c in self.cells if c.id in ids]
 
@@ -140,26 +132,19 @@ class Release:
 def load(path: str | Path = "release.yaml") -> Release:
     """Read and validate `path`; raise ConfigError naming the field on any problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError(f"cannot read ({err.strerror})", file=path) from None
-    except UnicodeDecodeError:
-        raise ConfigError("is not UTF-8 text", file=path) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or "invalid YAML"
-        raise ConfigError(problem, file=path, at=where) from None
-    return parse(data, path)
+    return parse(yamlfile.read(path), path)
+
+
+def loads(text: str, path: Path = Path("release.yaml")) -> Release:
+    """Validate release.yaml text (the hook's rendered file) as if read from `path`."""
+    return parse(yamlfile.loads(text, path), path)
 
 
 def parse(data: Any, path: Path = Path("release.yaml")) -> Release:
     """Validate an already-loaded mapping (the hook uses this on its answers)."""
     if not isinstance(data, dict):
-        raise ConfigError("expected a mapping at the top level", file=path)
+        got = "is empty" if data is None else f"holds {show(data)}"
+        raise ConfigError(f"{got}; expected a mapping (name, version, cells, ...)", file=path)
     _no_unknown(data, TOP_FIELDS, "", path)
     optional = ("description", "repository", "kairos_init_riscv64")
     skip = ("cells", "boot_checks", "signing", "channels", "publish_raw", "tags", *optional)
@@ -195,7 +180,7 @@ def _channels(raw: Any, path: Path) -> tuple[str, ...]:
     for i, name in enumerate(raw):
         if not CHANNEL.match(name):
             raise ConfigError(
-                f"{name!r} is not a lowercase name", field=f"channels[{i}]", file=path
+                f"{show(name)} is not a lowercase name", field=f"channels[{i}]", file=path
             )
     if len(set(raw)) != len(raw):
         raise ConfigError("names repeat", field="channels", file=path)
@@ -207,7 +192,7 @@ def _signing(raw: Any, path: Path) -> Signing:
         return Signing()
     if not isinstance(raw, dict):
         raise ConfigError("expected a mapping", field="signing", file=path)
-    _no_unknown(raw, SIGNING_FIELDS, "signing.", path)
+    _no_unknown(raw, SIGNING_FIELDS, "signing", path)
     text = {k: _text(raw, k, path, "signing", required=False) for k in SIGNING_FIELDS[1:]}
     signing = Signing(enabled=_flag(raw, "enabled", path, "signing"), **text)
     signing = replace(signing, trust=signing.trust or "production")
@@ -215,7 +200,8 @@ def _signing(raw: Any, path: Path) -> Signing:
         return signing
     if signing.trust not in TRUST_NAMES and not signing.trust.endswith(".json"):
         raise ConfigError(
-            f"{signing.trust!r} is not production, staging or a ClientTrustConfig .json file",
+            f"{show(signing.trust)} is not production, staging or a ClientTrustConfig .json file"
+            + suggest(signing.trust, TRUST_NAMES),
             field="signing.trust",
             file=path,
         )
@@ -258,10 +244,15 @@ def _check_top(top: dict[str, str], path: Path) -> None:
     }
     for key, (valid, want) in checks.items():
         if top[key] and not valid(top[key]):  # optional ones may be empty
-            raise ConfigError(f"{top[key]!r} is not {want}", field=key, file=path)
+            hint = (
+                f'; write "v{top[key]}"'
+                if key == "version" and VERSION.match("v" + top[key])
+                else ""
+            )
+            raise ConfigError(f"{show(top[key])} is not {want}{hint}", field=key, file=path)
     repo = top["repository"]
     if repo and not PATH.match(repo):
-        raise ConfigError(f"{repo!r} is not a lowercase path", field="repository", file=path)
+        raise ConfigError(f"{show(repo)} is not a lowercase path", field="repository", file=path)
 
 
 def _check_kairos_init_arches(
@@ -288,7 +279,7 @@ def _tags(raw: Any, rel: dict[str, Any], path: Path) -> tagformat.TagFormats:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError("expected a mapping with image and channel", field="tags", file=path)
-    _no_unknown(raw, TAG_FIELDS, "tags.", path)
+    _no_unknown(raw, TAG_FIELDS, "tags", path)
     image = _text(raw, "image", path, "tags", required=False) or tagformat.IMAGE
     channel = _text(raw, "channel", path, "tags", required=False) or tagformat.channel_of(image)
     longest = max(rel["channels"], key=len, default="")
@@ -328,13 +319,16 @@ def _cells(raw: Any, base_image: str, path: Path) -> tuple[Cell, ...]:
     if not isinstance(raw, list) or not raw:
         raise ConfigError("expected a non-empty list of cells", field="cells", file=path)
     cells: list[Cell] = []
+    seen: dict[str, int] = {}  # cell id -> index: linear in the number of cells
     for i, item in enumerate(raw):
         where = f"cells[{i}]"
         cell = _cell(item, where, path)
         for name, message in cell_problems(cell, base_image):
             raise ConfigError(message, field=f"{where}.{name}", file=path)
-        if cell.id in {c.id for c in cells}:
-            raise ConfigError(f"duplicate of cell {cell.id}", field=where, file=path)
+        first = seen.setdefault(cell.id, i)
+        if first != i:
+            why = f"duplicate of cell {cell.id} (cells[{first}])"
+            raise ConfigError(why, field=where, file=path)
         cells.append(cell)
     return tuple(cells)
 
@@ -342,7 +336,7 @@ def _cells(raw: Any, base_image: str, path: Path) -> tuple[Cell, ...]:
 def _cell(item: Any, where: str, path: Path) -> Cell:
     if not isinstance(item, dict):
         raise ConfigError("expected a mapping", field=where, file=path)
-    _no_unknown(item, CELL_FIELDS, f"{where}.", path)
+    _no_unknown(item, CELL_FIELDS, where, path)
     provider = _text(item, "provider", path, where, required=False) or "none"
     return Cell(
         arch=_text(item, "arch", path, where),
@@ -366,33 +360,6 @@ def _boot_checks(raw: Any, where: str, path: Path) -> tuple[BootCheck, ...]:
         at = f"{where}[{i}]"
         if not isinstance(item, dict):
             raise ConfigError("expected a mapping with run and expect", field=at, file=path)
-        _no_unknown(item, ("run", "expect"), f"{at}.", path)
+        _no_unknown(item, ("run", "expect"), at, path)
         checks.append(BootCheck(_text(item, "run", path, at), _text(item, "expect", path, at)))
     return tuple(checks)
-
-
-def _no_unknown(data: dict, known: tuple[str, ...], prefix: str, path: Path) -> None:
-    for key in data:
-        if key not in known:
-            name = key if isinstance(key, str) and key.isidentifier() else repr(key)
-            raise ConfigError("unknown field", field=f"{prefix}{name}", file=path)
-
-
-def _text(data: dict, key: str, path: Path, where: str = "", *, required: bool = True) -> str:
-    value = data.get(key)
-    name = f"{where}.{key}" if where else key
-    if value is None or value == "":
-        if required:
-            raise ConfigError("is required", field=name, file=path)
-        return ""
-    if not isinstance(value, str):
-        raise ConfigError(f"expected text, got {value!r}", field=name, file=path)
-    return value
-
-
-def _flag(data: dict, key: str, path: Path, where: str, default: bool = False) -> bool:
-    value = data.get(key, default)
-    if not isinstance(value, bool):
-        name = f"{where}.{key}" if where else key
-        raise ConfigError(f"expected true or false, got {value!r}", field=name, file=path)
-    return value

@@ -306,7 +306,7 @@ def test_cells_differing_only_in_provider_version_are_distinct(write_release, re
         ("version", "v1.2", "semver with a leading v"),
         ("version", "v01.2.3", "semver with a leading v"),
         ("version", "latest", "semver with a leading v"),
-        ("version", 1.0, "expected text, got 1.0"),
+        ("version", 1.0, 'expected text, got the number 1.0; write "v1.0.0"'),
         ("base_image", "Ubuntu:24.04", "an image reference"),
         ("base_image", "ubuntu:24.04@sha256:abc", "an image reference"),
         ("base_image", "ubuntu::24.04", "an image reference"),
@@ -340,10 +340,18 @@ def test_unknown_top_level_key_is_named(write_release, release_data) -> None:
     assert_refused(write_release, release_data, "arches", "unknown field")
 
 
-@pytest.mark.parametrize("text", ["- name: x\n", "just text\n", ""])
-def test_top_level_must_be_a_mapping(write_release, text) -> None:
+@pytest.mark.parametrize(
+    "text, got",
+    [
+        ("- name: x\n", 'holds [{"name": "x"}]'),
+        ("just text\n", 'holds "just text"'),
+        ("", "is empty"),
+        ("# only a comment\n", "is empty"),
+    ],
+)
+def test_top_level_must_be_a_mapping(write_release, text, got) -> None:
     path, message = refusal(write_release, text)
-    assert message == f"{path}: expected a mapping at the top level"
+    assert message == f"{path}: {got}; expected a mapping (name, version, cells, ...)"
 
 
 # -- refused: the file itself -----------------------------------------------------------
@@ -352,9 +360,9 @@ def test_top_level_must_be_a_mapping(write_release, text) -> None:
 @pytest.mark.parametrize(
     "text, where, problem",
     [
-        ("name: x\n  bad: [\n", ":2:6: ", "mapping values are not allowed here"),
-        ('name: x\nversion: "v1\n', ":3:1: ", "found unexpected end of stream"),
-        ("name: x\ncells:\n\t- arch: amd64\n", ":3:1: ", "cannot start any token"),
+        ("name: x\n  bad: [\n", ":2:6: ", "mapping values are not allowed"),
+        ('name: x\nversion: "v1\n', ":2:10: ", "this quote is never closed"),
+        ("name: x\ncells:\n\t- arch: amd64\n", ":3:1: ", "a tab where YAML wants spaces"),
     ],
 )
 def test_yaml_syntax_error_gives_line_and_column(write_release, text, where, problem) -> None:
@@ -414,13 +422,25 @@ def test_select_keeps_file_order(make_release) -> None:
     assert [c.id for c in picked] == ["amd64-generic", "riscv64-generic"]
 
 
-def test_select_refuses_unknown_cell(make_release) -> None:
+@pytest.mark.parametrize(
+    "ids, message",
+    [
+        (
+            ["amd64-generic", "s390x-generic"],
+            "no cell s390x-generic; cells are: amd64-generic, arm64-generic",
+        ),
+        (
+            ["amd46-generic"],
+            "no cell amd46-generic (did you mean amd64-generic?); "
+            "cells are: amd64-generic, arm64-generic",
+        ),
+    ],
+)
+def test_select_refuses_unknown_cell(make_release, ids, message) -> None:
     rel = make_release({"arch": "amd64"}, {"arch": "arm64"})
     with pytest.raises(ConfigError) as caught:
-        rel.select(["amd64-generic", "s390x-generic"])
-    assert str(caught.value) == (
-        "release.yaml: no cell 's390x-generic'; cells are: amd64-generic, arm64-generic"
-    )
+        rel.select(ids)
+    assert str(caught.value) == f"release.yaml: {message}"
 
 
 # -- boot_checks -----------------------------------------------------------------------------
@@ -611,18 +631,22 @@ def test_disabled_signing_skips_the_other_checks(write_release, release_data, bl
         (
             {"trust": "prod"},
             "signing.trust",
-            "'prod' is not production, staging or a ClientTrustConfig .json file",
+            '"prod" is not production, staging or a ClientTrustConfig .json file',
         ),
-        ({"trust": "trust.yaml"}, "signing.trust", "'trust.yaml' is not production, staging"),
+        ({"trust": "trust.yaml"}, "signing.trust", '"trust.yaml" is not production, staging'),
         ({"identity_regexp": "^https://(github"}, "signing.identity_regexp", "invalid ("),
         ({"identity_regexp": "[z-a]"}, "signing.identity_regexp", "invalid ("),
         ({"key": "cosign.key"}, "signing.key", "unknown field"),
-        ({"identity-regexp": ".*"}, "signing.'identity-regexp'", "unknown field"),
-        ({"enabled": "yes"}, "signing.enabled", "expected true or false, got 'yes'"),
+        (
+            {"identity-regexp": ".*"},
+            'signing."identity-regexp"',
+            "unknown field; did you mean identity_regexp?",
+        ),
+        ({"enabled": "yes"}, "signing.enabled", 'expected true or false, got "yes"'),
         ({"enabled": 1}, "signing.enabled", "expected true or false, got 1"),
         ({"identity": 42, "identity_regexp": None}, "signing.identity", "expected text, got 42"),
-        ({"trust": ["production"]}, "signing.trust", "expected text, got ['production']"),
-        ({"issuer": True}, "signing.issuer", "expected text, got True"),
+        ({"trust": ["production"]}, "signing.trust", 'expected text, got ["production"]'),
+        ({"issuer": True}, "signing.issuer", "expected text, got true"),
     ],
     ids=[
         "both",
@@ -698,10 +722,10 @@ def test_channels_are_optional_lowercase_names(
         (True, "channels", "expected a list of names"),
         (["edge", 1], "channels", "expected a list of names"),
         ([["edge"]], "channels", "expected a list of names"),
-        (["Edge"], "channels[0]", "'Edge' is not a lowercase name"),
-        (["edge", "my-channel"], "channels[1]", "'my-channel' is not a lowercase name"),
-        (["edge", "stable", ""], "channels[2]", "'' is not a lowercase name"),
-        (["1st"], "channels[0]", "'1st' is not a lowercase name"),
+        (["Edge"], "channels[0]", '"Edge" is not a lowercase name'),
+        (["edge", "my-channel"], "channels[1]", '"my-channel" is not a lowercase name'),
+        (["edge", "stable", ""], "channels[2]", '"" is not a lowercase name'),
+        (["1st"], "channels[0]", '"1st" is not a lowercase name'),
         (["edge stable"], "channels[0]", "is not a lowercase name"),
         (["a" * 21], "channels[0]", "is not a lowercase name"),
         (["edge", "stable", "edge"], "channels", "names repeat"),
@@ -790,7 +814,8 @@ def test_top_fields_with_a_trailing_newline_are_refused(
 ) -> None:
     release_data[field] = value
     path, message = refusal(write_release, release_data)
-    assert message.startswith(f"{path}: {field}: {value!r} is not "), message
+    shown = value.replace("\n", "\\n")  # as a YAML double-quoted scalar writes it
+    assert message.startswith(f'{path}: {field}: "{shown}" is not '), message
     assert fragment in message, message
 
 
@@ -799,15 +824,14 @@ def test_version_from_a_block_scalar_is_refused(write_release, release_data) -> 
     text = yaml.safe_dump({**release_data, "version": "PLACEHOLDER"}, sort_keys=False)
     text = text.replace("version: PLACEHOLDER\n", "version: |\n  v1.2.3\n")
     assert yaml.safe_load(text)["version"] == "v1.2.3\n"
-    assert_refused(write_release, text, "version", "'v1.2.3\\n' is not semver")
+    assert_refused(write_release, text, "version", '"v1.2.3\\n" is not semver')
 
 
 @pytest.mark.parametrize("channel", ["edge\n", "edge\n\n"])
 def test_channel_with_a_trailing_newline_is_refused(write_release, release_data, channel) -> None:
     release_data["channels"] = ["stable", channel]
-    assert_refused(
-        write_release, release_data, "channels[1]", f"{channel!r} is not a lowercase name"
-    )
+    shown = channel.replace("\n", "\\n")
+    assert_refused(write_release, release_data, "channels[1]", f'"{shown}" is not a lowercase name')
 
 
 @pytest.mark.parametrize(
@@ -835,8 +859,8 @@ def test_provider_version_with_a_trailing_newline_is_refused(
             "cells[2].provider_version",
             "is required for k3s: a full tag such as v1.35.1+k3s1",
         ),
-        ({"channels": ["edge", "Stable"]}, "channels[1]", "'Stable' is not a lowercase name"),
-        ({"base_image": "Ubuntu"}, "base_image", "'Ubuntu' is not an image reference"),
+        ({"channels": ["edge", "Stable"]}, "channels[1]", '"Stable" is not a lowercase name'),
+        ({"base_image": "Ubuntu"}, "base_image", '"Ubuntu" is not an image reference'),
         ({"signing": {"enabled": True, "identity": "me", "issuer": "x"}}, "signing.issuer", ""),
         ({"tags": {"image": "{arch}"}}, "tags.image", "has no {version}"),
     ],

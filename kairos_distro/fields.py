@@ -1,0 +1,79 @@
+"""Fields of release.yaml read one at a time; ConfigError names the file and field.
+
+config (the whole file's rules) and yamlfile (the text itself) both refuse
+through ConfigError, so every refusal is the same one line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from .words import one_line, show, suggest
+
+# A number where a version goes: 1.10 -> "v1.10.0" (semver wants three parts).
+NUMBER_VERSION = re.compile(r"\d+(\.\d+){0,2}\Z")
+
+
+class ConfigError(ValueError):
+    """A release.yaml problem: the file, the field's path (e.g. `cells[2].arch`), why.
+
+    str() is the one line users see: `release.yaml: cells[2].arch: ...`; `at`
+    is a `:line:column` position when the problem is in the YAML text itself.
+    """
+
+    def __init__(
+        self, message: str, *, field: str = "", file: str | Path = "release.yaml", at: str = ""
+    ) -> None:
+        self.message, self.field, self.file = message, field, Path(file)
+        line = f"{file}{at}: " + (f"{field}: " if field else "") + message
+        super().__init__(one_line(line))
+
+
+def field_name(where: str, key: Any) -> str:
+    """`cells[1].model`; a key that is not a plain name is shown as YAML writes it."""
+    name = key if isinstance(key, str) and key.isidentifier() else show(key)
+    return f"{where}.{name}" if where else name
+
+
+def no_unknown(data: dict, known: tuple[str, ...], where: str, path: Path) -> None:
+    """Refuse the first key of `data` not in `known`, with the field it may be a typo of."""
+    for key in data:
+        if key not in known:
+            hint = suggest(key, known)
+            raise ConfigError(f"unknown field{hint}", field=field_name(where, key), file=path)
+
+
+def text(data: dict, key: str, path: Path, where: str = "", *, required: bool = True) -> str:
+    """The text at `key`: "" when absent and optional, refused when not text."""
+    value = data.get(key)
+    name = field_name(where, key)
+    if value is None or value == "":
+        if required:
+            raise ConfigError("is required", field=name, file=path)
+        return ""
+    if not isinstance(value, str):
+        raise ConfigError(not_text(value, key), field=name, file=path)
+    return value
+
+
+def not_text(value: Any, key: str) -> str:
+    """Why `value` is not text, and how to write it so it is."""
+    shown = show(value)
+    if isinstance(value, (bool, int, float)):
+        source = str(getattr(value, "source", shown))
+        if key == "version" and NUMBER_VERSION.match(source):
+            parts = source.split(".") + ["0"] * (2 - source.count("."))
+            return f'expected text, got the number {source}; write "v{".".join(parts)}"'
+        return f"expected text, got {shown}; quote it if it is text: {show(source)}"
+    return f"expected text, got {shown}"
+
+
+def flag(data: dict, key: str, path: Path, where: str, default: bool = False) -> bool:
+    """true or false at `key`; `default` when absent."""
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        name = field_name(where, key)
+        raise ConfigError(f"expected true or false, got {show(value)}", field=name, file=path)
+    return value
