@@ -5,6 +5,8 @@ invocation what every task does first: release.yaml, the runner, cells, keys, Si
 numbers   numeric flags and settings (test-boot, keys), typed and range-checked
 
 config    release.yaml: load, validate; ConfigError names the field
+yamlfile  the one YAML loader: limits, repeated keys, core tags, values as written
+fields    one field at a time; ConfigError (words: values as written, did you mean)
 cells     the matrix's cells and the rules kairos-init would enforce on them
 ref       image references, parsed as Docker parses them (ImageRef)
 tagformat release.yaml's tag formats (default: Kairos's factory convention)

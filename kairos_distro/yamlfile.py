@@ -127,8 +127,11 @@ def _refusal(err: yaml.MarkedYAMLError, text: str, path: Path) -> ConfigError:
     opened = err.context_mark
     if opened and "quoted scalar" in (err.context or "") and why in UNCLOSED:
         return ConfigError("this quote is never closed", file=path, at=_at(opened))
-    if mark and "cannot start any token" in why and _char(text, mark) == "\t":
+    char = _char(text, mark) if mark and "cannot start any token" in why else ""
+    if char == "\t":
         why = "a tab where YAML wants spaces (indent with spaces)"
+    elif char:
+        why = f"{show(char)} cannot start a value (quote the value)"
     elif why.startswith("but "):  # "expected a single document in the stream, but found ..."
         why = f"{err.context}, {why}"
     elif "maximum nesting depth" in why:  # libyaml's own limit (1000), met first in brackets
