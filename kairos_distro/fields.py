@@ -48,20 +48,21 @@ def no_unknown(data: dict, known: tuple[str, ...], where: str, path: Path) -> No
 def text(data: dict, key: str, path: Path, where: str = "", *, required: bool = True) -> str:
     """The text at `key`: "" when absent and optional, refused when not text."""
     value = data.get(key)
-    name = field_name(where, key)
+    if isinstance(value, str) and value:
+        return value
     if value is None or value == "":
         if required:
-            raise ConfigError("is required", field=name, file=path)
+            raise ConfigError("is required", field=field_name(where, key), file=path)
         return ""
-    if not isinstance(value, str):
-        raise ConfigError(not_text(value, key), field=name, file=path)
-    return value
+    raise ConfigError(not_text(value, key), field=field_name(where, key), file=path)
 
 
 def not_text(value: Any, key: str) -> str:
     """Why `value` is not text, and how to write it so it is."""
     shown = show(value)
-    if isinstance(value, (bool, int, float)):
+    if isinstance(value, bool):  # yes, no, on, off read as true/false too
+        return f"expected text, got {shown} (quote it if it is text)"
+    if isinstance(value, (int, float)):
         source = str(getattr(value, "source", shown))
         if key == "version" and NUMBER_VERSION.match(source):
             parts = source.split(".") + ["0"] * (2 - source.count("."))

@@ -259,6 +259,10 @@ def test_values_are_shown_as_written(text, shown) -> None:
             'name: expected text, got 12; quote it if it is text: "12"',
         ),
         (("fips: false", "fips: 'no'"), 'cells[0].fips: expected true or false, got "no"'),
+        (
+            ("arch: amd64", "arch: yes"),
+            "cells[0].arch: expected text, got true (quote it if it is text)",
+        ),
         (("fips: false", "fips: null"), "cells[0].fips: expected true or false, got null"),
         (("version: v0.1.0", "verison: v0.1.0"), "verison: unknown field; did you mean version?"),
         (("base_image:", "baseimage:"), "baseimage: unknown field; did you mean base_image?"),
@@ -310,6 +314,7 @@ def test_values_are_shown_as_written(text, shown) -> None:
         "version-date",
         "name-number",
         "flag-text",
+        "text-bool",
         "flag-null",
         "top-typo",
         "top-typo-underscore",
