@@ -90,7 +90,7 @@ def test_raw_does_not_change_the_cell_id(make_release) -> None:
     assert plain.id == "amd64-generic"
     assert raw.id == "amd64-generic-k3s-v1.35.1-k3s1"
     message = refused(make_release, {"arch": "amd64"}, {"arch": "amd64", "raw": True})
-    assert message == "release.yaml: cells[1]: duplicate of cell amd64-generic"
+    assert message == "release.yaml: cells[1]: duplicate of cell amd64-generic (cells[0])"
 
 
 def test_trusted_boot_with_raw_is_refused(make_release) -> None:
@@ -122,7 +122,7 @@ def test_trusted_boot_with_raw_is_refused_from_a_file(write_release, release_dat
 
 @pytest.mark.parametrize(
     "value, shown",
-    [("yes", "'yes'"), ("true", "'true'"), (1, "1"), (0, "0"), (None, "None"), ([True], "[True]")],
+    [("yes", '"yes"'), ("true", '"true"'), (1, "1"), (0, "0"), (None, "null"), ([True], "[true]")],
 )
 def test_raw_must_be_a_boolean(make_release, value: Any, shown: str) -> None:
     message = refused(make_release, {"arch": "amd64", "raw": value})
@@ -131,11 +131,11 @@ def test_raw_must_be_a_boolean(make_release, value: Any, shown: str) -> None:
 
 def test_raw_names_the_cell(make_release) -> None:
     message = refused(make_release, {"arch": "amd64"}, {**BOARD, "raw": "no"})
-    assert message == "release.yaml: cells[1].raw: expected true or false, got 'no'"
+    assert message == 'release.yaml: cells[1].raw: expected true or false, got "no"'
 
 
 @pytest.mark.parametrize(
-    "value, shown", [(1, "1"), ("yes", "'yes'"), ("false", "'false'"), (None, "None")]
+    "value, shown", [(1, "1"), ("yes", '"yes"'), ("false", '"false"'), (None, "null")]
 )
 def test_publish_raw_must_be_a_boolean(make_release, value: Any, shown: str) -> None:
     message = refused(make_release, publish_raw=value)
@@ -159,7 +159,7 @@ def test_yaml_spellings_of_raw(write_release, release_data) -> None:
     quoted = text.replace("raw: yes", 'raw: "yes"')
     with pytest.raises(ConfigError) as caught:
         config.load(write_release(quoted))
-    assert str(caught.value).endswith("cells[0].raw: expected true or false, got 'yes'")
+    assert str(caught.value).endswith('cells[0].raw: expected true or false, got "yes"')
 
 
 def test_the_templates_release_yaml_keeps_working() -> None:
