@@ -16,8 +16,6 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import yaml
-
 from . import config
 
 # release.yaml field -> the answer that feeds it
@@ -158,7 +156,7 @@ def check_own(answers: Mapping[str, Any]) -> None:
 def check_release(answers: Mapping[str, Any], render: Callable[[], str]) -> None:
     """release.yaml rendered exactly as it will be written, validated by `config`."""
     try:
-        config.parse(yaml.safe_load(render()))
+        config.loads(render())  # the one loader, as `invoke` reads the file
     except config.ConfigError as err:
         # cells[2].provider_version -> provider_version; channels[0] -> channels
         field = re.sub(r"\[\d+\]", "", err.field).removeprefix("cells.")

@@ -65,10 +65,10 @@ REFUSED = [
     ({"kairos_init_version": "glpat-" + "x" * 20}, "kairos_init_version", "credentials"),
     # A project name is one directory: nothing of a path gets made, then left behind.
     ({"publisher": "a/b"}, "publisher", "'a/b' is not an organisation or user name"),
-    ({"project": "a/b"}, "project", "'a/b' is not a lowercase slug"),
-    ({"project": ".."}, "project", "'..' is not a lowercase slug"),
-    ({"project": "a/../b"}, "project", "'a/../b' is not a lowercase slug"),
-    ({"project": "/tmp/kdt-abs"}, "project", "'/tmp/kdt-abs' is not a lowercase slug"),
+    ({"project": "a/b"}, "project", '"a/b" is not a lowercase slug'),
+    ({"project": ".."}, "project", '".." is not a lowercase slug'),
+    ({"project": "a/../b"}, "project", '"a/../b" is not a lowercase slug'),
+    ({"project": "/tmp/kdt-abs"}, "project", '"/tmp/kdt-abs" is not a lowercase slug'),
     ({"project": "a\\b"}, "project", "is not a lowercase slug"),
     ({"project": ""}, "project", "is required"),
     ({"project": "x" * 300}, "project", "is not a lowercase slug"),
@@ -107,7 +107,7 @@ def cookiecutter_cli(tmp_path: Path, *answers: str) -> subprocess.CompletedProce
     [
         (f"registry=user:{CANARY}@ghcr.io/org", "ERROR: answer 'registry': carries credentials"),
         ("publisher=a/b", "ERROR: answer 'publisher': 'a/b' is not an organisation"),
-        ("project=../up", "ERROR: answer 'project': '../up' is not a lowercase slug"),
+        ("project=../up", "ERROR: answer 'project': \"../up\" is not a lowercase slug"),
         ("fips=maybe", "ERROR: answer 'fips': expected yes or no, got 'maybe'"),
         ("model=rpi4", "ERROR: answer 'model': rpi4 needs arch arm64"),
     ],
@@ -328,7 +328,7 @@ def test_replayed_answers_are_checked_by_the_hook_rules(
     ("answers", "line"),
     [
         ({"ci": "gitub"}, "answer 'ci': 'gitub' is not one of github, gitlab, none; did you mean"),
-        ({"project": "a/b"}, "answer 'project': 'a/b' is not a lowercase slug"),
+        ({"project": "a/b"}, "answer 'project': \"a/b\" is not a lowercase slug"),
         ({"registry": f"me:{CANARY}@ghcr.io/x"}, "answer 'registry': carries credentials"),
     ],
 )
