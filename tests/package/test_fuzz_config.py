@@ -24,7 +24,7 @@ from kairos_distro.config import ConfigError
 MEMORY_MAX = 64 * 2**20  # bytes a single load may allocate at its peak
 settings.register_profile(
     "ci",
-    max_examples=60,
+    max_examples=300,  # about 4 s
     derandomize=True,
     database=None,
     deadline=2000,  # ms per example

@@ -6,6 +6,7 @@ Each table row is the text of a release.yaml and the line users see (after the f
 from __future__ import annotations
 
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -373,3 +374,28 @@ def test_twenty_thousand_cells_load_in_linear_time(write_release) -> None:
     assert str(caught.value) == (
         "release.yaml: cells[20001]: duplicate of cell amd64-generic-k3s-v1.0.0-k3s1 (cells[0])"
     )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [BOMB, "cells: " + "[" * 5000 + "]" * 5000, "cells: " + "{a: " * 5000, DEEP_MAPPINGS],
+    ids=["alias-bomb", "5000-brackets", "5000-braces", "deep-mappings"],
+)
+def test_costly_text_is_refused_cheaply(text) -> None:
+    """Refused before anything grows: the bomb once cost 2.5 GB and a MemoryError."""
+    tracemalloc.start()
+    start = time.monotonic()
+    with pytest.raises(ConfigError):
+        yamlfile.loads(text)
+    seconds, peak = time.monotonic() - start, tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert seconds < 2
+    assert peak < 8 * 2**20, f"{peak} bytes"
+
+
+def test_values_are_counted(monkeypatch) -> None:
+    monkeypatch.setattr(yamlfile, "MAX_NODES", 1000)
+    text = "cells: [" + "a, " * 997 + "]\n"  # the mapping, its key, the list: 1,000 values
+    assert yamlfile.loads(text)["cells"] == ["a"] * 997
+    with pytest.raises(ConfigError, match=r"^release\.yaml:1:\d+: holds more than 1,000 values$"):
+        yamlfile.loads(text.replace("[", "[a, ", 1))
