@@ -11,12 +11,12 @@ credential: those are refused first, by name only.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import config
+from .words import nearest
 
 # release.yaml field -> the answer that feeds it
 FIELD_ANSWER = {
@@ -93,8 +93,8 @@ def carries_credential(answer: str, value: str) -> bool:
 
 
 def suggestion(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    close = nearest(word, choices)
+    return f"; did you mean '{close}'?" if close else ""
 
 
 def check_safe(answer: str, value: str) -> None:

@@ -7,13 +7,13 @@ pre-generation hook refuses the answer that fed it.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import bases
 from .ref import ImageRef, RefError, safe
+from .words import nearest
 
 ARCHES = ("amd64", "arm64", "riscv64")
 MODELS = (
@@ -128,9 +128,7 @@ def shown(value: object) -> str:
 
 def suggest(word: str, choices: tuple[str, ...]) -> str:
     """'; did you mean arm64?' when `word` is a near miss of one of `choices`."""
-    close = ALIASES.get(word.lower()) or next(
-        iter(difflib.get_close_matches(word.lower(), choices, n=1, cutoff=0.6)), ""
-    )
+    close = ALIASES.get(word.lower()) or nearest(word, choices) or ""
     return f"; did you mean {close}?" if close in choices else ""
 
 
