@@ -22,10 +22,6 @@ from jinja2.ext import Extension
 
 HERE = Path(__file__).resolve().parent
 PROJECT = HERE / "{{cookiecutter.project}}"
-# YAML's own short escapes; every other character YAML may not hold raw
-# (C0/C1 controls, DEL, line separators, lone surrogates, U+FFFE/F) becomes
-# \xXX, \uXXXX or \UXXXXXXXX, which YAML double-quoted scalars read back.
-YAML_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r", "\0": "\\0"}
 
 
 def package_version() -> str:
@@ -34,19 +30,11 @@ def package_version() -> str:
         return tomllib.load(f)["project"]["version"]
 
 
-def yaml_char(c: str) -> str:
-    if c in YAML_ESCAPES:
-        return YAML_ESCAPES[c]
-    if c.isprintable():
-        return c
-    code = ord(c)
-    return (
-        f"\\x{code:02x}"
-        if code < 0x100
-        else f"\\u{code:04x}"
-        if code < 0x10000
-        else f"\\U{code:08x}"
-    )
+def ours() -> None:
+    """Put this checkout first on sys.path, so `kairos_distro` is the version the bake
+    pins (cookiecutter appends the template directory, after any installed one)."""
+    if sys.path[:1] != [str(HERE)]:
+        sys.path.insert(0, str(HERE))
 
 
 def yamlstr(value: Any) -> str:
@@ -54,12 +42,16 @@ def yamlstr(value: Any) -> str:
     "\\ud83d\\ude80" for 🚀, which PyYAML reads as two lone surrogates)."""
     if not isinstance(value, str):
         return json.dumps(value)
-    return '"' + "".join(yaml_char(c) for c in value) + '"'
+    ours()
+    from kairos_distro.words import quoted
+
+    return quoted(value)
 
 
 def as_bool(value: Any) -> Any:
     """A yes/no answer as true/false (cookiecutter 2.6 passes `fips=no` on as text);
     any other value as it is, for the check to refuse."""
+    ours()
     from kairos_distro.answers import as_bool as convert
 
     converted = convert(value)
@@ -90,8 +82,7 @@ def choices() -> dict[str, list[str]]:
 
 def refusal(answers: Mapping[str, Any]) -> str | None:
     """The one line refusing these answers, or None when the bake may go on."""
-    if sys.path[:1] != [str(HERE)]:  # this checkout's package: the version the bake pins
-        sys.path.insert(0, str(HERE))
+    ours()
     from kairos_distro import answers as rules
 
     try:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from . import config
-from .words import nearest
+from .words import show, suggest
 
 # release.yaml field -> the answer that feeds it
 FIELD_ANSWER = {
@@ -46,7 +46,6 @@ BOOLEAN = ("trusted_boot", "fips")
 YES = frozenset({"1", "true", "t", "yes", "y", "on"})
 NO = frozenset({"0", "false", "f", "no", "n", "off"})
 PUBLISHER = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,98}[A-Za-z0-9])?\Z")
-SHOWN = 80  # characters of a refused value a message shows
 
 # user:password@ or scheme://user@ anywhere; an @ in a reference that is not
 # `@sha256:...` (a digest) is a user name at least. Checked before any message
@@ -72,12 +71,6 @@ class AnswerError(ValueError):
         super().__init__(f"answer '{answer}': {message}")
 
 
-def show(value: str) -> str:
-    """A value as typed, on one line: non-printables escaped, long ones cut."""
-    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in value)
-    return f"'{text[:SHOWN]}...'" if len(text) > SHOWN else f"'{text}'"
-
-
 def as_bool(value: Any) -> bool | None:
     """A yes/no answer as a boolean, or None when it is neither."""
     if isinstance(value, bool):
@@ -90,11 +83,6 @@ def carries_credential(answer: str, value: str) -> bool:
     if URL_USERINFO.search(value) or TOKEN.search(value) or USERINFO.search(value):
         return True
     return answer not in FREE_TEXT and REF_AT.search(value) is not None
-
-
-def suggestion(word: str, choices: list[str]) -> str:
-    close = nearest(word, choices)
-    return f"; did you mean '{close}'?" if close else ""
 
 
 def check_safe(answer: str, value: str) -> None:
@@ -122,8 +110,7 @@ def check_text(answers: Mapping[str, Any]) -> None:
             check_safe(answer, value)
     for answer, value in visible.items():
         if answer in BOOLEAN and as_bool(value) is None:
-            shown = show(value) if isinstance(value, str) else "that"
-            raise AnswerError(answer, f"expected yes or no, got {shown}")
+            raise AnswerError(answer, f"expected yes or no, got {show(value)}")
         if answer not in BOOLEAN and not isinstance(value, str):
             raise AnswerError(answer, "must be text")
 
@@ -134,7 +121,7 @@ def check_choices(answers: Mapping[str, Any], choices: Mapping[str, list[str]]) 
         if value not in allowed:
             listed = ", ".join(allowed)
             raise AnswerError(
-                answer, f"{show(value)} is not one of {listed}{suggestion(value, allowed)}"
+                answer, f"{show(value)} is not one of {listed}{suggest(value, allowed)}"
             )
 
 

@@ -2,7 +2,8 @@
 
 Each rule is checked here rather than late (after minutes of building); config
 names the field of release.yaml a broken rule comes from, and the template's
-pre-generation hook refuses the answer that fed it.
+answer check (kairos_distro.answers, run in-process by local_extensions.py)
+refuses the answer that fed it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from . import bases
 from .ref import ImageRef, RefError, safe
-from .words import nearest
+from .words import show, suggest
 
 ARCHES = ("amd64", "arm64", "riscv64")
 MODELS = (
@@ -46,7 +47,6 @@ UBUNTU_FIPS_EXAMPLE = (
 )
 # Names other tools give an arch, for "did you mean".
 ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}
-SHOWN_MAX = 80  # characters of a value a message quotes
 
 
 @dataclass(frozen=True)
@@ -118,22 +118,8 @@ def _name(ref: str) -> str:
         return ""
 
 
-def shown(value: object) -> str:
-    """A value as the user wrote it, on one line and cut short (never a repr)."""
-    text = str(value)
-    if not text.isprintable():
-        text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
-    return text if len(text) <= SHOWN_MAX else text[: SHOWN_MAX - 3] + "..."
-
-
-def suggest(word: str, choices: tuple[str, ...]) -> str:
-    """'; did you mean arm64?' when `word` is a near miss of one of `choices`."""
-    close = ALIASES.get(word.lower()) or nearest(word, choices) or ""
-    return f"; did you mean {close}?" if close in choices else ""
-
-
 def _one_of(value: str, choices: tuple[str, ...]) -> str:
-    return f"{shown(value)} is not one of {', '.join(choices)}{suggest(value, choices)}"
+    return f"{show(value)} is not one of {', '.join(choices)}{suggest(value, choices, ALIASES)}"
 
 
 @dataclass(frozen=True)
@@ -160,7 +146,7 @@ def _provider_version_message(cell: Cell) -> str:
     example = PROVIDER_EXAMPLE[provider]
     if not cell.provider_version:
         return f"is required for {provider}: a full tag such as {example}"
-    return f"{shown(cell.provider_version)} is not a full {provider} tag such as {example}"
+    return f"{show(cell.provider_version)} is not a full {provider} tag such as {example}"
 
 
 def _base_arch_message(cell: Cell, base_image: str) -> str:
@@ -193,7 +179,7 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "model",
         lambda c, b: c.model in MODELS and c.board and c.arch != "arm64",
-        lambda c, b: f"{c.model} needs arch arm64 (got {shown(c.arch)})",
+        lambda c, b: f"{c.model} needs arch arm64 (got {show(c.arch)})",
         "kairos-init/main.go:129@ca022425 (values.go:82 modelArch)",
     ),
     Rule(

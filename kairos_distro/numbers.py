@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .words import clip
+
 WHOLE = re.compile(r"[+-]?[0-9]+")
 DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
-SHOWN = 40  # characters of a refused value shown before it is cut
 
 
 class NumberError(ValueError):
@@ -60,12 +61,8 @@ def text_of(value: object) -> str:
 
 
 def shown(value: object) -> str:
-    """`value` for a one-line message: control characters escaped, long text cut."""
-    text = text_of(value)
-    if not text:
-        return "an empty value"
-    safe = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
-    return safe if len(safe) <= SHOWN else f"{safe[:SHOWN]}..."
+    """`value` for a one-line message: as typed (words.clip), or "an empty value"."""
+    return clip(text_of(value)) or "an empty value"
 
 
 def number(name: str, value: object, span: Span) -> int | float:

@@ -1,23 +1,33 @@
 """Words of refusals: a value as the user wrote it, and the near miss they meant.
 
-Every message that quotes a user's value goes through show(), never repr():
-YAML's spelling (1.10, null, true, "text"), one line, cut short when long.
-suggest() adds "did you mean" for typos of field names and enum values.
+Every message that quotes a user's value goes through here, never repr():
+- show(): a value from release.yaml (or any data file), in YAML's spelling
+  (1.10, null, true, "text"), one line, cut short when long;
+- clip(): text typed as a flag or setting, or a command's output, unquoted,
+  one line, cut short when long;
+- suggest(): "did you mean" for typos (and other tools' names) of field names
+  and choices; the suggestion names a choice, unquoted.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 SHOWN_MAX = 200  # characters of a value a message quotes (an image reference fits)
+CLIP_MAX = 80  # characters of typed text or output a message quotes
 ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
 
 
-def suggest(word: Any, choices: Iterable[str]) -> str:
-    """'; did you mean model?' when `word` is a near miss of one of `choices`, else ''."""
-    near = nearest(word, choices)
+def suggest(word: Any, choices: Iterable[str], aliases: Mapping[str, str] | None = None) -> str:
+    """'; did you mean model?' when `word` is a near miss of one of `choices`, else ''.
+
+    `aliases` maps names other tools use (x86_64) to the choice meant (amd64).
+    """
+    choices = tuple(choices)
+    alias = aliases.get(word.lower()) if aliases and isinstance(word, str) else None
+    near = alias if alias in choices else nearest(word, choices)
     return f"; did you mean {near}?" if near else ""
 
 
@@ -36,6 +46,12 @@ def show(value: Any) -> str:
     return text if len(text) <= SHOWN_MAX else text[: SHOWN_MAX - 3] + "..."
 
 
+def clip(text: str, limit: int = CLIP_MAX) -> str:
+    """`text` unquoted, on one line (see one_line), cut at `limit` characters."""
+    line = one_line(text[: limit + 1])  # a long text is cut anyway: escape only what shows
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 def one_line(text: str) -> str:
     """`text` with line breaks, control characters and lone surrogates escaped."""
     if text.isprintable():
@@ -44,7 +60,9 @@ def one_line(text: str) -> str:
 
 
 def quoted(text: str) -> str:
-    """A YAML double-quoted scalar of `text` (also valid JSON)."""
+    """A YAML double-quoted scalar of `text`, in UTF-8: YAML's short escapes, and
+    \\xXX, \\uXXXX or \\UXXXXXXXX for what YAML may not hold raw (controls, line
+    separators, lone surrogates), which YAML reads back. The bake writes answers so."""
     return (
         '"' + "".join(ESCAPES.get(c) or (c if c.isprintable() else _escape(c)) for c in text) + '"'
     )

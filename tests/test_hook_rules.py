@@ -50,7 +50,7 @@ REFUSED = [
     (
         {"architectures": "x86_64"},
         "architectures",
-        "x86_64 is not one of amd64, arm64, riscv64; did you mean amd64?",
+        '"x86_64" is not one of amd64, arm64, riscv64; did you mean amd64?',
     ),
 ]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from package_helpers import RISCV64_KAIROS_INIT, valid_release
 
-from kairos_distro import bases, cells, config
+from kairos_distro import bases, cells, config, words
 from kairos_distro.cells import Cell
 
 TEMPLATE = Path(__file__).resolve().parents[2]
@@ -164,15 +164,21 @@ def test_the_table_is_the_templates_base_image_choices() -> None:
 
 
 # -- typos and values as written ----------------------------------------------------------
+ARCH = "is not one of amd64, arm64, riscv64; did you mean"
+
+
 @pytest.mark.parametrize(
     ("cell", "line"),
     [
-        ({"arch": "x86_64"}, "cells[0].arch: x86_64 is not one of amd64, arm64, riscv64; "),
-        ({"arch": "aarch64"}, "cells[0].arch: aarch64 is not one of amd64, arm64, riscv64; "),
-        ({"arch": "amd"}, "cells[0].arch: amd is not one of amd64, arm64, riscv64; "),
-        ({"arch": "amd\n64"}, "cells[0].arch: amd\\n64 is not one of amd64, arm64, riscv64; "),
-        ({"arch": "arm64", "model": "rpi5"}, "cells[0].model: rpi5 is not one of generic, "),
-        ({"arch": "amd64", "provider": "k3z"}, "cells[0].provider: k3z is not one of none, "),
+        ({"arch": "x86_64"}, f'cells[0].arch: "x86_64" {ARCH} amd64?'),
+        ({"arch": "aarch64"}, f'cells[0].arch: "aarch64" {ARCH} arm64?'),
+        ({"arch": "amd"}, f'cells[0].arch: "amd" {ARCH} amd64?'),
+        ({"arch": "amd\n64"}, f'cells[0].arch: "amd\\n64" {ARCH} amd64?'),
+        ({"arch": "arm64", "model": "rpi5"}, 'cells[0].model: "rpi5" is not one of generic, '),
+        (
+            {"arch": "amd64", "provider": "k3z"},
+            'cells[0].provider: "k3z" is not one of none, k3s, k0s; did you mean k3s?',
+        ),
     ],
 )
 def test_unknown_values_read_as_written_with_a_suggestion(cell: dict, line: str) -> None:
@@ -195,21 +201,21 @@ def test_unknown_values_read_as_written_with_a_suggestion(cell: dict, line: str)
     ],
 )
 def test_suggest(word: str, choices: tuple[str, ...], hint: str) -> None:
-    assert cells.suggest(word, choices) == hint
+    assert words.suggest(word, choices, cells.ALIASES) == hint
 
 
 def test_a_long_value_is_cut_short() -> None:
     got = outcome({"arch": "a" * 500}, "debian:13")
-    assert f"cells[0].arch: {'a' * 77}... is not one of" in got
+    assert f'cells[0].arch: "{"a" * 196}... is not one of' in got  # words.SHOWN_MAX
 
 
 # -- the table itself ---------------------------------------------------------------------
 # One cell breaking each rule (on its base image), and the message it gets.
 EXAMPLES = [
-    (Cell("s390x"), "debian:13", "arch", "s390x is not one of amd64, arm64, riscv64"),
+    (Cell("s390x"), "debian:13", "arch", '"s390x" is not one of amd64, arm64, riscv64'),
     (Cell("riscv64"), "debian:12", "arch", "base image debian:12 has no riscv64 image"),
-    (Cell("arm64", "rpi9"), "debian:13", "model", "rpi9 is not one of generic, rpi3"),
-    (Cell("amd64", "rpi4"), "debian:13", "model", "rpi4 needs arch arm64 (got amd64)"),
+    (Cell("arm64", "rpi9"), "debian:13", "model", '"rpi9" is not one of generic, rpi3'),
+    (Cell("amd64", "rpi4"), "debian:13", "model", 'rpi4 needs arch arm64 (got "amd64")'),
     (
         Cell("arm64", "nvidia-jetson-orin-nx"),
         "debian:13",
@@ -242,12 +248,12 @@ EXAMPLES = [
         "provider_version",
         "is set but provider is none",
     ),
-    (Cell("amd64", provider="rke2"), "debian:13", "provider", "rke2 is not one of none, k3s"),
+    (Cell("amd64", provider="rke2"), "debian:13", "provider", '"rke2" is not one of none, k3s'),
     (
         Cell("amd64", provider="k3s", provider_version="v1.35.1"),
         "debian:13",
         "provider_version",
-        "v1.35.1 is not a full k3s tag such as v1.35.1+k3s1",
+        '"v1.35.1" is not a full k3s tag such as v1.35.1+k3s1',
     ),
     (
         Cell("amd64", provider="k0s"),

@@ -237,9 +237,13 @@ def test_provider_version_without_provider(write_release, release_data, provider
 @pytest.mark.parametrize(
     "cell, field, fragment",
     [
-        ({"arch": "x86_64"}, "cells[1].arch", "x86_64 is not one of amd64, arm64, riscv64"),
-        ({"arch": "arm64", "model": "rpi5"}, "cells[1].model", "rpi5 is not one of"),
-        ({"arch": "amd64", "provider": "rke2"}, "cells[1].provider", "rke2 is not one of"),
+        (
+            {"arch": "x86_64"},
+            "cells[1].arch",
+            '"x86_64" is not one of amd64, arm64, riscv64; did you mean amd64?',
+        ),
+        ({"arch": "arm64", "model": "rpi5"}, "cells[1].model", '"rpi5" is not one of'),
+        ({"arch": "amd64", "provider": "rke2"}, "cells[1].provider", '"rke2" is not one of'),
         ({"model": "generic"}, "cells[1].arch", "is required"),
         ({"arch": 64}, "cells[1].arch", "expected text, got 64"),
         ({"arch": "amd64", "fips": "yes"}, "cells[1].fips", "expected true or false"),
@@ -847,7 +851,7 @@ def test_provider_version_with_a_trailing_newline_is_refused(
         write_release,
         data,
         "cells[1].provider_version",
-        f"{version.strip()}\\n is not a full {provider} tag",
+        f'"{version.strip()}\\n" is not a full {provider} tag',
     )
 
 

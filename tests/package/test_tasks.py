@@ -243,7 +243,7 @@ def test_broken_release_file_is_one_line_naming_file_and_field(runs) -> None:
     assert run.returncode == 2, report(run)
     assert run.stdout == ""
     path = run.args[-1]  # the --release-file argument
-    assert run.stderr == f"{path}: cells[1].model: rpi4 needs arch arm64 (got amd64)\n"
+    assert run.stderr == f'{path}: cells[1].model: rpi4 needs arch arm64 (got "amd64")\n'
 
 
 @pytest.mark.parametrize("value, flag", [("false", ""), ("0", ""), ("true", "--privileged ")])
