@@ -29,6 +29,7 @@ from . import qemu
 from .config import Cell, Release
 from .qemu import Settings  # boot.Settings: what invoke config sets
 from .runner import Process, Runner, Skip, StepError
+from .words import clip, show
 
 PROVIDER_VERSION_COMMAND = {"k3s": "k3s --version", "k0s": "k0s version"}
 LIVE_STATE = "livecd_boot"
@@ -208,7 +209,7 @@ def _verdict(
         raise StepError(
             plan.cell.id,
             "test-boot",
-            f"console never showed {settings.marker!r} ({why}); serial log: {plan.log}",
+            f"console never showed {show(settings.marker)} ({why}); serial log: {plan.log}",
             console.tail,
         )
     record(Result("console marker", True, (console.marker_at or start) - start))
@@ -227,7 +228,8 @@ def _verdict(
                 raise StepError(
                     plan.cell.id,
                     "test-boot",
-                    f"{check.name}: expected {check.expect!r}, got {out!r}; serial log: {plan.log}",
+                    f"{check.name}: expected {show(check.expect)}, "
+                    f"got {clip(out) or 'no output'}; serial log: {plan.log}",
                     console.tail,
                 )
 

@@ -23,6 +23,7 @@ from .config import SEMVER, Cell, Release
 from .naming import Identity
 from .ref import ImageRef, RefError
 from .runner import Answer, Runner, StepError
+from .words import clip
 
 KAIROS_RELEASE = "/etc/kairos-release"
 
@@ -192,7 +193,7 @@ def with_version(release: Release, runner: Runner | None = None) -> Release:
         return release
     version = git_version(release.path.parent, runner=runner)
     if not SEMVER.match(version):
-        raise StepError("version", "git", f"git describe gave {version!r}, not semver")
+        raise StepError("version", "git", f"git describe gave {clip(version)}, not semver")
     return dataclasses.replace(release, version=version)
 
 

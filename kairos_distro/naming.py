@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import tagformat
 from .ref import TAG, ImageRef
+from .words import clip, show
 
 if TYPE_CHECKING:
     from .cells import Cell
@@ -37,7 +38,7 @@ def parse_release_file(text: str) -> dict[str, str]:
         try:
             words = shlex.split(raw, posix=True) if raw else [""]
         except ValueError as err:
-            raise NamingError(f"unreadable line {line!r} ({err})") from None
+            raise NamingError(f"unreadable line {clip(line)} ({err})") from None
         values[key.strip()] = words[0] if words else ""
     return values
 
@@ -133,7 +134,7 @@ class Identity:
             "FIPS": (self.fips, cell.fips),
         }
         return [
-            f"KAIROS_{k}={got!r}, cell wants {exp!r}"
+            f"KAIROS_{k}={show(got)}, cell wants {show(exp)}"
             for k, (got, exp) in want.items()
             if got != exp
         ]
@@ -141,7 +142,7 @@ class Identity:
 
 def _tag(text: str) -> str:
     if not TAG.match(text):
-        raise NamingError(f"image tag {text!r} is not a valid OCI tag")
+        raise NamingError(f"image tag {show(text)} is not a valid OCI tag")
     return text
 
 

@@ -26,6 +26,7 @@ from . import cells, config
 from .hosts import hostname, is_loopback, private_channel, redact, split, url_host
 from .ref import ImageRef, RefError
 from .registry import Registry, RegistryError
+from .words import clip, suggest
 
 # `invoke bump WHAT` -> the release.yaml field it moves.
 IMAGES = {
@@ -70,7 +71,7 @@ def target(current: str, to: str = "") -> ImageRef:
             return ref if ref.tag or ref.digest else ref.with_tag("latest")
         return now.with_digest("").with_tag(to)
     except RefError:
-        raise PinError(f"--to {to!r} is not a tag or an image reference") from None
+        raise PinError(f"--to {clip(to)} is not a tag or an image reference") from None
 
 
 # -- pure rewriting ----------------------------------------------------------------------
@@ -140,7 +141,9 @@ def provider_old(rel: config.Release, provider: str, to: str, from_: str = "") -
     pattern = cells.PROVIDER_VERSION[provider]
     if to and not pattern.match(to):
         example = cells.PROVIDER_EXAMPLE[provider]
-        raise PinError(f"{provider}: --to {to!r} is not a full {provider} tag such as {example}")
+        raise PinError(
+            f"{provider}: --to {clip(to)} is not a full {provider} tag such as {example}"
+        )
     versions = provider_versions(rel, provider)
     if not versions:
         raise PinError(f"{provider}: no cell of {rel.path} uses {provider}")
@@ -353,7 +356,7 @@ def plan(
     login only when that is release.yaml's registry.
     """
     if what not in WHATS:
-        raise PinError(f"{what!r} is not one of {', '.join(WHATS)}")
+        raise PinError(f"{clip(what)} is not one of {', '.join(WHATS)}{suggest(what, WHATS)}")
     try:
         rel = config.load(path)
         text = path.read_bytes().decode("utf-8")

@@ -17,6 +17,7 @@ from . import config, ledger, naming, publish, sign
 from .ref import ImageRef, api_host
 from .registry import Registry, RegistryError
 from .runner import Runner, StepError
+from .words import clip, show, suggest
 
 STEP = "promote"
 
@@ -33,9 +34,11 @@ def check_channels(channels: Sequence[str], from_ch: str, to_ch: str) -> None:
         if not name:
             raise PromoteError(f"{flag} is required (channels: {', '.join(channels)})")
         if name not in channels:
-            raise PromoteError(f"{flag} {name!r} is not a listed channel ({', '.join(channels)})")
+            listed = ", ".join(channels)
+            hint = suggest(name, channels)
+            raise PromoteError(f"{flag} {clip(name)} is not a listed channel ({listed}){hint}")
     if from_ch == to_ch:
-        raise PromoteError(f"--from and --to are both {from_ch!r}")
+        raise PromoteError(f"--from and --to are both {clip(from_ch)}")
 
 
 def channel_tags(
@@ -94,7 +97,7 @@ def promote_cell(
         image = ImageRef.pinned(record.get("image"))
         if image is None:
             raise PromoteError(
-                f"the release record names no image by digest ({record.get('image')!r})"
+                f"the release record names no image by digest ({show(record.get('image'))})"
             )
         from_tag, to_tag = channel_tags(rel, record, from_ch, to_ch)
     except PromoteError as err:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from .words import show
+
 # Docker Hub: the name references use, the legacy name Docker folds into it,
 # and the host its registry API answers on.
 DOCKER_HUB = "docker.io"
@@ -65,7 +67,7 @@ class ImageRef:
         """A reference as Docker reads it, or a one-line RefError saying why not."""
         name, at, digest = text.partition("@")
         if at and not DIGEST.match(digest):
-            raise RefError(f"{text!r}: digest {digest!r} is not sha256:<64 hex digits>")
+            raise RefError(f"{show(text)}: digest {show(digest)} is not sha256:<64 hex digits>")
         first, slash, rest = name.partition("/")
         if slash and _is_host(first):
             host, path = first, rest
@@ -75,15 +77,15 @@ class ImageRef:
         if ":" in path.rsplit("/", 1)[-1]:
             path, _, tag = path.rpartition(":")
             if not TAG.match(tag):
-                raise RefError(f"{text!r}: tag {tag!r} is not a valid tag")
+                raise RefError(f"{show(text)}: tag {show(tag)} is not a valid tag")
         if not HOST.match(host):
-            raise RefError(f"{text!r}: {host!r} is not a registry host")
+            raise RefError(f"{show(text)}: {show(host)} is not a registry host")
         if path != path.lower() and PATH.match(path.lower()):
-            raise RefError(f"{text!r}: repository name must be lowercase")
+            raise RefError(f"{show(text)}: repository name must be lowercase")
         if not PATH.match(path) or _IMAGE_ID.match(path):
-            raise RefError(f"{text!r} is not an image reference")
+            raise RefError(f"{show(text)} is not an image reference")
         if len(name) - len(tag) - bool(tag) > NAME_MAX:  # the name as written, without tag
-            raise RefError(f"{text!r}: the name is longer than {NAME_MAX} characters")
+            raise RefError(f"{show(text)}: the name is longer than {NAME_MAX} characters")
         if host == DOCKER_HUB_LEGACY:
             host = DOCKER_HUB
         if host == DOCKER_HUB and "/" not in path:
@@ -130,13 +132,13 @@ class ImageRef:
 
     def with_tag(self, tag: str) -> ImageRef:
         if not TAG.match(tag):
-            raise RefError(f"{tag!r} is not a valid tag")
+            raise RefError(f"{show(tag)} is not a valid tag")
         return replace(self, tag=tag)
 
     def with_digest(self, digest: str) -> ImageRef:
         """The same name and tag pinned to `digest` ("" unpins)."""
         if digest and not DIGEST.match(digest):
-            raise RefError(f"{digest!r} is not sha256:<64 hex digits>")
+            raise RefError(f"{show(digest)} is not sha256:<64 hex digits>")
         return replace(self, digest=digest)
 
     def by_digest(self, digest: str) -> ImageRef:

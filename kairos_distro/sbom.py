@@ -32,6 +32,7 @@ from packageurl import PackageURL
 
 from . import pkgdb
 from .pkgdb import Package
+from .words import clip
 
 try:  # the factory moved in cyclonedx-python-lib 11; the old path still works, deprecated
     from cyclonedx.contrib.license.factories import LicenseFactory
@@ -83,7 +84,7 @@ def image_created(client: Any, image: str) -> datetime:
     try:  # RFC 3339 with nanoseconds ("2024-05-01T12:00:00.123456789Z"): keep the seconds
         return datetime.strptime(raw[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
     except ValueError:
-        raise SbomError(f"{image}: unreadable creation time {raw!r}") from None
+        raise SbomError(f"{image}: unreadable creation time {clip(raw)}") from None
 
 
 DATABASE_PROPERTY = "kairos:package-database"

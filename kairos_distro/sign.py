@@ -26,6 +26,7 @@ from typing import Any
 from .config import Signing
 from .hosts import redact
 from .registry import OCI_INDEX, OCI_MANIFEST, Descriptor, Registry, RegistryError, manifest_bytes
+from .words import show
 
 COSIGN_SIGN = "https://sigstore.dev/cosign/sign/v1"
 CYCLONEDX = "https://cyclonedx.org/bom"  # cosign's --type cyclonedx
@@ -135,7 +136,9 @@ class IdentityPattern:
             if o.type_id.dotted_string == SIGSTORE_USERNAME_OID
         ]
         if not any(re.fullmatch(self.pattern, s) for s in sans):
-            raise VerificationError(f"no certificate identity matches {self.pattern!r}: {sans}")
+            raise VerificationError(
+                f"no certificate identity matches {show(self.pattern)}: {show(sans)}"
+            )
 
 
 def _utf8_string(der: bytes) -> str:
@@ -358,10 +361,10 @@ def check_statement(
 ) -> Any:
     """The statement's predicate, once its type and subject digest are the expected ones."""
     if payload_type != INTOTO_PAYLOAD:
-        raise SignError(f"payload type {payload_type!r} is not in-toto")
+        raise SignError(f"payload type {show(payload_type)} is not in-toto")
     body = json.loads(payload)
     if body.get("predicateType") != predicate_type:
-        raise SignError(f"predicate {body.get('predicateType')!r} is not {predicate_type}")
+        raise SignError(f"predicate {show(body.get('predicateType'))} is not {predicate_type}")
     algorithm, _, hexdigest = digest.partition(":")
     if not any(s.get("digest", {}).get(algorithm) == hexdigest for s in body.get("subject", [])):
         raise SignError(f"signature is for another digest than {digest}")

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .ref import safe
+from .words import show
 
 # The fields every format may use (naming.Identity fills them).
 FIELDS = (
@@ -57,7 +58,7 @@ def _fields(text: str) -> list[str]:
             raise TagFormatError("unbalanced { }")
         if not _LITERAL.match(literal):
             bad = next(c for c in literal if not _LITERAL.match(c))
-            raise TagFormatError(f"{bad!r} cannot be in a tag (letters, digits, _ . - only)")
+            raise TagFormatError(f"{show(bad)} cannot be in a tag (letters, digits, _ . - only)")
         names += _FIELD.findall(body)
     return names
 

@@ -428,7 +428,7 @@ def test_verdict_when_qemu_exits_before_the_marker(console) -> None:
     assert time.monotonic() - start < QUICK
     message = one_line(caught.value, log)
     assert message == (
-        f"amd64-generic: test-boot: console never showed 'login:' (QEMU exited); serial log: {log}"
+        f'amd64-generic: test-boot: console never showed "login:" (QEMU exited); serial log: {log}'
     )
     assert caught.value.tail == [f"panic {i}" for i in range(5, 20)]
     assert [(r.name, r.ok, r.detail) for r in plan.results] == [
@@ -442,7 +442,7 @@ def test_verdict_when_the_marker_never_comes(console) -> None:
     with pytest.raises(StepError) as caught:
         boot._verdict(FakeRunner(), plan, reader, proc, Settings(timeout=1.0), time.monotonic())
     message = one_line(caught.value, log)
-    assert "console never showed 'login:' (timed out after 1 s)" in message
+    assert 'console never showed "login:" (timed out after 1 s)' in message
     assert caught.value.tail == ["GRUB loading"]
     assert plan.results[0].ok is False
 
@@ -532,7 +532,7 @@ def test_verdict_stops_at_the_first_failed_check(console) -> None:
     with pytest.raises(StepError) as caught:
         boot._verdict(runner, plan, reader, proc, Settings(), time.monotonic())
     message = one_line(caught.value, log)
-    assert "boot state: expected 'livecd_boot', got 'active_boot'" in message
+    assert 'boot state: expected "livecd_boot", got active_boot' in message
     assert client.ran == ["echo ping", "kairos-agent state get boot"]  # uname never ran
     assert [(r.name, r.ok) for r in plan.results][-1] == ("boot state", False)
 
@@ -668,7 +668,7 @@ def test_boot_iso_failed_check_still_stops_qemu(make_release, tmp_path):
     iso = tmp_path / "x.iso"
     iso.write_bytes(b"iso")
     runner = booting(ssh_results=[FakeSSH({**ANSWERS, "echo ping": "nope"})])
-    with pytest.raises(StepError, match=r"ssh echo ping: expected 'ping', got 'nope'"):
+    with pytest.raises(StepError, match=r'ssh echo ping: expected "ping", got nope;'):
         boot.boot_iso(runner, rel, rel.cells[0], iso, Settings(accel="tcg"), b"")
     (proc,) = runner.spawned
     assert proc.stopped
@@ -681,7 +681,7 @@ def test_boot_iso_qemu_exiting_before_the_marker(make_release, tmp_path):
     runner = booting(consoles={"qemu-system-x86_64": b"panic\n"}, exits={"qemu-system-x86_64"})
     with pytest.raises(StepError) as caught:
         boot.boot_iso(runner, rel, rel.cells[0], iso, Settings(accel="tcg"), b"")
-    assert "console never showed 'login:' (QEMU exited)" in caught.value.reason
+    assert 'console never showed "login:" (QEMU exited)' in caught.value.reason
     assert caught.value.tail == ["panic"]
     assert runner.ssh_calls == []
 
@@ -718,7 +718,7 @@ def skipping_act(cell: Cell) -> str:
     if cell.arch == "arm64":
         raise Skip("qemu-system-aarch64 is not installed")
     if cell.arch == "riscv64":
-        raise StepError(cell.id, "test-boot", "console never showed 'login:' (QEMU exited)")
+        raise StepError(cell.id, "test-boot", 'console never showed "login:" (QEMU exited)')
     return "tcg: ssh echo ping 3s"
 
 
@@ -754,7 +754,7 @@ def test_finish_counts_failures_but_not_skips(make_release) -> None:
     assert caught.value.code == 1
     assert caught.value.message == (
         "test-boot: 1 of 3 cells failed; first: riscv64-generic: test-boot: "
-        "console never showed 'login:' (QEMU exited)"
+        'console never showed "login:" (QEMU exited)'
     )
 
 

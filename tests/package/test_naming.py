@@ -259,12 +259,12 @@ def test_mismatches_name_each_disagreement() -> None:
     ident = Identity.from_kairos_release(release_values())
     cell = Cell(arch="arm64", model="rpi4", fips=True)
     assert ident.mismatches(cell) == [
-        "KAIROS_VARIANT='standard', cell wants 'core'",
-        "KAIROS_TARGETARCH='amd64', cell wants 'arm64'",
-        "KAIROS_MODEL='generic', cell wants 'rpi4'",
-        "KAIROS_SOFTWARE_VERSION_PREFIX='k3s', cell wants ''",
-        "KAIROS_SOFTWARE_VERSION='v1.35.1+k3s1', cell wants ''",
-        "KAIROS_FIPS=False, cell wants True",
+        'KAIROS_VARIANT="standard", cell wants "core"',
+        'KAIROS_TARGETARCH="amd64", cell wants "arm64"',
+        'KAIROS_MODEL="generic", cell wants "rpi4"',
+        'KAIROS_SOFTWARE_VERSION_PREFIX="k3s", cell wants ""',
+        'KAIROS_SOFTWARE_VERSION="v1.35.1+k3s1", cell wants ""',
+        "KAIROS_FIPS=false, cell wants true",
     ]
 
 
@@ -272,7 +272,7 @@ def test_mismatches_catches_another_provider_version() -> None:
     ident = Identity.from_kairos_release(release_values())
     cell = Cell(arch="amd64", provider="k3s", provider_version="v1.34.2+k3s1")
     assert ident.mismatches(cell) == [
-        "KAIROS_SOFTWARE_VERSION='v1.35.1+k3s1', cell wants 'v1.34.2+k3s1'"
+        'KAIROS_SOFTWARE_VERSION="v1.35.1+k3s1", cell wants "v1.34.2+k3s1"'
     ]
 
 
@@ -363,5 +363,5 @@ def test_image_tag_refuses_a_trailing_newline(ident) -> None:
 
 def test_channel_tag_refuses_a_trailing_newline() -> None:
     assert naming.channel_tag(UBUNTU_CORE, TAGS, "edge") == "24.04-core-amd64-generic-edge"
-    with pytest.raises(NamingError, match=r"'24\.04-core-amd64-generic-edge\\n' is not a valid"):
+    with pytest.raises(NamingError, match=r'"24\.04-core-amd64-generic-edge\\n" is not a valid'):
         naming.channel_tag(UBUNTU_CORE, TAGS, "edge\n")

@@ -296,8 +296,10 @@ def test_bump_refuses_an_invalid_provider_tag(release_file, what, to, reason) ->
 
 
 def test_bump_refuses_unknown_pins_and_from_on_images(release_file) -> None:
-    with pytest.raises(pins.PinError, match="'kernel' is not one of base, kairos-init"):
+    with pytest.raises(pins.PinError, match=r"^kernel is not one of base, kairos-init"):
         pins.plan(release_file, "kernel")
+    with pytest.raises(pins.PinError, match=r"^k3z is not one of .*; did you mean k3s\?$"):
+        pins.plan(release_file, "k3z")
     with pytest.raises(pins.PinError, match="--from is for k3s and k0s only"):
         pins.plan(release_file, "base", from_="ubuntu:24.04", resolver=fake_resolver)
 

@@ -89,9 +89,11 @@ def test_channel_tags_refuse_a_record_without_an_identity(make_release, record) 
 @pytest.mark.parametrize(
     "channels, from_ch, to_ch, reason",
     [
-        (("edge", "stable"), "edge", "nightly", "--to 'nightly' is not a listed channel"),
-        (("edge", "stable"), "beta", "stable", "--from 'beta' is not a listed channel"),
-        (("edge", "stable"), "edge", "edge", "--from and --to are both 'edge'"),
+        (("edge", "stable"), "edge", "nightly", "--to nightly is not a listed channel"),
+        (("edge", "stable"), "beta", "stable", "--from beta is not a listed channel"),
+        (("edge", "stable"), "edge", "edge", "--from and --to are both edge"),
+        (("edge", "stable"), "edge", "stabel", r"\(edge, stable\); did you mean stable\?$"),
+        (("edge", "stable"), "edge", "Stable", r"--to Stable .*; did you mean stable\?$"),
         (("edge", "stable"), "", "stable", "--from is required"),
         ((), "edge", "stable", "channels: none listed"),
     ],
@@ -363,9 +365,9 @@ def test_dry_promote_reads_and_verifies_but_writes_nothing(rel, verified) -> Non
     [
         (
             ["--from", "edge", "--to", "nightly"],
-            "--to 'nightly' is not a listed channel (edge, stable)",
+            "--to nightly is not a listed channel (edge, stable)",
         ),
-        (["--from", "edge", "--to", "edge"], "--from and --to are both 'edge'"),
+        (["--from", "edge", "--to", "edge"], "--from and --to are both edge"),
     ],
 )
 def test_invoke_promote_refuses_channels(tmp_path, release_data, args, message) -> None:

@@ -2114,7 +2114,7 @@ def test_version_git_refusals_are_one_line(git_runs) -> None:
     )
     assert odd.returncode == 2, report_of(odd)
     assert odd.stderr == (
-        f"{odd_repo / 'release.yaml'}: version: git describe gave 'vrelease-7', not semver\n"
+        f"{odd_repo / 'release.yaml'}: version: git describe gave vrelease-7, not semver\n"
     )
     assert plain.stdout == odd.stdout == ""
 

@@ -268,14 +268,14 @@ def test_check_statement_returns_an_attestations_predicate() -> None:
         (
             "application/vnd.dev.cosign.simplesigning.v1+json",
             sign.statement(NAME, DIGEST),
-            "payload type 'application/vnd.dev.cosign.simplesigning.v1+json' is not in-toto",
+            'payload type "application/vnd.dev.cosign.simplesigning.v1+json" is not in-toto',
         ),
         (
             sign.INTOTO_PAYLOAD,
             sign.statement(NAME, DIGEST).replace(
                 b"https://sigstore.dev/cosign/sign/v1", b"https://slsa.dev/provenance/v1"
             ),
-            "predicate 'https://slsa.dev/provenance/v1' is not https://sigstore.dev/cosign/sign/v1",
+            'predicate "https://slsa.dev/provenance/v1" is not https://sigstore.dev/cosign/sign/v1',
         ),
         (
             sign.INTOTO_PAYLOAD,
@@ -735,7 +735,7 @@ def test_verify_image_refuses_a_referrer_of_another_subject(bundles) -> None:
     [
         (VerificationError("Certificate's SANs do not match"), "Certificate's SANs do not match"),
         ((sign.INTOTO_PAYLOAD, sign.statement(NAME, OTHER)), "signature is for another digest"),
-        (("text/plain", b"hello"), "payload type 'text/plain' is not in-toto"),
+        (("text/plain", b"hello"), 'payload type "text/plain" is not in-toto'),
     ],
     ids=["policy", "digest", "payload"],
 )
