@@ -2,8 +2,9 @@
 
 Every rule kairos-init or AuroraBoot would enforce late (after minutes of
 building) is checked here first, so a bad cell fails in milliseconds with the
-file and field path in the message. The template's pre-generation hook calls
-the same rules, so a refused answer and a refused config read alike.
+file and field path in the message. The template checks its answers with the
+same rules (kairos_distro.answers, run in-process by local_extensions.py, renders
+release.yaml and loads it here), so a refused answer and a refused config read alike.
 """
 
 from __future__ import annotations
