@@ -45,8 +45,9 @@ UBUNTU = "ubuntu"  # Docker Hub's official image, as Docker prints its name
 UBUNTU_FIPS_EXAMPLE = (
     "https://github.com/kairos-io/kairos/blob/master/examples/builds/ubuntu-fips/Dockerfile"
 )
-# Names other tools give an arch, for "did you mean".
-ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}
+# Names other tools give an arch, for "did you mean" (kairos-init builds no 32-bit
+# x86, so a bare "x86" means amd64 here).
+ALIASES = {"x86_64": "amd64", "x86-64": "amd64", "x86": "amd64", "aarch64": "arm64"}
 
 
 @dataclass(frozen=True)

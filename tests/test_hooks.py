@@ -33,7 +33,11 @@ REFUSED = [
     ({"provider": "k3s", "provider_versions": "v1.34.3"}, "provider_versions", "v1.35.1+k3s1"),
     ({"provider": "k0s", "provider_versions": "v1.32.1+k3s1"}, "provider_versions", "k0s tag"),
     ({"provider_versions": "v1.32.1+k3s1"}, "provider_versions", "provider is none"),
-    ({"architectures": "amd64,x86"}, "architectures", "x86 is not one of"),
+    (
+        {"architectures": "amd64,x86"},
+        "architectures",
+        '"x86" is not one of amd64, arm64, riscv64; did you mean amd64?',
+    ),
     ({"architectures": "amd64,amd64"}, "architectures", "duplicate"),
     ({"project": "Bad Slug!"}, "project", "lowercase slug"),
     ({"publisher": "bad org"}, "publisher", "organisation"),
@@ -64,7 +68,7 @@ REFUSED = [
     ({"description": "ghp_" + "A1b2" * 9}, "description", "carries credentials"),
     ({"kairos_init_version": "glpat-" + "x" * 20}, "kairos_init_version", "credentials"),
     # A project name is one directory: nothing of a path gets made, then left behind.
-    ({"publisher": "a/b"}, "publisher", "'a/b' is not an organisation or user name"),
+    ({"publisher": "a/b"}, "publisher", '"a/b" is not an organisation or user name'),
     ({"project": "a/b"}, "project", '"a/b" is not a lowercase slug'),
     ({"project": ".."}, "project", '".." is not a lowercase slug'),
     ({"project": "a/../b"}, "project", '"a/../b" is not a lowercase slug'),

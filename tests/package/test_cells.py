@@ -172,6 +172,7 @@ ARCH = "is not one of amd64, arm64, riscv64; did you mean"
     [
         ({"arch": "x86_64"}, f'cells[0].arch: "x86_64" {ARCH} amd64?'),
         ({"arch": "aarch64"}, f'cells[0].arch: "aarch64" {ARCH} arm64?'),
+        ({"arch": "x86"}, f'cells[0].arch: "x86" {ARCH} amd64?'),
         ({"arch": "amd"}, f'cells[0].arch: "amd" {ARCH} amd64?'),
         ({"arch": "amd\n64"}, f'cells[0].arch: "amd\\n64" {ARCH} amd64?'),
         ({"arch": "arm64", "model": "rpi5"}, 'cells[0].model: "rpi5" is not one of generic, '),
