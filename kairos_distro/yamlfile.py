@@ -38,6 +38,7 @@ MAX_DEPTH = 64  # release.yaml nests 4 levels
 MAX_NODES = 250_000  # values in the file (about 2 s to read)
 MAX_ALIASED = 10_000  # values reached through aliases, counted once per alias
 NUMBER_MAX = 64  # characters of a number (base-60 `1:2:3...` costs quadratic time)
+RUNAWAY_SCAN = 64 * 1024  # text re-scanned to find a quote that runs over lines
 
 CORE = "tag:yaml.org,2002:"
 STR, INT, FLOAT, BOOL, NULL = (CORE + t for t in ("str", "int", "float", "bool", "null"))
@@ -127,6 +128,10 @@ def _refusal(err: yaml.MarkedYAMLError, text: str, path: Path) -> ConfigError:
     opened = err.context_mark
     if opened and "quoted scalar" in (err.context or "") and why in UNCLOSED:
         return ConfigError("this quote is never closed", file=path, at=_at(opened))
+    runaway = _runaway_quote(text, mark) if mark else None
+    if runaway:
+        why = f"this quote runs on to line {mark.line + 1}: is its closing quote missing?"
+        return ConfigError(why, file=path, at=_at(runaway))
     char = _char(text, mark) if mark and "cannot start any token" in why else ""
     if char == "\t":
         why = "a tab where YAML wants spaces (indent with spaces)"
@@ -141,6 +146,31 @@ def _refusal(err: yaml.MarkedYAMLError, text: str, path: Path) -> ConfigError:
     elif err.context and why != err.context and not err.problem_mark:
         why = f"{err.context}: {why}"
     return ConfigError(why, file=path, at=_at(mark) if mark else "")
+
+
+def _runaway_quote(text: str, mark: yaml.Mark) -> yaml.Mark | None:
+    """Where a quoted value opens that runs over lines into the error at `mark`.
+
+    YAML lets a quoted value span lines, so a missing closing quote ends at the
+    next quote character and the parser fails there, lines later; release.yaml
+    has no multi-line quoted values, so such a value is the likely culprit.
+    """
+    lines = text.split("\n", mark.line + 1)[: mark.line + 1]
+    upto = "\n".join(lines)
+    near = "".join(lines[-2:])
+    # PyYAML's scanner is slow on pathological text: look only where it can pay.
+    if len(upto) > RUNAWAY_SCAN or ('"' not in near and "'" not in near):
+        return None
+    found = None
+    try:
+        for token in yaml.scan(upto):
+            if isinstance(token, yaml.ScalarToken) and token.style in ("'", '"'):
+                start, end = token.start_mark, token.end_mark
+                if start.line < end.line and end.line >= mark.line - 1:
+                    found = start
+    except yaml.YAMLError:
+        pass  # the scanner stops where the parser did, or earlier
+    return found
 
 
 def _char(text: str, mark: yaml.Mark) -> str:

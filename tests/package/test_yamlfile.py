@@ -105,6 +105,10 @@ CELL = "- arch: amd64\n  model: generic\n"
         ('name: x\nversion: "v1\ncells: []\n', ":2:10: this quote is never closed"),
         ("name: x\ndescription: 'it''s\n", ":2:14: this quote is never closed"),
         (
+            'name: x\ndescription: "Kairos\nversion: "v1"\ncells: []\n',
+            ":2:14: this quote runs on to line 3: is its closing quote missing?",
+        ),
+        (
             "name: x\ncells:\n\t- arch: amd64\n",
             ":3:1: a tab where YAML wants spaces (indent with spaces)",
         ),
@@ -150,6 +154,7 @@ CELL = "- arch: amd64\n  model: generic\n"
         "long-base-60",
         "unclosed-double-quote",
         "unclosed-single-quote",
+        "quote-closed-lines-later",
         "tab",
         "bad-indent",
         "unclosed-bracket",
