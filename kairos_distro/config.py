@@ -223,6 +223,14 @@ def _signing(raw: Any, path: Path) -> Signing:
     return signing
 
 
+def _is_public_url(text: str) -> bool:
+    try:
+        url = urlsplit(text)
+    except ValueError:
+        return False
+    return url.scheme in ("https", "http") and bool(url.hostname) and "@" not in url.netloc
+
+
 def _is_image(text: str) -> bool:
     try:
         ImageRef.parse(text)
@@ -238,6 +246,8 @@ def _check_top(top: dict[str, str], path: Path) -> None:
         "kairos_init": (_is_image, "an image reference"),
         "auroraboot": (_is_image, "an image reference"),
         "kairos_init_riscv64": (_is_image, "an image reference"),
+        # Stamped into every image's labels: a login in it would be published.
+        "source": (_is_public_url, "a web address without a login, such as https://github.com/o/r"),
         "registry": (HOST.match, "a registry host such as ghcr.io or 127.0.0.1:5000"),
         "namespace": (PATH.match, "a lowercase path such as my-org"),
         # Last: the default project name derives from the base image.

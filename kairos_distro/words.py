@@ -1,6 +1,7 @@
 """Words of refusals: a value as the user wrote it, and the near miss they meant.
 
-Every message that quotes a user's value goes through here, never repr():
+Every message that quotes a user's value goes through here, never repr(), and
+nothing shown carries a login (hosts.redact masks it):
 - show(): a value from release.yaml (or any data file), in YAML's spelling
   (1.10, null, true, "text"), one line, cut short when long;
 - clip(): text typed as a flag or setting, or a command's output, unquoted,
@@ -14,6 +15,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from .hosts import redact
 
 SHOWN_MAX = 200  # characters of a value a message quotes (an image reference fits)
 CLIP_MAX = 80  # characters of typed text or output a message quotes
@@ -42,13 +45,14 @@ def nearest(word: Any, choices: Iterable[str], cutoff: float = 0.6) -> str | Non
 
 def show(value: Any) -> str:
     """`value` as YAML writes it, one line: "text", 1.10 (its source), true, null, [a, b]."""
-    text = _show(value, depth=3)
+    text = redact(_show(value, depth=3))  # a value may carry a login: never shown
     return text if len(text) <= SHOWN_MAX else text[: SHOWN_MAX - 3] + "..."
 
 
 def clip(text: str, limit: int = CLIP_MAX) -> str:
     """`text` unquoted, on one line (see one_line), cut at `limit` characters."""
-    line = one_line(text[: limit + 1])  # a long text is cut anyway: escape only what shows
+    # A long text is cut anyway: escape only what shows (and never a login in it).
+    line = redact(one_line(text[: 4 * limit]))
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 

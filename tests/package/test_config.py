@@ -324,11 +324,53 @@ def test_cells_differing_only_in_provider_version_are_distinct(write_release, re
         ("registry", "ghcr.io/my-org", "a registry host"),
         ("name", "My Distro", "a lowercase slug"),
         ("name", "-distro", "a lowercase slug"),
+        ("source", "github.com/my-org/my-distro", "a web address without a login"),
+        ("source", "https://", "a web address without a login"),
     ],
 )
 def test_bad_top_fields(write_release, release_data, field, value, fragment) -> None:
     release_data[field] = value
     assert_refused(write_release, release_data, field, fragment)
+
+
+CANARY = "hunter2canary"
+
+
+@pytest.mark.parametrize(
+    "field, value, line",
+    [
+        (
+            "source",
+            f"https://bob:{CANARY}@github.com/my-org/x",
+            'source: "https://***@github.com/my-org/x" is not a web address without a login,'
+            " such as https://github.com/o/r",
+        ),
+        (
+            "source",
+            f"https://{CANARY}@github.com/my-org/x",
+            'source: "https://***@github.com/my-org/x" is not a web address without a login,'
+            " such as https://github.com/o/r",
+        ),
+        (
+            "registry",
+            f"bob:{CANARY}@ghcr.io",
+            'registry: "***@ghcr.io" is not a registry host such as ghcr.io or 127.0.0.1:5000',
+        ),
+        (
+            "base_image",
+            f"bob:{CANARY}@ghcr.io/x:1",
+            'base_image: "***@ghcr.io/x:1" is not an image reference such as ubuntu:24.04',
+        ),
+    ],
+)
+def test_a_login_in_a_value_is_refused_and_never_shown(
+    write_release, release_data, field, value, line
+) -> None:
+    release_data[field] = value
+    with pytest.raises(config.ConfigError) as err:
+        config.load(write_release(release_data))
+    assert str(err.value).split(": ", 1)[1] == line
+    assert CANARY not in str(err.value)
 
 
 @pytest.mark.parametrize(
