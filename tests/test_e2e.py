@@ -219,7 +219,7 @@ def test_wrong_boot_state_fails(repo, env, tmp_path, docker_client, standins) ->
     image = f"kairos-local/{PROJECT}:{CELL}"
     iso = fault_iso(docker_client, standins["auroraboot"], image, tmp_path / "state", "wrongstate")
     line = boot_failure(repo, env, iso, timeout=120)
-    assert "test-boot: boot state: expected 'livecd_boot', got 'active_boot'" in line
+    assert 'test-boot: boot state: expected "livecd_boot", got active_boot' in line
 
 
 def test_failed_iso_keeps_the_previous_artifacts(repo, env, standins) -> None:

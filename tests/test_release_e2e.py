@@ -186,7 +186,7 @@ def test_a_failing_boot_fails_only_its_cell_and_moves_nothing(repo, env, registr
     set_cells(repo, with_check("v9.9.9"))  # a new boot check: only that cell re-boots
     cells = release(repo, env, ok=False)
     assert cells[IDS[1]]["status"] == "failed"
-    assert cells[IDS[1]]["error"].startswith("test-boot: k3s --version: expected 'v9.9.9'")
+    assert cells[IDS[1]]["error"].startswith('test-boot: k3s --version: expected "v9.9.9"')
     assert cells[IDS[1]]["steps"] == {"build": "reused", "iso": "reused", "test-boot": "failed"}
     for one in (IDS[0], IDS[2]):
         assert cells[one]["status"] == "up to date"
