@@ -201,7 +201,7 @@ def test_iso_that_never_boots_fails_within_the_timeout(repo, env, tmp_path) -> N
 
     iso = unbootable_iso(tmp_path / "noboot.iso")
     line = boot_failure(repo, env, iso, timeout=20)
-    assert "test-boot: console never showed 'login:' (timed out after 20 s)" in line
+    assert 'test-boot: console never showed "login:" (timed out after 20 s)' in line
 
 
 def test_ssh_that_never_answers_fails(repo, env, tmp_path, docker_client, standins) -> None:
