@@ -69,11 +69,12 @@ def main(argv: list[str] | None = None) -> int:
             if subprocess.run(["invoke", task], cwd=repo, env=env, check=False).returncode:
                 print(f"demo: invoke {task} failed (see above)", file=sys.stderr)
                 return 1
-        print(f"\nregistry {registry.host} now holds demo/debian:{registry.tags('demo/debian')}")
+        tags = ", ".join(registry.tags("demo/debian"))
+        print(f"\nregistry {registry.host} now holds demo/debian: {tags}")
         made = sorted((repo / "artifacts").rglob("*.iso")) + sorted(
             (repo / "artifacts").rglob("*.cdx.json")
         )
-        print(f"ISOs and SBOMs: {[str(p) for p in made]}")
+        print("ISOs and SBOMs:", *made, sep="\n  ")
         print(
             f"signed with the local Sigstore TEST instance; verify: "
             f"sigstore --trust-config {sig.trust_config} verify identity ..."
