@@ -37,8 +37,12 @@ _SHARED_SUFFIXES = (
 
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/?#\"'<>]*@")
 # Without a scheme only `user:password@host` is userinfo: `name@host` is an email
-# (a signing identity, say) and stays.
-_BARE_USERINFO = re.compile(r"(?<![\w.:/@-])[^\s/?#@:\"'<>]+:[^\s/?#\"'<>]*@(?=[\w\[])")
+# (a signing identity, say) and stays, and so does `name:tag@sha256:...`, an
+# image reference pinned by digest.
+_DIGEST = r"[a-z0-9]+(?:[+._-][a-z0-9]+)*:[0-9a-fA-F]{32}"  # OCI: sha256 has 64
+_BARE_USERINFO = re.compile(
+    rf"(?<![\w.:/@-])[^\s/?#@:\"'<>]+:[^\s/?#\"'<>]*@(?!{_DIGEST})(?=[\w\[])"
+)
 _SECRET_PARAM = re.compile(
     r"(?i)([?&;][\w.-]*(?:token|password|passwd|secret|key|sig|signature|credential|auth|session|code)"
     r"[\w.-]*=)[^&;#\s\"'<>]+"

@@ -446,6 +446,11 @@ def test_a_release_list_error_prints_no_userinfo(github, monkeypatch, capsys) ->
         ("header Authorization: Bearer eyJhbGciOi.x1", "header Authorization: Bearer ***"),
         ("Basic a2R0OmNhbmFyeQ==", "Basic ***"),
         ("identity kdt@localhost", "identity kdt@localhost"),
+        (
+            f"cannot resolve ubuntu:24.04@sha256:{'0a' * 32}",
+            f"cannot resolve ubuntu:24.04@sha256:{'0a' * 32}",
+        ),
+        ("kdt:hunter22@sha256.example:0a1b/x", "***@sha256.example:0a1b/x"),
         ("https://github.com/me/x?per_page=100", "https://github.com/me/x?per_page=100"),
         ("Bearer tokens are scoped", "Bearer tokens are scoped"),
     ],
