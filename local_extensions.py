@@ -8,6 +8,7 @@ directory on sys.path), so the module's own path names the template.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import tomllib
@@ -74,10 +75,15 @@ def render_release(answers: Mapping[str, Any]) -> str:
     return env.from_string((PROJECT / "release.yaml").read_text()).render(cookiecutter=answers)
 
 
+@functools.cache
+def questions() -> dict[str, Any]:
+    """cookiecutter.json: the answers asked for and their defaults or choices."""
+    return json.loads((HERE / "cookiecutter.json").read_text(encoding="utf-8"))
+
+
 def choices() -> dict[str, list[str]]:
-    """The choice answers and their choices, from cookiecutter.json."""
-    context = json.loads((HERE / "cookiecutter.json").read_text(encoding="utf-8"))
-    return {k: v for k, v in context.items() if isinstance(v, list) and not k.startswith("_")}
+    """The choice answers and their choices."""
+    return {k: v for k, v in questions().items() if isinstance(v, list) and not k.startswith("_")}
 
 
 def refusal(answers: Mapping[str, Any]) -> str | None:
@@ -96,7 +102,7 @@ def check_answers(answers: Mapping[str, Any]) -> str:
     """cookiecutter.json's last private variable renders this after every answer is in,
     before cookiecutter records them (its replay file) or makes anything. A replayed
     bake has only some answers here: `project_dir` checks them all."""
-    visible = [k for k in json.loads((HERE / "cookiecutter.json").read_text()) if k[0] != "_"]
+    visible = [k for k in questions() if k[0] != "_"]
     if not all(k in answers for k in visible):
         return ""
     line = refusal(answers)
