@@ -276,6 +276,42 @@ class Runner:
             last = f": {tail[-1][:200]}" if tail else ""
             raise StepError(cell, step, f"{label} exited {status}{last}", tail)
 
+    def output(
+        self,
+        cell: str,
+        step: str,
+        image: str,
+        argv: list[str],
+        *,
+        network: str = "",
+        timeout: float = 600,
+    ) -> Answer:
+        """Run argv in a throwaway container of `image`; its exit code and output.
+
+        A query: it changes no image and answers under --dry too. The image's
+        own entrypoint is replaced by argv[0]; stdout and stderr come back
+        together, in order. A start failure or `timeout` is a one-line StepError.
+        """
+        import docker
+        import requests
+
+        try:
+            box = self.docker().containers.run(
+                image, argv[1:], entrypoint=argv[:1], detach=True, network_mode=network or None
+            )
+        except docker.errors.APIError as err:
+            reason = " ".join(str(err.explanation).split())
+            raise StepError(cell, step, f"cannot start a container of {image}: {reason}") from None
+        try:
+            try:
+                code = box.wait(timeout=timeout).get("StatusCode", 1)
+            except requests.exceptions.ConnectionError:  # docker-py's read timeout
+                raise StepError(cell, step, f"no answer within {timeout:.0f} s") from None
+            out = box.logs(stdout=True, stderr=True).decode(errors="replace")
+        finally:
+            box.remove(force=True)
+        return Answer(code, out)
+
     def docker(self) -> Any:
         """A docker-py client, created on first use so --dry never connects."""
         if self._client is None:
