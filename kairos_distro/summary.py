@@ -2,7 +2,9 @@
 
 The same rows three ways: a terminal table, Markdown (GitHub's step summary,
 artifacts/release-summary.md) and JSON (artifacts/release-summary.json, which
-`invoke summary` reads back to sum up a release sharded over CI jobs).
+`invoke summary` reads back to sum up a release sharded over CI jobs). Each way
+then lists the package changes since the last release, grouped across cells
+(changelog.py), so one bump in every cell reads as one line.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import changelog
 from .config import Cell
 from .runner import StepError
 
@@ -37,6 +40,9 @@ class Report:
     seconds: float = 0.0
     error: str = ""
     reason: str = ""  # the ledger's: why skipped, released, rebuilt or reused
+    # changelog.to_json of the packages since the last release; {} when none is known
+    # (nothing built), changelog.first_release() when there is no earlier release
+    packages: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Report:
@@ -59,11 +65,14 @@ def table(title: str, rows: list[dict[str, str]], out: TextIO | None = None) -> 
 
 
 def rows(reports: list[Report]) -> list[dict[str, str]]:
+    """One row per cell; the packages column only when some cell knows its package changes."""
+    packages = any(r.packages for r in reports)
     return [
         {
             "cell": r.cell,
             "result": r.status,
             "reason": r.reason or "-",
+            **({"packages": changelog.headline(r.packages) or "-"} if packages else {}),
             "image": r.image or "-",
             "artifacts": r.media or "-",
             "boot": r.boot or "-",
@@ -75,6 +84,32 @@ def rows(reports: list[Report]) -> list[dict[str, str]]:
     ]
 
 
+def package_changes(reports: list[Report]) -> list[tuple[changelog.Change, list[str]]]:
+    """The cells' package changes, each distinct one once with the cells that have it."""
+    return changelog.group({r.cell: changelog.from_json(r.packages) for r in reports})
+
+
+def package_lines(reports: list[Report]) -> list[str]:
+    """The terminal's section after the table: one line per grouped change."""
+    return changelog.lines(package_changes(reports), len(reports))
+
+
+def _md_row(values: list[str]) -> str:
+    return "| " + " | ".join(v.replace("|", "\\|") for v in values) + " |"
+
+
+def _md_changes(reports: list[Report]) -> list[str]:
+    grouped = package_changes(reports)
+    if not grouped:
+        return []
+    head = ["change", "package", "from", "to", "cells"]
+    lines = ["", "### Package changes", "", _md_row(head), "|" + "---|" * len(head)]
+    for c, cells in grouped:
+        where = changelog.where(cells, len(reports))
+        lines.append(_md_row([c.kind, c.package, c.old or "-", c.new or "-", where]))
+    return lines
+
+
 def markdown(reports: list[Report], version: str, title: str = "") -> str:
     table = rows(reports)
     head = "| " + " | ".join(table[0]) + " |" if table else ""
@@ -84,12 +119,25 @@ def markdown(reports: list[Report], version: str, title: str = "") -> str:
         head,
         "|" + "---|" * len(table[0] if table else []),
     ]
-    lines += ["| " + " | ".join(v.replace("|", "\\|") for v in r.values()) + " |" for r in table]
+    lines += [_md_row(list(r.values())) for r in table]
+    lines += _md_changes(reports)
     return "\n".join(lines) + "\n"
 
 
+def _json_cell(r: Report) -> dict[str, Any]:
+    cell = asdict(r)
+    if not r.packages:  # nothing known: the key is left out, as summaries before it had
+        del cell["packages"]
+    return cell
+
+
 def as_json(reports: list[Report], version: str) -> str:
-    return json.dumps({"version": version, "cells": [asdict(r) for r in reports]}, indent=2)
+    grouped = [
+        {"kind": c.kind, "package": c.package, "from": c.old, "to": c.new, "cells": cells}
+        for c, cells in package_changes(reports)
+    ]
+    cells = [_json_cell(r) for r in reports]
+    return json.dumps({"version": version, "cells": cells, "package_changes": grouped}, indent=2)
 
 
 def write(reports: list[Report], version: str, out: Path) -> list[Path]:
@@ -117,7 +165,17 @@ def render(form: str, reports: list[Report], version: str, what: str = "") -> st
         return as_json(reports, version) + "\n"
     out = io.StringIO()
     table(title[0].lower() + title[1:], rows(reports), out)
+    print_package_changes(reports, out)
     return out.getvalue()
+
+
+def print_package_changes(reports: list[Report], out: TextIO | None = None) -> None:
+    """After the terminal table: the package changes, one line each, when there are any."""
+    found = package_lines(reports)
+    if found:
+        print("\npackage changes", file=out or sys.stdout)
+        for line in found:
+            print(f"  {line}", file=out or sys.stdout)
 
 
 class SummaryError(ValueError):
@@ -128,7 +186,8 @@ def collect(directory: Path, cells: list[str]) -> tuple[str, list[Report]]:
     """(version, one report per cell) from every release-summary.json under `directory`.
 
     Cells listed in `cells` with no summary (a job that stopped early) say so;
-    cells found beyond them follow in file order.
+    cells found beyond them follow in file order. Each cell keeps its own package
+    changes; render() groups them again over all cells.
     """
     found: dict[str, Report] = {}
     version = ""
@@ -136,7 +195,9 @@ def collect(directory: Path, cells: list[str]) -> tuple[str, list[Report]]:
         try:
             data = json.loads(path.read_text())
             version = str(data["version"])
-            found.update((c["cell"], Report.from_json(c)) for c in data["cells"])
+            for c in data["cells"]:
+                found[c["cell"]] = report = Report.from_json(c)
+                changelog.from_json(report.packages)  # garbage fails here, naming the file
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise SummaryError(f"{path}: not a release summary ({err})") from None
     ordered = [found.pop(cell, Report(cell, NO_SUMMARY)) for cell in cells]

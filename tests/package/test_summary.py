@@ -1,19 +1,29 @@
-"""`invoke summary`: one table for a release sharded over CI jobs, from the cells' JSON."""
+"""`invoke summary`: one table for a release sharded over CI jobs, from the cells' JSON.
+
+And the package changes in each format: a headline per cell, then each distinct
+change once with the cells that have it, however the cells were sharded.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
 from package_helpers import ROOT, run_invoke
 
-from kairos_distro import config, summary
+from kairos_distro import changelog, config, summary
+from kairos_distro.changelog import Change
 
 REASON = "skipped: inputs unchanged since v0.1.0 (sha256:dddddddddddd…)"
 
 
 def write_cell(directory: Path, cell: str, status: str, reason: str) -> None:
     reports = [summary.Report(cell, status, image="ghcr.io/o/d@sha256:" + "d" * 64, reason=reason)]
+    write_shard(directory, reports)
+
+
+def write_shard(directory: Path, reports: list[summary.Report]) -> None:
     directory.mkdir(parents=True)
     (directory / summary.JSON).write_text(summary.as_json(reports, "v0.1.0") + "\n")
 
@@ -61,4 +71,185 @@ def test_invoke_summary_refusals_are_one_line(tmp_path) -> None:
     assert (run.returncode, run.stderr) == (
         2,
         "summary: --format must be table, markdown or json (got html)\n",
+    )
+
+
+# -- package changes ----------------------------------------------------------------------------
+
+OLD, NEW = "3.0.11-1~deb12u2", "3.0.13-1~deb12u1"
+BUMP = Change("openssl", OLD, NEW, "upgraded")
+HELLO = Change("kdt-hello", "", "1.1", "added")
+CURL = Change("curl", "7.88.1-10", "", "removed")
+
+
+def published(cell: str, *changes: Change) -> summary.Report:
+    packages = changelog.to_json(changes, "v0.1.0")
+    return summary.Report(cell, "published", reason="released: packages changed", packages=packages)
+
+
+def release() -> list[summary.Report]:
+    return [
+        published("amd64-generic", BUMP, HELLO),
+        published("arm64-generic", BUMP, CURL),
+        summary.Report("riscv64-generic", "published", packages=changelog.first_release()),
+        summary.Report("amd64-rpi4", "up to date"),  # nothing built: no changelog known
+    ]
+
+
+def test_terminal_table_has_a_packages_column_then_the_grouped_changes() -> None:
+    text = summary.render("table", release(), "v0.2.0")
+    lines = text.splitlines()
+    assert lines[1] == "release v0.2.0"
+    assert lines[2].split()[:4] == ["CELL", "RESULT", "REASON", "PACKAGES"]
+    column = lines[2].index("PACKAGES")
+    assert [line[column:].split("  ")[0] for line in lines[3:7]] == [
+        "1 upgraded, 1 added",
+        "1 upgraded, 1 removed",
+        "first release",
+        "-",
+    ]
+    assert lines[7:] == [
+        "",
+        "package changes",
+        f"  upgraded openssl {OLD} -> {NEW} (2 cells: amd64-generic, arm64-generic)",
+        "  removed curl 7.88.1-10 (1 cell: arm64-generic)",  # one cell each: by name
+        "  added kdt-hello 1.1 (1 cell: amd64-generic)",
+    ]
+
+
+def test_without_known_package_changes_the_table_is_as_before() -> None:
+    reports = [summary.Report("a", "up to date", reason=REASON)]
+    assert summary.rows(reports) == [
+        {
+            "cell": "a",
+            "result": "up to date",
+            "reason": REASON,
+            "image": "-",
+            "artifacts": "-",
+            "boot": "-",
+            "signature": "-",
+            "seconds": "0.0",
+            "error": "-",
+        }
+    ]
+    assert "package" not in summary.render("table", reports, "v0.2.0").lower()
+    assert "ackage" not in summary.markdown(reports, "v0.2.0")
+    data = json.loads(summary.as_json(reports, "v0.2.0"))
+    assert "packages" not in data["cells"][0] and data["package_changes"] == []
+
+
+def test_no_changes_since_the_last_release_has_a_headline_and_no_section() -> None:
+    reports = [published("a")]
+    assert summary.rows(reports)[0]["packages"] == "no package changes"
+    assert summary.package_lines(reports) == []
+    assert "\npackage changes\n" not in summary.render("table", reports, "v0.2.0")
+    assert "### Package changes" not in summary.markdown(reports, "v0.2.0")
+
+
+def test_markdown_lists_each_change_once_under_the_table() -> None:
+    lines = summary.markdown(release(), "v0.2.0").splitlines()
+    assert lines[2] == (
+        "| cell | result | reason | packages | image | artifacts | boot | signature "
+        "| seconds | error |"
+    )
+    assert lines[4].startswith(
+        "| amd64-generic | published | released: packages changed | 1 upgraded, 1 added | - |"
+    )
+    assert lines[8:] == [
+        "",
+        "### Package changes",
+        "",
+        "| change | package | from | to | cells |",
+        "|---|---|---|---|---|",
+        f"| upgraded | openssl | {OLD} | {NEW} | 2 cells: amd64-generic, arm64-generic |",
+        "| removed | curl | 7.88.1-10 | - | 1 cell: arm64-generic |",
+        "| added | kdt-hello | - | 1.1 | 1 cell: amd64-generic |",
+    ]
+
+
+def test_json_keeps_each_cells_changes_and_the_grouped_ones() -> None:
+    data = json.loads(summary.as_json(release(), "v0.2.0"))
+    cells = {c["cell"]: c for c in data["cells"]}
+    assert cells["amd64-generic"]["packages"] == changelog.to_json([BUMP, HELLO], "v0.1.0")
+    assert cells["riscv64-generic"]["packages"] == {"since": ""}
+    assert "packages" not in cells["amd64-rpi4"]  # nothing known, nothing written
+    assert data["package_changes"] == [
+        {
+            "kind": "upgraded",
+            "package": "openssl",
+            "from": OLD,
+            "to": NEW,
+            "cells": ["amd64-generic", "arm64-generic"],
+        },
+        {
+            "kind": "removed",
+            "package": "curl",
+            "from": "7.88.1-10",
+            "to": "",
+            "cells": ["arm64-generic"],
+        },
+        {
+            "kind": "added",
+            "package": "kdt-hello",
+            "from": "",
+            "to": "1.1",
+            "cells": ["amd64-generic"],
+        },
+    ]
+    assert [summary.Report.from_json(c) for c in data["cells"]] == release()
+
+
+def test_collect_regroups_the_changes_of_cells_from_two_shards(tmp_path) -> None:
+    write_shard(tmp_path / "summary-1", [published("a", BUMP, HELLO), published("b", BUMP)])
+    write_shard(tmp_path / "summary-2", [published("c", BUMP, CURL)])
+    version, reports = summary.collect(tmp_path, ["a", "b", "c"])
+    assert (version, [r.packages for r in reports]) == (
+        "v0.1.0",
+        [
+            r.packages
+            for r in [published("a", BUMP, HELLO), published("b", BUMP), published("c", BUMP, CURL)]
+        ],
+    )
+    assert summary.package_lines(reports) == [
+        f"upgraded openssl {OLD} -> {NEW} (all 3 cells)",  # one line, though from two shards
+        "removed curl 7.88.1-10 (1 cell: c)",
+        "added kdt-hello 1.1 (1 cell: a)",
+    ]
+    grouped = json.loads(summary.render("json", reports, version, "all cells"))["package_changes"]
+    assert [(g["package"], g["cells"]) for g in grouped] == [
+        ("openssl", ["a", "b", "c"]),
+        ("curl", ["c"]),
+        ("kdt-hello", ["a"]),
+    ]
+    markdown = summary.render("markdown", reports, version, "all cells")
+    assert markdown.count("| upgraded | openssl |") == 1
+    assert f"| upgraded | openssl | {OLD} | {NEW} | all 3 cells |" in markdown
+
+
+@pytest.mark.parametrize(
+    ("packages", "message"),
+    [
+        ([], "package changes: not a changelog ([])"),
+        ({"added": [{"package": "a"}]}, "package changes: added[0] is not {package, version}"),
+    ],
+)
+def test_collect_refuses_garbage_package_changes_naming_the_file(
+    tmp_path, packages, message
+) -> None:
+    path = tmp_path / summary.JSON
+    path.write_text(json.dumps({"version": "v1", "cells": [{"cell": "a", "packages": packages}]}))
+    with pytest.raises(summary.SummaryError) as err:
+        summary.collect(tmp_path, ["a"])
+    assert str(err.value).startswith(f"{path}: not a release summary ({message}")
+    assert "\n" not in str(err.value)
+
+
+def test_invoke_summary_prints_the_package_changes_once(tmp_path) -> None:
+    cell = config.load(ROOT / "release.yaml").cells[0].id
+    write_shard(tmp_path / "summary-1", [published(cell, BUMP)])
+    write_shard(tmp_path / "summary-2", [published("other-cell", BUMP)])  # shown, though not asked
+    run = run_invoke("summary", "--from", str(tmp_path), "--cell", cell)
+    assert (run.returncode, run.stderr) == (0, "")
+    assert run.stdout.endswith(
+        f"\npackage changes\n  upgraded openssl {OLD} -> {NEW} (all 2 cells)\n"
     )
