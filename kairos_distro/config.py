@@ -66,10 +66,16 @@ TOP_FIELDS = (
     "signing",
     "boot_checks",
     "tags",
+    "refresh",
     "cells",
 )
 SIGNING_FIELDS = ("enabled", "trust", "identity", "identity_regexp", "issuer")
 TRUST_NAMES = ("production", "staging")
+# What makes an already published cell release again (ledger.py, freshness.py):
+#   packages  its inputs moved, or its distro's mirrors carry newer packages (default)
+#   inputs    its inputs moved (image digests, Dockerfile, overlay, build args)
+#   always    every run rebuilds every cell, as Kairos's own factory does
+REFRESH_MODES = ("packages", "inputs", "always")
 
 
 TAG_FIELDS = ("image", "channel")
@@ -106,6 +112,7 @@ class Release:
     signing: Signing = Signing()
     boot_checks: tuple[BootCheck, ...] = ()
     kairos_init_riscv64: str = ""  # riscv64 cells' own kairos-init, when set
+    refresh: str = "packages"  # one of REFRESH_MODES
     tags: tagformat.TagFormats = field(default_factory=tagformat.TagFormats)
     path: Path = Path("release.yaml")
 
@@ -148,7 +155,8 @@ def parse(data: Any, path: Path = Path("release.yaml")) -> Release:
         raise ConfigError(f"{got}; expected a mapping (name, version, cells, ...)", file=path)
     _no_unknown(data, TOP_FIELDS, "", path)
     optional = ("description", "repository", "kairos_init_riscv64")
-    skip = ("cells", "boot_checks", "signing", "channels", "publish_raw", "tags", *optional)
+    skip = ("cells", "boot_checks", "signing", "channels", "publish_raw", "tags", "refresh")
+    skip += optional
     top = {k: _text(data, k, path) for k in TOP_FIELDS if k not in skip}
     top.update({k: _text(data, k, path, required=False) for k in optional})
     _check_top(top, path)
@@ -164,11 +172,20 @@ def parse(data: Any, path: Path = Path("release.yaml")) -> Release:
         channels=channels,
         tags=tags,
         publish_raw=_flag(data, "publish_raw", path, "", default=True),
+        refresh=refresh_mode(_text(data, "refresh", path, required=False) or "packages", path),
         signing=signing,
         boot_checks=checks,
         path=path,
         **top,
     )
+
+
+def refresh_mode(mode: str, path: Path) -> str:
+    """One of REFRESH_MODES."""
+    if mode not in REFRESH_MODES:
+        why = f"{show(mode)} is not one of {', '.join(REFRESH_MODES)}"
+        raise ConfigError(why + suggest(mode, REFRESH_MODES), field="refresh", file=path)
+    return mode
 
 
 def _channels(raw: Any, path: Path) -> tuple[str, ...]:

@@ -928,3 +928,33 @@ def test_config_error_without_a_field_is_file_and_message(write_release) -> None
     assert re.match(
         rf"^{re.escape(str(path))}:\d+:\d+: {re.escape(caught.value.message)}$", str(caught.value)
     )
+
+
+# -- refresh: what makes a published cell release again -----------------------------------
+@pytest.mark.parametrize("mode", config.REFRESH_MODES)
+def test_refresh_modes_are_read(write_release, release_data, mode) -> None:
+    release_data["refresh"] = mode
+    assert config.load(write_release(release_data)).refresh == mode
+
+
+def test_refresh_defaults_to_packages(write_release, release_data) -> None:
+    release_data.pop("refresh", None)
+    assert config.load(write_release(release_data)).refresh == "packages"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "package",
+            'refresh: "package" is not one of packages, inputs, always; did you mean packages?',
+        ),
+        ("never", 'refresh: "never" is not one of packages, inputs, always'),
+        (True, "refresh: expected text, got true (quote it if it is text)"),
+    ],
+)
+def test_refresh_refuses_other_modes(write_release, release_data, value, message) -> None:
+    release_data["refresh"] = value
+    with pytest.raises(config.ConfigError) as err:
+        config.load(write_release(release_data))
+    assert str(err.value).endswith(message), str(err.value)
