@@ -5,7 +5,9 @@ Four stores, one reader and writer each:
   .fingerprint   in artifacts/<cell>/: the media fingerprint they were made from
   .test-boot     in artifacts/<cell>/: the release key that booted, and the result
   release record an OCI artifact `release-<cell>` beside the images: the key, the
-                 image digest and tags, checksums, SBOM, and the named inputs
+                 image digest and tags, checksums, the named inputs, the package
+                 changelog, and (a second layer) the SBOM, which the next run's
+                 freshness probe and changelog read
 
 Keys: the fingerprint (what the image is made from, `build.fingerprint`), the
 media fingerprint (that plus the kinds of boot media and the UKI key), the
@@ -23,13 +25,14 @@ from typing import Any
 
 from .config import Cell, Release
 from .ref import ImageRef, api_host
-from .registry import OCI_MANIFEST, Registry, manifest_bytes, sha256_file
+from .registry import OCI_MANIFEST, Registry, RegistryError, manifest_bytes, sha256_file
 
 LABEL = "io.kairos.fingerprint"
 MEDIA_STAMP = ".fingerprint"
 BOOT_STAMP = ".test-boot"
 RECORD_TYPE = "application/vnd.kairos.release.v1+json"
 EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
+SBOM_TYPE = "application/vnd.cyclonedx+json"
 # The named inputs a record keeps, as a summary says they changed.
 INPUT_NAMES = {
     "base": "base image digest",
@@ -49,6 +52,9 @@ class Decision:
     redo: bool
     action: str  # what a summary says: released, skipped, rebuilt, reused build, ...
     reason: str
+    # Why the image must be made anew although its inputs did not move (newer
+    # packages, refresh: always): no local build, media or boot test is reused.
+    fresh: str = ""
 
     def __str__(self) -> str:
         return f"{self.action}: {self.reason}"
@@ -121,31 +127,59 @@ def published_image(record: dict[str, Any]) -> ImageRef | None:
     return ImageRef.pinned(record.get("image"))
 
 
-def _since(record: dict[str, Any]) -> str:
+def since(record: dict[str, Any]) -> str:
+    """The version a record was released as, in words."""
     version = record.get("version")
     return version if isinstance(version, str) and version else "the last release"
 
 
 def decide(
-    record: dict[str, Any] | None, key: str, named: dict[str, str], force: bool = False
+    record: dict[str, Any] | None,
+    key: str,
+    named: dict[str, str],
+    force: bool = False,
+    refresh: str = "packages",
 ) -> Decision:
     """Skip the cell (its key is published) or release it, and why.
 
-    A skip still waits on the signature (`unverified` when it fails).
+    A skip still waits on the signature (`unverified` when it fails) and, with
+    refresh `packages`, on the freshness probe (`updated`).
     """
     if force:
         return Decision(True, "released", "forced (--force)")
+    decision = _decide(record, key, named)
+    if refresh != "always":
+        return decision
+    reason = decision.reason if decision.redo else "refresh: always"
+    return Decision(True, "released", reason, fresh="refresh: always")
+
+
+def _decide(record: dict[str, Any] | None, key: str, named: dict[str, str]) -> Decision:
     if record is None:
         return Decision(True, "released", "never released")
-    since = _since(record)
+    when = since(record)
     if record.get("fingerprint") != key:
         return Decision(
-            True, "released", f"{changed(record.get('inputs'), named)} changed since {since}"
+            True, "released", f"{changed(record.get('inputs'), named)} changed since {when}"
         )
     image = published_image(record)
     if image is None:
-        return Decision(True, "released", f"the record of {since} names no image by digest")
-    return Decision(False, "skipped", f"inputs unchanged since {since} ({image.digest[:19]}…)")
+        return Decision(True, "released", f"the record of {when} names no image by digest")
+    return Decision(False, "skipped", f"inputs unchanged since {when} ({image.digest[:19]}…)")
+
+
+def updated(record: dict[str, Any], updates: list[Any]) -> Decision:
+    """Inputs unchanged, but the mirrors carry newer versions of these packages."""
+    shown = ", ".join(str(u) for u in updates[:3])
+    more = f" (+{len(updates) - 3} more)" if len(updates) > 3 else ""
+    why = f"package updates since {since(record)}: {shown}{more}"
+    return Decision(True, "released", why, fresh="newer packages")
+
+
+def unprobed(record: dict[str, Any]) -> Decision:
+    """A record without an SBOM (written before records kept one): nothing to probe."""
+    why = f"the record of {since(record)} keeps no SBOM to check packages against"
+    return Decision(True, "released", why, fresh="no SBOM to check packages against")
 
 
 def unreadable(err: Exception) -> Decision:
@@ -153,13 +187,13 @@ def unreadable(err: Exception) -> Decision:
 
 
 def unverified(record: dict[str, Any], err: Exception) -> Decision:
-    return Decision(True, "released", f"{_since(record)} is published but does not verify ({err})")
+    return Decision(True, "released", f"{since(record)} is published but does not verify ({err})")
 
 
-def decide_build(label: str | None, stamp: str, force: bool = False) -> Decision:
-    """Reuse the local build when its label holds this fingerprint."""
-    if force:
-        return Decision(True, "rebuilt", "forced (--force)")
+def decide_build(label: str | None, stamp: str, force: bool = False, fresh: str = "") -> Decision:
+    """Reuse the local build when its label holds this fingerprint (and nothing says fresh)."""
+    if force or fresh:
+        return Decision(True, "rebuilt", fresh or "forced (--force)")
     if label is None:
         return Decision(True, "rebuilt", "no local build")
     if label != stamp:
@@ -167,10 +201,12 @@ def decide_build(label: str | None, stamp: str, force: bool = False) -> Decision
     return Decision(False, "reused build", "image label matches")
 
 
-def decide_media(text: str | None, stamp: str, complete: bool, force: bool = False) -> Decision:
+def decide_media(
+    text: str | None, stamp: str, complete: bool, force: bool = False, fresh: str = ""
+) -> Decision:
     """Reuse artifacts/<cell>/ when it was made, whole, with this media fingerprint."""
-    if force:
-        return Decision(True, "remade media", "forced (--force)")
+    if force or fresh:
+        return Decision(True, "remade media", fresh or "forced (--force)")
     if text is None:
         return Decision(True, "remade media", "none made yet")
     lines = text.split("\n")
@@ -183,10 +219,10 @@ def decide_media(text: str | None, stamp: str, complete: bool, force: bool = Fal
     return Decision(False, "reused media", "fingerprint matches")
 
 
-def decide_boot(text: str | None, key: str, force: bool = False) -> Decision:
+def decide_boot(text: str | None, key: str, force: bool = False, fresh: str = "") -> Decision:
     """Reuse a passed boot test of this release key; the reason is its result line."""
-    if force:
-        return Decision(True, "booted", "forced (--force)")
+    if force or fresh:
+        return Decision(True, "booted", fresh or "forced (--force)")
     lines = (text or "").split("\n")
     if lines[:1] != [key]:
         return Decision(True, "booted", "no passed boot test of this release key")
@@ -254,17 +290,22 @@ def extras(repository: str, raw_digest: str, sbom: Path | None) -> dict[str, Any
     return found
 
 
-def write_record(registry: Registry, release: Release, cell: Cell, record: dict[str, Any]) -> None:
+def write_record(
+    registry: Registry, release: Release, cell: Cell, record: dict[str, Any], sbom: bytes = b""
+) -> None:
+    """The record, and the SBOM it names (`record["sbom"]`) as a second layer."""
     repo, tag = record_location(release, cell)
     blob = json.dumps(record, sort_keys=True).encode()
-    layer = registry.push_bytes(repo, blob, RECORD_TYPE)
+    layers = [registry.push_bytes(repo, blob, RECORD_TYPE).as_json()]
+    if sbom:
+        layers.append(registry.push_bytes(repo, sbom, SBOM_TYPE).as_json())
     config = registry.push_bytes(repo, b"{}", EMPTY_TYPE)
     manifest = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "artifactType": RECORD_TYPE,
         "config": config.as_json(),
-        "layers": [layer.as_json()],
+        "layers": layers,
         "annotations": {"io.kairos.release.fingerprint": record["fingerprint"]},
     }
     registry.put_manifest(repo, tag, manifest_bytes(manifest), OCI_MANIFEST)
@@ -284,6 +325,29 @@ def read_record(registry: Registry, release: Release, cell: Cell) -> dict[str, A
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return None
     return record if isinstance(record, dict) else None
+
+
+def read_sbom(
+    registry: Registry, release: Release, cell: Cell, record: dict[str, Any]
+) -> str | None:
+    """The SBOM a record names, kept beside it; None when it keeps none (older records).
+
+    The record names the SBOM by its sha256, which the blob must match.
+    """
+    named = record.get("sbom")
+    if not isinstance(named, dict) or len(named) != 1:
+        return None
+    hexdigest = next(iter(named.values()))
+    if not isinstance(hexdigest, str) or len(hexdigest) != 64:
+        return None
+    repo, _ = record_location(release, cell)
+    digest = f"sha256:{hexdigest}"
+    if not registry.has_blob(repo, digest):
+        return None
+    blob = registry.get_blob(repo, digest)
+    if hashlib.sha256(blob).hexdigest() != hexdigest:
+        raise RegistryError(f"registry {registry.host} served another SBOM than {digest}")
+    return blob.decode("utf-8", errors="replace")
 
 
 def records_registry(release: Release) -> Registry:

@@ -170,13 +170,15 @@ def publish(
     artifacts: Path | None = None,
     stamp: str = "",
     inputs: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Published | None:
     """Push by digest (the image, and its raw disk image); with signing on, sign,
     attest the SBOM and verify those digests; then tag.
 
     The version tag and the first channel's tag (e.g. edge) move last; with a
     `stamp` (the release key) the ledger's release record follows, with the
-    named `inputs`, so the next `invoke release` can skip it or say what moved.
+    named `inputs` (and `extra`: the package changelog, the probe's updates) and
+    the SBOM, so the next `invoke release` can skip it, probe it or say what moved.
     """
     ident = built.identity if built else naming.Identity.expected(release, cell)
     repository = naming.repository(release, ident)
@@ -216,7 +218,9 @@ def publish(
             record["identity"] = ident.record()  # promote names tags from it
             if inputs:
                 record["inputs"] = inputs
-            ledger.write_record(registry, release, cell, record)  # the images' registry
+            record.update(extra or {})
+            sbom = bom.read_bytes() if bom else b""
+            ledger.write_record(registry, release, cell, record, sbom)  # the images' registry
     except (RegistryError, sign.SignError) as err:
         raise StepError(cell.id, step, str(err)) from None
     runner.say(cell.id, f"tagged {repository}:{', '.join(tags)}")

@@ -47,6 +47,9 @@ class MemoryRegistry(Registry):
         self.blobs[digest] = body
         self.log.append(("blob", digest))
 
+    def has_blob(self, repo: str, digest: str) -> bool:
+        return digest in self.blobs
+
     def get_blob(self, repo: str, digest: str) -> bytes:
         if digest not in self.blobs:
             raise RegistryError(f"registry {self.host} refused blob {digest}: BLOB_UNKNOWN")

@@ -3,7 +3,10 @@ redo or not and the reason a summary shows out."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -186,3 +189,101 @@ def test_inputs_name_every_part_of_the_keys() -> None:
 def test_records_live_at_the_registry_api_host(make_release, registry: str, host: str) -> None:
     """Records go where the images go: Docker Hub's API answers at registry-1.docker.io."""
     assert ledger.records_registry(make_release(registry=registry)).host == host
+
+
+# -- refresh: newer packages and `always` make a fresh image --------------------------------
+@dataclass(frozen=True)
+class Update:
+    """What freshness.probe finds; the ledger only words it."""
+
+    name: str
+    installed: str
+    candidate: str
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.installed} -> {self.candidate}"
+
+
+def test_refresh_always_releases_a_published_key_as_a_fresh_image() -> None:
+    decision = ledger.decide(record(), KEY, NAMED, refresh="always")
+    assert (decision.redo, str(decision), decision.fresh) == (
+        True,
+        "released: refresh: always",
+        "refresh: always",
+    )
+    moved = ledger.decide(
+        record(fingerprint="0" * 32), KEY, {**NAMED, "build": "x"}, refresh="always"
+    )
+    assert str(moved) == "released: build args changed since v0.1.0" and moved.fresh
+
+
+@pytest.mark.parametrize("mode", ["packages", "inputs"])
+def test_other_modes_skip_a_published_key(mode) -> None:
+    decision = ledger.decide(record(), KEY, NAMED, refresh=mode)
+    assert not decision.redo and not decision.fresh
+
+
+def test_package_updates_release_and_name_the_first_three() -> None:
+    updates = [Update(f"lib{i}", "1.0-1", "1.0-2") for i in range(5)]
+    one = ledger.updated(record(), updates[:1])
+    assert str(one) == "released: package updates since v0.1.0: lib0 1.0-1 -> 1.0-2"
+    assert one.fresh == "newer packages"
+    five = ledger.updated(record(), updates)
+    assert str(five).endswith(
+        "lib0 1.0-1 -> 1.0-2, lib1 1.0-1 -> 1.0-2, lib2 1.0-1 -> 1.0-2 (+2 more)"
+    )
+
+
+def test_a_record_without_an_sbom_releases_once_to_start_probing() -> None:
+    decision = ledger.unprobed(record())
+    assert str(decision) == "released: the record of v0.1.0 keeps no SBOM to check packages against"
+    assert decision.fresh
+
+
+def test_fresh_redoes_build_media_and_boot_with_its_reason() -> None:
+    assert str(ledger.decide_build(KEY, KEY, fresh="newer packages")) == "rebuilt: newer packages"
+    media = ledger.decide_media(f"{KEY}\n", KEY, True, fresh="refresh: always")
+    assert str(media) == "remade media: refresh: always"
+    assert str(ledger.decide_boot(f"{KEY}\npassed\n", KEY, fresh="x")) == "booted: x"
+
+
+# -- the record keeps its SBOM --------------------------------------------------------------
+SBOM = b'{"bomFormat": "CycloneDX", "components": []}\n'
+
+
+def test_a_record_keeps_its_sbom_as_a_second_layer(make_release) -> None:
+    from memory_registry import MemoryRegistry
+
+    rel = make_release(namespace="ns", name="distro")
+    cell, fake = rel.cells[0], MemoryRegistry()
+    kept = record(sbom={"x.cdx.json": hashlib.sha256(SBOM).hexdigest()})
+    ledger.write_record(fake, rel, cell, kept, SBOM)  # type: ignore[arg-type]
+    manifest = json.loads(fake.manifests[f"release-{cell.id}"][0])
+    assert [layer["mediaType"] for layer in manifest["layers"]] == [
+        ledger.RECORD_TYPE,
+        ledger.SBOM_TYPE,
+    ]
+    found = ledger.read_record(fake, rel, cell)  # type: ignore[arg-type]
+    assert found == kept
+    assert ledger.read_sbom(fake, rel, cell, found) == SBOM.decode()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "sbom", [None, {}, {"a": "b"}, {"x.cdx.json": "0" * 64}, {"a": "0" * 64, "b": "1" * 64}]
+)
+def test_a_record_that_names_no_kept_sbom_has_none(make_release, sbom) -> None:
+    from memory_registry import MemoryRegistry
+
+    rel = make_release(namespace="ns", name="distro")
+    kept = record() if sbom is None else record(sbom=sbom)
+    assert ledger.read_sbom(MemoryRegistry(), rel, rel.cells[0], kept) is None  # type: ignore[arg-type]
+
+
+def test_an_sbom_blob_that_is_not_the_named_one_is_an_error(make_release) -> None:
+    from memory_registry import MemoryRegistry
+
+    rel = make_release(namespace="ns", name="distro")
+    fake, named = MemoryRegistry(), hashlib.sha256(SBOM).hexdigest()
+    fake.blobs[f"sha256:{named}"] = b"something else"
+    with pytest.raises(RegistryError, match="served another SBOM"):
+        ledger.read_sbom(fake, rel, rel.cells[0], record(sbom={"x": named}))  # type: ignore[arg-type]
