@@ -86,8 +86,13 @@ def plan(
     context: Path = Path("."),
     iidfile: Path = Path("/dev/null"),
     extra_labels: dict[str, str] | None = None,
+    no_cache: bool = False,
 ) -> BuildPlan:
-    """The exact build command for a cell; no effects."""
+    """The exact build command for a cell; no effects.
+
+    `no_cache`: every step runs again, so kairos-init fetches today's packages
+    (a cached install step would keep yesterday's).
+    """
     tag = naming.local_tag(release, cell)
     args = build_args(release, cell, base_image)
     labs = {**labels(release, cell, base_digest, revision), **(extra_labels or {})}
@@ -95,6 +100,8 @@ def plan(
     argv += ["--file", str(context / "Dockerfile"), "--tag", tag, "--iidfile", str(iidfile)]
     if network:
         argv += ["--network", network]
+    if no_cache:
+        argv.append("--no-cache")
     for key, value in args.items():
         argv += ["--build-arg", f"{key}={value}"]
     for key, value in labs.items():
@@ -255,10 +262,12 @@ def run(
     network: str = "",
     context: Path = Path("."),
     stamp: str = "",
+    no_cache: bool = False,
 ) -> Built | None:
     """Build one cell and tag it with its published name; None when dry.
 
-    `stamp` (the release fingerprint) becomes a label, so a rerun can reuse it.
+    `stamp` (the release fingerprint) becomes a label, so a rerun can reuse it;
+    `no_cache` builds without the build cache (see `plan`).
     """
     base, digest = resolve_base(runner, release.base_image)
     with tempfile.TemporaryDirectory() as tmp:
@@ -274,6 +283,7 @@ def run(
             context=context,
             iidfile=iidfile,
             extra_labels={ledger.LABEL: stamp} if stamp else None,
+            no_cache=no_cache,
         )
         runner.run(cell.id, "build", build_plan.argv, build_plan.env)
 

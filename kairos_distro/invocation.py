@@ -15,6 +15,7 @@ from invoke import Context, Exit
 
 from . import boot, build, config, keys, numbers, release, sign, summary
 from .runner import Runner, StepError
+from .words import clip, suggest
 
 
 def load(c: Context, release_file: str) -> config.Release:
@@ -57,6 +58,13 @@ def number(task_name: str, name: str, value: object, span: numbers.Span) -> int 
         return numbers.number(name, value, span)
     except numbers.NumberError as err:
         raise Exit(f"{task_name}: {err}", code=2) from None
+
+
+def choice(task_name: str, flag: str, value: str, choices: tuple[str, ...]) -> None:
+    """A flag that must be one of `choices` when given; else a one-line Exit."""
+    if value and value not in choices:
+        why = f"{clip(value)} is not {', '.join(choices[:-1])} or {choices[-1]}"
+        raise Exit(f"{task_name}: {flag}: {why}{suggest(value, choices)}", code=2)
 
 
 def cells(rel: config.Release, cell: list[str]) -> list[config.Cell]:

@@ -8,11 +8,12 @@ its place. One cell's failure stops that cell only.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, boot, build, keys, ledger, naming, publish, sign
+from . import artifacts, boot, build, changelog, freshness, keys, ledger, naming, publish, sign
 from .config import Cell, Release
 from .naming import NamingError
 from .ref import ImageRef
@@ -42,6 +43,13 @@ STEP_OF = {
     "find build": "build",
     "checksum": "iso",
     "sbom": "iso",
+    "probe": "build",  # the freshness probe decides whether the cell builds at all
+}
+DRY_SKIP = {  # what --dry says of the skip, by refresh mode
+    "inputs": "skip this cell if its release key is already published and verifies",
+    "packages": "skip this cell if its release key is already published and verifies, "
+    "and {base} has no newer version of its packages",
+    "always": "rebuild this cell even if its release key is already published (refresh: always)",
 }
 NO_BOARD_BOOT = "boards boot from their raw disk image, which is not boot-tested here"
 
@@ -92,6 +100,15 @@ class Stages:
     def read_record(self, release: Release, cell: Cell) -> dict[str, Any] | None:
         return ledger.read_record(ledger.records_registry(release), release, cell)
 
+    def read_sbom(self, release: Release, cell: Cell, record: dict[str, Any]) -> str | None:
+        return ledger.read_sbom(ledger.records_registry(release), release, cell, record)
+
+    def probe(
+        self, runner: Runner, release: Release, network: str, packages: dict[Cell, list[Any]]
+    ) -> dict[str, freshness.Found]:
+        image = build.resolve_base(runner, release.base_image)[0]  # as the build pins it
+        return freshness.probe(runner, packages, lambda cell: image, network)
+
     def verify_image(self, sigstore: Any, release: Release, image: ImageRef) -> None:
         registry = Registry(image.api_host, login=release.registry)
         sign.verify_image(sigstore, registry, image.repository, image.digest)
@@ -103,9 +120,18 @@ class Stages:
         return build.adopt(runner, release, cell)
 
     def build(
-        self, runner: Runner, release: Release, cell: Cell, network: str, context: Path, stamp: str
+        self,
+        runner: Runner,
+        release: Release,
+        cell: Cell,
+        network: str,
+        context: Path,
+        stamp: str,
+        fresh: bool = False,
     ) -> build.Built | None:
-        return build.run(runner, release, cell, network=network, context=context, stamp=stamp)
+        return build.run(
+            runner, release, cell, network=network, context=context, stamp=stamp, no_cache=fresh
+        )
 
     def earlier_media(self, directory: Path, cell: Cell) -> artifacts.Artifacts | None:
         return artifacts.earlier(directory, cell)
@@ -123,11 +149,18 @@ class Stages:
         return boot.boot_iso(runner, release, cell, iso, plan.boot, plan.user_data)
 
     def publish(
-        self, runner: Runner, release: Release, cell: Cell, built: Any, plan: Plan, key: str = ""
+        self,
+        runner: Runner,
+        release: Release,
+        cell: Cell,
+        built: Any,
+        plan: Plan,
+        key: str = "",
+        extra: dict[str, Any] | None = None,
     ) -> publish.Published | None:
         named = plan.inputs(cell) if key else None
         return publish.publish(
-            runner, release, cell, built, plan.sigstore, plan.artifacts, key, named
+            runner, release, cell, built, plan.sigstore, plan.artifacts, key, named, extra
         )
 
 
@@ -143,10 +176,16 @@ class Plan:
     user_data: bytes
     sigstore: Any = None  # sign.Sigstore when signing is on
     force: bool = False
+    refresh: str = ""  # `--refresh`; empty: release.yaml's
     context: Path = Path(".")
     keys: Path = Path(keys.DEFAULT_DIR)
     stages: Stages = field(default_factory=Stages)
     _inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def mode(self) -> str:
+        """The refresh mode of this run: --refresh, else release.yaml's."""
+        return self.refresh or self.release.refresh
 
     def _fingerprint_inputs(self, cell: Cell) -> dict[str, Any]:
         """What the image is made from, resolved once per run for every cell."""
@@ -182,53 +221,151 @@ class Plan:
         return ledger.inputs(named, self._media(cell), self._boot_inputs(cell))
 
 
+@dataclass
+class Verdict:
+    """A cell's ledger decision, the record it read, and what the probe found."""
+
+    decision: ledger.Decision
+    record: dict[str, Any] | None
+    sbom: str | None = None  # the record's SBOM, once read
+    found: freshness.Found | None = None
+
+
 def run_release(plan: Plan, cells: list[Cell]) -> list[Report]:
-    """Each cell: build, ISO, boot test, sign + publish; a failure stops its cell only."""
-    reports = []
+    """Each cell: build, ISO, boot test, sign + publish; a failure stops its cell only.
+
+    Every cell is decided first (records, signatures, then one parallel round
+    of freshness probes), then released one after another.
+    """
+    reports = {cell.id: Report(cell.id) for cell in cells}
+    if plan.runner.dry:
+        for cell in cells:
+            _dry(plan, cell)
+            reports[cell.id].status = "dry run"
+        return list(reports.values())
+    with timed() as elapsed:
+        verdicts = _verdicts(plan, cells, reports)
+    share = elapsed() / max(len(cells), 1)
     for cell in cells:
-        report = Report(cell.id)
-        with timed() as elapsed:
-            try:
-                _release_cell(plan, cell, report)
-            except failures() as err:
-                error = failed(plan.runner, cell.id, _current(report), err)
-                step = error.step if error.step in STEPS else _current(report)
-                report.status, report.error = "failed", f"{error.step}: {error.reason}"
-                report.steps[STEP_OF.get(error.step, step)] = "failed"
-        report.seconds = round(elapsed(), 1)
-        reports.append(report)
-    return reports
+        report = reports[cell.id]
+        with timed() as own:
+            if cell.id in verdicts:
+                act = partial(_release_cell, plan, cell, report, verdicts)
+                _guarded(plan, cell, report, act)
+        report.seconds = round(own() + share, 1)
+    return list(reports.values())
+
+
+def _guarded(plan: Plan, cell: Cell, report: Report, act: Callable[[], Any]) -> Any:
+    """Run one cell's part; any of failures() fails that cell's report in one line."""
+    try:
+        return act()
+    except failures() as err:
+        error = failed(plan.runner, cell.id, _current(report), err)
+        step = error.step if error.step in STEPS else _current(report)
+        report.status, report.error = "failed", f"{error.step}: {error.reason}"
+        report.steps[STEP_OF.get(error.step, step)] = "failed"
+        return None
+
+
+def _verdicts(plan: Plan, cells: list[Cell], reports: dict[str, Report]) -> dict[str, Verdict]:
+    """Decide every cell; cells whose deciding failed are left out (their reports say why)."""
+    verdicts: dict[str, Verdict] = {}
+    for cell in cells:
+        found = _guarded(plan, cell, reports[cell.id], partial(_decide, plan, cell))
+        if found is not None:
+            verdicts[cell.id] = found
+    if plan.mode == "packages":
+        _probe(plan, cells, verdicts, reports)
+    return verdicts
+
+
+def _probe(
+    plan: Plan, cells: list[Cell], verdicts: dict[str, Verdict], reports: dict[str, Report]
+) -> None:
+    """Probe the mirrors of every cell that would be skipped; newer packages release it."""
+    wanted: dict[Cell, list[Any]] = {}
+    for cell in cells:
+        verdict = verdicts.get(cell.id)
+        if verdict is None or verdict.decision.redo or verdict.record is None:
+            continue
+        packages = _guarded(plan, cell, reports[cell.id], partial(_sbom_of, plan, cell, verdict))
+        if packages is None and reports[cell.id].status == "failed":
+            del verdicts[cell.id]
+        elif packages is not None:
+            wanted[cell] = packages
+    if not wanted:
+        return
+    found = plan.stages.probe(plan.runner, plan.release, plan.network, wanted)
+    for cell in wanted:
+        verdict, result = verdicts[cell.id], found[cell.id]
+        if result.error is not None:
+            _guarded(plan, cell, reports[cell.id], partial(_raise, result.error))
+            del verdicts[cell.id]
+            continue
+        verdict.found = result
+        verdict.decision = _after_probe(verdict, result)
+
+
+def _raise(err: Exception) -> None:
+    raise err
+
+
+def _sbom_of(plan: Plan, cell: Cell, verdict: Verdict) -> list[Any] | None:
+    """The packages of the cell's published SBOM; None (the cell releases) without one."""
+    assert verdict.record is not None
+    try:
+        verdict.sbom = plan.stages.read_sbom(plan.release, cell, verdict.record)
+    except RegistryError as err:
+        raise StepError(cell.id, "probe", f"cannot read the published SBOM ({err})") from None
+    try:
+        packages = changelog.sbom_packages(verdict.sbom) if verdict.sbom is not None else None
+    except ValueError:
+        packages = None
+    if packages is None:
+        verdict.decision = ledger.unprobed(verdict.record)
+    return packages
+
+
+def _after_probe(verdict: Verdict, found: freshness.Found) -> ledger.Decision:
+    assert verdict.record is not None
+    new = freshness.pending(found.updates, verdict.record.get("updates"))
+    if new:
+        return ledger.updated(verdict.record, new)
+    held = [u for u in found.updates if u not in new]
+    decision = verdict.decision
+    return replace(decision, reason=f"{decision.reason}; {freshness.summary(found, held)}")
 
 
 def _current(report: Report) -> str:
     return next((s for s in STEPS if s not in report.steps), STEPS[-1])
 
 
-def _release_cell(plan: Plan, cell: Cell, report: Report) -> None:
+def _release_cell(plan: Plan, cell: Cell, report: Report, verdicts: dict[str, Verdict]) -> None:
     runner, rel, stages = plan.runner, plan.release, plan.stages
-    if runner.dry:
-        _dry(plan, cell)
-        report.status = "dry run"
-        return
+    verdict = verdicts[cell.id]
+    decision, record = verdict.decision, verdict.record
     stamp, key = plan.stamp(cell), plan.key(cell)
-    decision, record = _decide(plan, cell, key)
     report.reason = str(decision)
     if not decision.redo and record is not None:
         _up_to_date(plan, cell, record, report)
         runner.say(cell.id, f"up to date: {report.image} (release key {key[:12]})")
         return
-    label = None if plan.force else stages.local_label(runner, rel, cell)
-    rebuild = ledger.decide_build(label, stamp, plan.force)
+    fresh = decision.fresh
+    label = None if plan.force or fresh else stages.local_label(runner, rel, cell)
+    rebuild = ledger.decide_build(label, stamp, plan.force, fresh)
     report.reason += f"; {rebuild}"
     if rebuild.redo:
-        built = stages.build(runner, rel, cell, plan.network, plan.context, stamp)
+        built = stages.build(runner, rel, cell, plan.network, plan.context, stamp, bool(fresh))
         report.steps["build"] = "done"
     else:
         built = stages.adopt(runner, rel, cell)
         report.steps["build"] = "reused"
-    made = _artifacts(plan, cell, built, report)
-    _boot(plan, cell, made, key, report)
-    done = stages.publish(runner, rel, cell, built, plan, key)
+    made = _artifacts(plan, cell, built, report, fresh)
+    _boot(plan, cell, made, key, report, fresh)
+    report.packages = _changelog(plan, cell, verdict)
+    extra = {"packages": report.packages, "updates": _updates(verdict)}
+    done = stages.publish(runner, rel, cell, built, plan, key, extra)
     report.steps["publish"] = "done"
     report.status, report.image = "published", done.ref if done else ""
     if done and done.raw_digest:
@@ -237,32 +374,68 @@ def _release_cell(plan: Plan, cell: Cell, report: Report) -> None:
     report.signature = "verified" if plan.sigstore else "unsigned"
 
 
-def _decide(plan: Plan, cell: Cell, key: str) -> tuple[ledger.Decision, dict[str, Any] | None]:
+def _updates(verdict: Verdict) -> list[str]:
+    """What the record remembers of the probe: every update seen when this was built."""
+    return [freshness.key(u) for u in verdict.found.updates] if verdict.found else []
+
+
+def _changelog(plan: Plan, cell: Cell, verdict: Verdict) -> dict[str, Any]:
+    """The package changes since the last release ({} when they cannot be known)."""
+    new = artifacts.sbom_file(plan.artifacts, cell)
+    if new is None:
+        return {}
+    record = verdict.record
+    if record is None:
+        return changelog.first_release() if not plan.force else {}
+    old = verdict.sbom
+    if old is None:
+        old = plan.stages.read_sbom(plan.release, cell, record)
+    if old is None:
+        return {}
+    try:
+        after = changelog.sbom_packages(new.read_text(encoding="utf-8"))
+        changes = changelog.diff(changelog.sbom_packages(old), after)
+    except ValueError as err:  # an SBOM this version cannot compare: say so, publish anyway
+        plan.runner.say(cell.id, f"no package changelog: {err}")
+        return {}
+    return changelog.to_json(changes, since=ledger.since(record))
+
+
+def _decide(plan: Plan, cell: Cell) -> Verdict:
     """The ledger's decision on the published record; a skip must also verify."""
+    key = plan.key(cell)
     if plan.force:
-        return ledger.decide(None, key, {}, force=True), None
+        return Verdict(ledger.decide(None, key, {}, force=True), _record_or_none(plan, cell))
     try:
         record = plan.stages.read_record(plan.release, cell)
     except RegistryError as err:  # unknown: do the work; publish will say if it is down
         plan.runner.say(cell.id, f"cannot read the release record ({err}): releasing")
-        return ledger.unreadable(err), None
-    decision = ledger.decide(record, key, plan.inputs(cell))
+        return Verdict(ledger.unreadable(err), None)
+    decision = ledger.decide(record, key, plan.inputs(cell), refresh=plan.mode)
     image = ledger.published_image(record) if record else None
     if decision.redo or not plan.sigstore or record is None or image is None:
-        return decision, record
+        return Verdict(decision, record)
     try:
         plan.stages.verify_image(plan.sigstore, plan.release, image)
     except (sign.SignError, RegistryError) as err:
-        return ledger.unverified(record, err), record  # redo publish (and signing)
-    return decision, record
+        return Verdict(ledger.unverified(record, err), record)  # redo publish (and signing)
+    return Verdict(decision, record)
 
 
-def _artifacts(plan: Plan, cell: Cell, built: Any, report: Report) -> Any:
+def _record_or_none(plan: Plan, cell: Cell) -> dict[str, Any] | None:
+    """--force decides nothing from the record, but the changelog still reads it."""
+    try:
+        return plan.stages.read_record(plan.release, cell)
+    except RegistryError:
+        return None
+
+
+def _artifacts(plan: Plan, cell: Cell, built: Any, report: Report, fresh: str = "") -> Any:
     stamp = plan.media_stamp(cell)
-    made = None if plan.force else plan.stages.earlier_media(plan.artifacts, cell)
+    made = None if plan.force or fresh else plan.stages.earlier_media(plan.artifacts, cell)
     text = ledger.read_media_stamp(made.directory) if made else None
     complete = made is not None and artifacts.complete(made)
-    if not ledger.decide_media(text, stamp, complete, plan.force).redo:
+    if not ledger.decide_media(text, stamp, complete, plan.force, fresh).redo:
         report.steps["iso"] = "reused"
     else:
         made = plan.stages.make_media(plan.runner, plan.release, built, cell, plan, stamp)
@@ -273,7 +446,7 @@ def _artifacts(plan: Plan, cell: Cell, built: Any, report: Report) -> Any:
     return made
 
 
-def _boot(plan: Plan, cell: Cell, made: Any, key: str, report: Report) -> None:
+def _boot(plan: Plan, cell: Cell, made: Any, key: str, report: Report, fresh: str = "") -> None:
     why = _no_boot(cell, made)
     if why:
         report.steps["test-boot"] = report.boot = f"skipped: {why}"
@@ -281,8 +454,8 @@ def _boot(plan: Plan, cell: Cell, made: Any, key: str, report: Report) -> None:
     iso = next(iter(made.isos), None)
     if iso is None:
         raise StepError(cell.id, "test-boot", f"no ISO in {made.directory}")
-    earlier = None if plan.force else ledger.read_boot(made.directory)
-    decision = ledger.decide_boot(earlier, key, plan.force)
+    earlier = None if plan.force or fresh else ledger.read_boot(made.directory)
+    decision = ledger.decide_boot(earlier, key, plan.force, fresh)
     if not decision.redo:
         report.steps["test-boot"], report.boot = "reused", decision.reason
         return
@@ -324,7 +497,7 @@ def _up_to_date(plan: Plan, cell: Cell, record: dict[str, Any], report: Report) 
 
 def _dry(plan: Plan, cell: Cell) -> None:
     runner, rel, stages = plan.runner, plan.release, plan.stages
-    runner.would(cell.id, "skip this cell if its release key is already published and verifies")
+    runner.would(cell.id, DRY_SKIP[plan.mode].format(base=rel.base_image))
     stages.build(runner, rel, cell, plan.network, plan.context, "")
     try:
         stages.make_media(runner, rel, None, cell, plan, "")

@@ -284,20 +284,27 @@ class Runner:
         argv: list[str],
         *,
         network: str = "",
+        platform: str = "",
         timeout: float = 600,
     ) -> Answer:
         """Run argv in a throwaway container of `image`; its exit code and output.
 
         A query: it changes no image and answers under --dry too. The image's
         own entrypoint is replaced by argv[0]; stdout and stderr come back
-        together, in order. A start failure or `timeout` is a one-line StepError.
+        together. `platform` (linux/arm64) picks a multi-arch image's variant.
+        A start failure or `timeout` is a one-line StepError.
         """
         import docker
         import requests
 
         try:
             box = self.docker().containers.run(
-                image, argv[1:], entrypoint=argv[:1], detach=True, network_mode=network or None
+                image,
+                argv[1:],
+                entrypoint=argv[:1],
+                detach=True,
+                network_mode=network or None,
+                platform=platform or None,
             )
         except docker.errors.APIError as err:
             reason = " ".join(str(err.explanation).split())

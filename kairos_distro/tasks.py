@@ -218,14 +218,17 @@ def trusted_root(c, output="trusted_root.json", release_file=""):
     help={
         **CELL_HELP,
         "force": "Redo every step even where the inputs are already published.",
+        "refresh": "What rebuilds a published cell, this run only: packages (its inputs, or "
+        "newer packages on its mirrors), inputs, or always (default: release.yaml's refresh).",
         "token": TOKEN_HELP,
         "accel": "test-boot acceleration: auto, kvm or tcg.",
         "release-file": FILE_HELP,
     },
 )
-def release_(c, cell=None, force=False, token="", accel="", release_file=""):
+def release_(c, cell=None, force=False, refresh="", token="", accel="", release_file=""):
     """Build, ISO, boot-test, sign and publish each cell; skips cells already published."""
     runner, rel = invocation.setup(c, release_file)
+    invocation.choice("release", "--refresh", refresh, config.REFRESH_MODES)
     settings, user_data = invocation.boot_settings(c, "release", accel)
     out = Path(c.config.kairos.artifacts)
     with invocation.key_dir(c) as key_dir:
@@ -238,13 +241,14 @@ def release_(c, cell=None, force=False, token="", accel="", release_file=""):
             user_data,
             sigstore=invocation.sigstore(rel, required=False, token=token),
             force=force,
+            refresh=refresh,
             context=rel.path.parent,
             keys=key_dir,
         )
         reports = release.run_release(plan, invocation.cells(rel, cell))
     if runner.dry:
         return
-    summary.table(f"release {rel.version}", summary.rows(reports))
+    print(summary.render("table", reports, rel.version), end="")
     for path in summary.write(reports, rel.version, out):
         print(f"summary: {path}")
     invocation.finish_release(reports)

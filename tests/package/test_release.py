@@ -28,7 +28,18 @@ import yaml
 from docker.errors import APIError, DockerException
 from package_helpers import ROOT, run_invoke
 
-from kairos_distro import artifacts, boot, build, ledger, naming, publish, release, sign, summary
+from kairos_distro import (
+    artifacts,
+    boot,
+    build,
+    freshness,
+    ledger,
+    naming,
+    publish,
+    release,
+    sign,
+    summary,
+)
 from kairos_distro.build import Built
 from kairos_distro.config import SEMVER, Cell, Release
 from kairos_distro.naming import Identity, NamingError
@@ -663,11 +674,14 @@ def write_artifacts(directory: Path, cell: Cell, stamp: str) -> artifacts.Artifa
         media.write_bytes(kind.encode())
         digest = hashlib.sha256(kind.encode()).hexdigest()
         (final / f"{media.name}.sha256").write_text(f"{digest}  {media.name}\n")
-    (final / f"kairos-{cell.id}{naming.SBOM_SUFFIX}").write_text('{"components": []}')
+    (final / f"kairos-{cell.id}{naming.SBOM_SUFFIX}").write_text(EMPTY_SBOM)
     if stamp:
         (final / ledger.MEDIA_STAMP).write_text(stamp + "\n")
     files = tuple(sorted(p for p in final.iterdir() if not p.name.startswith(".")))
     return artifacts.Artifacts(cell, final, files)
+
+
+EMPTY_SBOM = '{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": []}'
 
 
 @dataclass
@@ -688,6 +702,10 @@ class Recorder(release.Stages):
     verify_error: Exception | None = None
     digests: dict[str, str] = field(default_factory=lambda: dict(DIGESTS))
     current: str = ""
+    sboms: dict[str, Any] = field(default_factory=dict)  # cell id -> record's SBOM, None or error
+    found: dict[str, freshness.Found] = field(default_factory=dict)  # cell id -> probe's
+    fresh: set[str] = field(default_factory=set)  # cells built without the build cache
+    extras: dict[str, Any] = field(default_factory=dict)  # cell id -> what publish adds
 
     def hit(self, stage: str, cell: str, *args: Any) -> None:
         self.calls.append((stage, cell))
@@ -715,6 +733,20 @@ class Recorder(release.Stages):
             raise found
         return found
 
+    def read_sbom(self, rel: Release, cell: Cell, record: dict[str, Any]) -> str | None:
+        self.hit("read_sbom", cell.id, record)
+        found = self.sboms.get(cell.id, EMPTY_SBOM)
+        if isinstance(found, Exception):
+            raise found
+        return found
+
+    def probe(
+        self, runner: Runner, rel: Release, network: str, packages: dict[Cell, list[Any]]
+    ) -> dict[str, freshness.Found]:
+        self.hit("probe", "*", network, {c.id: list(p) for c, p in packages.items()})
+        none = {c.id: freshness.Found(manager="apt", checked=len(p)) for c, p in packages.items()}
+        return {one: self.found.get(one, none[one]) for one in none}
+
     def verify_image(self, sigstore: Any, rel: Release, image: ImageRef) -> None:
         args = (image.api_host, image.repository, image.digest)
         self.hit("verify_image", self.current, sigstore, *args)
@@ -730,9 +762,18 @@ class Recorder(release.Stages):
         return built_for(cell)
 
     def build(
-        self, runner: Runner, rel: Release, cell: Cell, network: str, context: Path, stamp: str
+        self,
+        runner: Runner,
+        rel: Release,
+        cell: Cell,
+        network: str,
+        context: Path,
+        stamp: str,
+        fresh: bool = False,
     ) -> Built | None:
         self.hit("build", cell.id, runner, rel, network, context, stamp)
+        if fresh:
+            self.fresh.add(cell.id)
         return None if runner.dry else built_for(cell)
 
     def earlier_media(self, directory: Path, cell: Cell) -> artifacts.Artifacts | None:
@@ -755,9 +796,17 @@ class Recorder(release.Stages):
         return boot.BootPlan(cell, iso, log, [], 0, "tcg", [], results=results)
 
     def publish(
-        self, runner: Runner, rel: Release, cell: Cell, built: Any, plan: Any, key: str = ""
+        self,
+        runner: Runner,
+        rel: Release,
+        cell: Cell,
+        built: Any,
+        plan: Any,
+        key: str = "",
+        extra: dict[str, Any] | None = None,
     ) -> publish.Published | None:
         self.hit("publish", cell.id, runner, rel, built, plan.sigstore, plan.artifacts, key)
+        self.extras[cell.id] = extra
         if built is None:
             return None
         return publish.Published(cell, REPOSITORY, DIGEST, (built.ref.rpartition(":")[2],))
@@ -777,6 +826,7 @@ def plan_for(
     dry: bool = False,
     settings: boot.Settings = SETTINGS,
     user_data: bytes = USER_DATA,
+    refresh: str = "",
 ) -> release.Plan:
     runner = Runner(dry=dry, out=io.StringIO())
     return release.Plan(
@@ -788,6 +838,7 @@ def plan_for(
         user_data,
         sigstore=sigstore,
         force=force,
+        refresh=refresh,
         context=s.tmp / "ctx",
         stages=s,
     )
@@ -798,6 +849,8 @@ def output(plan: release.Plan) -> str:
 
 
 FRESH = ["read_record", "local_label", "build", "earlier_media", "iso", "test-boot", "publish"]
+# A cell with a record reads the SBOM it names: to probe a skip, for the changelog of a redo.
+REDONE = [*FRESH[:-1], "read_sbom", "publish"]
 
 
 @pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
@@ -918,8 +971,10 @@ def test_published_cell_with_the_same_release_key_is_up_to_date(
     stages.records[cell.id] = record_for(rel, cell, key)
     plan = plan_for(stages, rel, sigstore=SIGSTORE if signed else None)
     (report,) = release.run_release(plan, [cell])
-    # No stage ran: only the record was read (and, signing on, its signature checked).
-    assert stages.of(cell) == (["read_record", "verify_image"] if signed else ["read_record"])
+    # No stage ran: only the record was read (and, signing on, its signature checked),
+    # then the SBOM it names, for the probe of the mirrors.
+    verified = ["verify_image"] if signed else []
+    assert stages.of(cell) == ["read_record", *verified, "read_sbom"]
     if signed:
         assert stages.args[("verify_image", cell.id)] == (
             SIGSTORE,
@@ -928,7 +983,10 @@ def test_published_cell_with_the_same_release_key_is_up_to_date(
             DIGEST,
         )
     assert report.status == "up to date"
-    assert report.reason == "skipped: inputs unchanged since v0.1.0 (sha256:dddddddddddd…)"
+    assert report.reason == (
+        "skipped: inputs unchanged since v0.1.0 (sha256:dddddddddddd…); "
+        "no newer packages (apt, 0 packages)"
+    )
     assert report.steps == dict.fromkeys(STEPS, "up to date")
     assert report.image == f"{REPOSITORY}@{DIGEST}"
     assert report.signature == ("verified" if signed else "unsigned")
@@ -970,7 +1028,8 @@ def test_cell_is_redone_unless_published_and_verified(
     plan = plan_for(stages, rel, sigstore=SIGSTORE)
     (report,) = release.run_release(plan, [cell])
     verified = ["verify_image"] if verify_error else []
-    assert stages.of(cell) == [FRESH[0], *verified, *FRESH[1:]]
+    expected = REDONE if record is not None else FRESH
+    assert stages.of(cell) == [expected[0], *verified, *expected[1:]]
     assert report.status == "published"
     assert report.steps == dict.fromkeys(STEPS, "done")
     assert stages.args[("publish", cell.id)][-1] == key_of(rel)
@@ -1019,7 +1078,7 @@ def test_record_without_a_usable_image_means_release_again(
     stages.records[cell.id] = record
     plan = plan_for(stages, rel, sigstore=SIGSTORE if signed else None)
     (report,) = release.run_release(plan, [cell])
-    assert stages.of(cell) == FRESH  # no signature check of a name that is not one
+    assert stages.of(cell) == REDONE  # no signature check of a name that is not one
     assert (report.status, report.error) == ("published", "")
     assert report.steps == dict.fromkeys(STEPS, "done")
     assert report.image == f"{REPOSITORY}@{DIGEST}"
@@ -1041,7 +1100,7 @@ def test_up_to_date_record_with_unreadable_checksums_lists_no_artifacts(
     stages.records[cell.id] = record
     plan = plan_for(stages, rel)
     (report,) = release.run_release(plan, [cell])
-    assert stages.of(cell) == ["read_record"]
+    assert stages.of(cell) == ["read_record", "read_sbom"]
     assert (report.status, report.image) == ("up to date", f"{REPOSITORY}@{DIGEST}")
     assert report.artifacts == []
 
@@ -1078,8 +1137,9 @@ def test_force_redoes_every_step_of_a_cell_that_is_up_to_date(stages, make_relea
     plan = plan_for(stages, rel, sigstore=SIGSTORE if signed else None, force=True)
     made = leave_a_released_cell(stages, plan, cell)
     (report,) = release.run_release(plan, [cell])
-    # No record read, no build reuse, no ISO reuse, no boot stamp reuse.
-    assert stages.of(cell) == ["build", "iso", "test-boot", "publish"]
+    # No build reuse, no ISO reuse, no boot stamp reuse; the record and its SBOM are
+    # read for the package changelog only.
+    assert stages.of(cell) == ["read_record", "build", "iso", "test-boot", "read_sbom", "publish"]
     assert report.steps == dict.fromkeys(STEPS, "done")
     assert (report.status, report.error) == ("published", "")
     assert report.boot == "passed (tcg, 2 checks, 42 s)"
@@ -1097,7 +1157,7 @@ def test_without_force_the_same_leftovers_are_up_to_date(stages, make_release) -
     plan = plan_for(stages, rel)
     leave_a_released_cell(stages, plan, cell)
     (report,) = release.run_release(plan, [cell])
-    assert stages.of(cell) == ["read_record"]
+    assert stages.of(cell) == ["read_record", "read_sbom"]
     assert report.status == "up to date"
 
 
@@ -1183,6 +1243,7 @@ def test_new_boot_inputs_rerun_test_boot_and_publish_only(stages, make_release, 
         "adopt",
         "earlier_media",
         "test-boot",
+        "read_sbom",
         "publish",
     ]
     assert reports[0].steps == {
@@ -1199,7 +1260,7 @@ def test_new_boot_inputs_rerun_test_boot_and_publish_only(stages, make_release, 
     assert boot_stamp.read_text().splitlines() == [new_key, reports[0].boot]
     # A check added to one cell leaves the other cell up to date.
     if change == "cell-check":
-        assert stages.of(second) == ["read_record"]
+        assert stages.of(second) == ["read_record", "read_sbom"]
         assert reports[1].status == "up to date"
     else:
         assert stages.of(second) == stages.of(first)
@@ -1567,9 +1628,10 @@ def test_dry_run_calls_each_stage_dry(stages, make_release) -> None:
         plan.artifacts,
         "",
     )
+    skip = release.DRY_SKIP["packages"].format(base="ubuntu:24.04")
     assert output(plan).splitlines() == [
-        f"[{generic.id}] would skip this cell if its release key is already published and verifies",
-        f"[{board.id}] would skip this cell if its release key is already published and verifies",
+        f"[{generic.id}] would {skip}",
+        f"[{board.id}] would {skip}",
         f"[{board.id}] SKIPPED test-boot: {why}",
     ]
     assert not plan.artifacts.exists()
@@ -2125,7 +2187,8 @@ def test_dry_release_with_version_git(git_runs) -> None:
     assert run.stderr == ""
     lines = run.stdout.splitlines()
     assert lines[0] == (
-        "[amd64-generic] would skip this cell if its release key is already published and verifies"
+        "[amd64-generic] would skip this cell if its release key is already published and "
+        "verifies, and ubuntu:24.04 has no newer version of its packages"
     )
     assert build_args_of(run)["VERSION"] == "v2.3.4"
     assert "summary" not in run.stdout  # dry runs print plans, not results
@@ -2149,3 +2212,174 @@ def test_reason_names_the_input_that_moved_since_the_published_release(
         "released: base image digest changed since v0.1.0; rebuilt: no local build"
     )
     assert summary.rows([report])[0]["reason"] == report.reason
+
+
+# -- refresh: the freshness probe and the package changelog ----------------------------
+def sbom_of(*packages: tuple[str, str]) -> str:
+    """A CycloneDX SBOM as sbom.py writes it, of deb packages (name, version)."""
+    from kairos_distro import sbom
+    from kairos_distro.pkgdb import Package
+
+    listed = [Package(name, version, "amd64", "deb") for name, version in packages]
+    return sbom.bom_json(
+        listed, name="x", version="v0.1.0", distro="ubuntu", distro_release="24.04", created=None
+    )
+
+
+def update(name: str, installed: str, candidate: str) -> Any:
+    from kairos_distro import probes
+
+    return probes.Update(name, "amd64", installed, candidate)
+
+
+def published_cells(stages: Recorder, rel: Release, sbom: str) -> None:
+    for cell in rel.cells:
+        stages.records[cell.id] = record_for(rel, cell, key_of(rel, cell))
+        stages.sboms[cell.id] = sbom
+
+
+def test_a_published_cell_is_probed_once_with_its_sboms_packages(stages, make_release) -> None:
+    rel = make_release(
+        {"arch": "amd64"}, {"arch": "amd64", "provider": "k3s", "provider_version": "v1.35.1+k3s1"}
+    )
+    published_cells(stages, rel, sbom_of(("openssl", "3.0.13-1"), ("zlib1g", "1:1.3-1")))
+    reports = release.run_release(plan_for(stages, rel), list(rel.cells))
+    assert [r.status for r in reports] == ["up to date", "up to date"]
+    probes = [one for one in stages.calls if one[0] == "probe"]
+    assert probes == [("probe", "*")]  # one round for every cell
+    network, packages = stages.args[("probe", "*")]
+    assert network == "host" and sorted(packages) == sorted(c.id for c in rel.cells)
+    assert [p.name for p in packages[rel.cells[0].id]] == ["openssl", "zlib1g"]
+    assert reports[0].reason == (
+        "skipped: inputs unchanged since v0.1.0 (sha256:dddddddddddd…); "
+        "no newer packages (apt, 2 packages)"
+    )
+
+
+def test_newer_packages_rebuild_the_cell_from_scratch_and_record_them(stages, make_release) -> None:
+    rel = make_release({"arch": "amd64"})
+    (cell,) = rel.cells
+    published_cells(stages, rel, sbom_of(("openssl", "3.0.13-1")))
+    newer = [update("openssl", "3.0.13-1", "3.0.13-2")]
+    stages.found[cell.id] = freshness.Found(newer, "apt", 1)
+    (report,) = release.run_release(plan_for(stages, rel), [cell])
+    assert report.status == "published"
+    assert report.reason == (
+        "released: package updates since v0.1.0: openssl 3.0.13-1 -> 3.0.13-2; "
+        "rebuilt: newer packages"
+    )
+    # No local build, media or boot test of the same inputs is reused: the image is new.
+    assert stages.of(cell) == [
+        "read_record", "read_sbom", "build", "iso", "test-boot", "publish"
+    ]  # fmt: skip
+    assert stages.fresh == {cell.id}
+    assert report.steps == dict.fromkeys(STEPS, "done")
+    extra = stages.extras[cell.id]
+    assert extra["updates"] == ["openssl:amd64=3.0.13-2"]
+    # The new SBOM (the stand-in artifacts list no package) against the published one.
+    assert extra["packages"] == {
+        "since": "v0.1.0",
+        "added": [],
+        "removed": [{"package": "openssl", "version": "3.0.13-1"}],
+        "upgraded": [],
+        "downgraded": [],
+    }
+    assert report.packages == extra["packages"]
+
+
+def test_an_update_the_last_release_was_built_with_is_held_back_not_rebuilt(
+    stages, make_release
+) -> None:
+    rel = make_release({"arch": "amd64"})
+    (cell,) = rel.cells
+    published_cells(stages, rel, sbom_of(("libc6", "2.36-9")))
+    stages.records[cell.id]["updates"] = ["libc6:amd64=2.36-10"]
+    stages.found[cell.id] = freshness.Found([update("libc6", "2.36-9", "2.36-10")], "apt", 1)
+    (report,) = release.run_release(plan_for(stages, rel), [cell])
+    assert report.status == "up to date"
+    assert report.reason.endswith(
+        "; no newer packages (apt, 1 packages); held back since released: libc6"
+    ), report.reason
+
+
+def test_a_failed_probe_fails_its_cell_in_one_line_and_publishes_nothing(
+    stages, make_release
+) -> None:
+    rel = make_release(
+        {"arch": "amd64"}, {"arch": "amd64", "provider": "k3s", "provider_version": "v1.35.1+k3s1"}
+    )
+    published_cells(stages, rel, sbom_of(("openssl", "3.0.13-1")))
+    dead = StepError(rel.cells[0].id, "probe", "apt-get update cannot reach http://x/ (refused)")
+    stages.found[rel.cells[0].id] = freshness.Found(error=dead)
+    plan = plan_for(stages, rel)
+    first, second = release.run_release(plan, list(rel.cells))
+    assert first.status == "failed"
+    assert first.error == "probe: apt-get update cannot reach http://x/ (refused)"
+    assert first.steps == {"build": "failed"}
+    assert "publish" not in stages.of(rel.cells[0])
+    assert second.status == "up to date"  # a failed probe stops its own cell only
+    assert f"[{rel.cells[0].id}] FAILED probe: apt-get update cannot reach" in output(plan)
+
+
+def test_a_record_without_an_sbom_is_released_fresh_once(stages, make_release) -> None:
+    rel = make_release({"arch": "amd64"})
+    (cell,) = rel.cells
+    published_cells(stages, rel, sbom_of())
+    stages.sboms[cell.id] = None  # written before records kept their SBOM
+    (report,) = release.run_release(plan_for(stages, rel), [cell])
+    assert report.reason.startswith(
+        "released: the record of v0.1.0 keeps no SBOM to check packages against; rebuilt: "
+    )
+    assert "probe" not in [stage for stage, _ in stages.calls] and stages.fresh == {cell.id}
+    assert report.packages == {}  # nothing to compare with
+
+
+def test_refresh_inputs_asks_no_mirror(stages, make_release) -> None:
+    rel = make_release({"arch": "amd64"})
+    published_cells(stages, rel, sbom_of(("openssl", "3.0.13-1")))
+    (report,) = release.run_release(plan_for(stages, rel, refresh="inputs"), list(rel.cells))
+    assert report.status == "up to date"
+    assert report.reason == "skipped: inputs unchanged since v0.1.0 (sha256:dddddddddddd…)"
+    assert [stage for stage, _ in stages.calls if stage in ("probe", "read_sbom")] == []
+
+
+def test_refresh_always_rebuilds_published_cells_fresh(stages, make_release) -> None:
+    rel = make_release({"arch": "amd64"}, refresh="inputs")  # --refresh wins over the file
+    (cell,) = rel.cells
+    published_cells(stages, rel, sbom_of(("openssl", "3.0.13-1")))
+    (report,) = release.run_release(plan_for(stages, rel, refresh="always"), [cell])
+    assert report.status == "published"
+    assert report.reason == "released: refresh: always; rebuilt: refresh: always"
+    assert stages.fresh == {cell.id} and "probe" not in [s for s, _ in stages.calls]
+
+
+def test_the_changelog_compares_the_last_released_sbom(stages, make_release, tmp_path) -> None:
+    rel = make_release({"arch": "amd64"})
+    (cell,) = rel.cells
+    stages.records[cell.id] = record_for(rel, cell, "another key")  # inputs moved
+    stages.sboms[cell.id] = sbom_of(("openssl", "3.0.13-1"), ("gone", "1.0"))
+
+    def with_sbom(directory: Path, one: Cell, stamp: str) -> artifacts.Artifacts:
+        made = write_artifacts(directory, one, stamp)
+        (directory / one.id / f"kairos-{one.id}{naming.SBOM_SUFFIX}").write_text(
+            sbom_of(("openssl", "3.0.13-2"), ("new", "2.0"))
+        )
+        return made
+
+    stages.media[cell.id] = with_sbom
+    (report,) = release.run_release(plan_for(stages, rel), [cell])
+    assert report.packages == {
+        "since": "v0.1.0",
+        "added": [{"package": "new", "version": "2.0"}],
+        "removed": [{"package": "gone", "version": "1.0"}],
+        "upgraded": [{"package": "openssl", "from": "3.0.13-1", "to": "3.0.13-2"}],
+        "downgraded": [],
+    }
+    assert stages.extras[cell.id]["updates"] == []  # no probe ran: its inputs moved
+
+
+def test_a_first_release_says_so_in_its_changelog(stages, make_release) -> None:
+    rel = make_release({"arch": "amd64"})
+    (report,) = release.run_release(plan_for(stages, rel), list(rel.cells))
+    assert report.packages == {"since": ""}
+    assert "read_sbom" not in [stage for stage, _ in stages.calls]
