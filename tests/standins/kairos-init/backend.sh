@@ -24,7 +24,14 @@ PACKAGES="busybox-static dropbear-bin systemd sudo less nfs-common dracut-core"
 install_stage() {
   say "install stage (Debian packages: $PACKAGES, kernel $ARCH)"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
+  # As upstream's "Install base packages" step: yip's Packages with Refresh and
+  # Upgrade, run in that order before Install (kairos-init
+  # pkg/stages/steps_install.go at kairos-io/kairos ca022425; mudler/yip
+  # pkg/plugins/packages.go at 9673f46: apt-get -y update, apt-get -y upgrade,
+  # apt-get -y --no-install-recommends install). So every installed package
+  # is at its mirror's candidate, which the freshness probe relies on.
+  apt-get -y -qq update
+  apt-get -y -qq upgrade >/dev/null
   apt-get install -y -qq --no-install-recommends $PACKAGES >/dev/null
   pkg=$(apt-cache depends "linux-image-$ARCH" | sed -n 's/.*Depends: \(linux-image-[0-9][^ ]*\).*/\1/p' | head -n 1)
   [ -n "$pkg" ] || die "no kernel package for $ARCH"
