@@ -2,7 +2,12 @@
 
 The repositories (tests/support/repos.py) are built with the distros' own
 tools and served on 127.0.0.1; the probe runs in throwaway containers through
-Runner.output with the host network, as the pipeline runs it.
+Runner.output with the host network, as the pipeline runs it. What is
+installed is read from each image's own package database, as the SBOM is.
+Debian ships dnf 4.14 and zypper 1.14, so the images that stand for Fedora
+and openSUSE are Debian with that tool (and the other managers removed, so
+the probe picks it); apk has no Debian package and is tested on its recorded
+output only (tests/package/test_probes.py).
 """
 
 from __future__ import annotations
@@ -10,9 +15,13 @@ from __future__ import annotations
 import io
 import tarfile
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
+from kairos_distro import pkgdb, probes, sbom
+from kairos_distro.probes import Answer, ProbeError
 from kairos_distro.runner import Runner
 from tests.support.repos import AptRepo, RpmRepo
 from tests.support.standins import debian_base
@@ -20,18 +29,46 @@ from tests.support.standins import debian_base
 pytestmark = pytest.mark.e2e
 
 
-def _image(client, tag: str, dockerfile: str) -> str:
-    """Build `dockerfile` (FROM the Debian stand-in) as kdt-test/TAG on the host network."""
+@contextmanager
+def image(client, tag: str, dockerfile: str, files: tuple[Path, ...] = ()) -> Iterator[str]:
+    """kdt-test/TAG built from `dockerfile` (and `files`) on the host network; removed after."""
     data = dockerfile.encode()
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as tar:
         info = tarfile.TarInfo("Dockerfile")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
+        for path in files:
+            tar.add(path, arcname=path.name)
     context.seek(0)
     ref = f"kdt-test/{tag}"
-    client.images.build(fileobj=context, custom_context=True, tag=ref, network_mode="host", rm=True)
-    return ref
+    client.images.build(
+        fileobj=context, custom_context=True, tag=ref, network_mode="host", forcerm=True
+    )
+    try:
+        yield ref
+    finally:
+        client.images.remove(ref, force=True)
+
+
+def run_probe(image_ref: str, asked: list[str]) -> Answer:
+    answer = Runner().output(
+        "test", "probe", image_ref, probes.command(asked), network="host", timeout=120
+    )
+    return probes.parse(answer.code, answer.out)
+
+
+def installed(client, image_ref: str, tmp: Path, rpm: bool = False) -> list[pkgdb.Package]:
+    """The image's packages as its SBOM lists them (rpm's: Debian's dpkg database wins)."""
+    sbom.export_db(client, image_ref, tmp)
+    if rpm:
+        return pkgdb.rpm_sqlite(tmp / "var/lib/rpm/rpmdb.sqlite")
+    return pkgdb.packages_from_root(tmp)[1]
+
+
+def updates(client, image_ref: str, tmp: Path, rpm: bool = False) -> list[str]:
+    packages = installed(client, image_ref, tmp, rpm)
+    return [str(u) for u in probes.updates(packages, run_probe(image_ref, probes.names(packages)))]
 
 
 @pytest.fixture(scope="module")
@@ -42,61 +79,118 @@ def debian(docker_client) -> str:
 @pytest.fixture(scope="module")
 def rpm_tools(docker_client, debian) -> Iterator[str]:
     """Debian with Debian's dnf (4.14) and zypper (1.14): their real code, our repositories."""
-    ref = _image(
+    with image(
         docker_client,
         "probe-rpm-tools",
         f"FROM {debian}\n"
         "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y"
         " --no-install-recommends dnf zypper && rm -rf /var/lib/apt/lists/*\n",
-    )
-    yield ref
-    docker_client.images.remove(ref, force=True)
+    ) as ref:
+        yield ref
 
 
-def _sh(image: str, script: str) -> tuple[int | None, str]:
-    answer = Runner().output("test", "probe", image, ["sh", "-c", script], network="host")
-    return answer.code, answer.out
-
-
-def test_apt_repo_installs_what_was_added(tmp_path, debian):
+def test_apt_repo_installs_what_was_added(tmp_path, docker_client, debian):
     with AptRepo(tmp_path / "apt") as repo:
         repo.add("kdt-hello", "1.0-1")
         repo.add("kdt-hello", "1.1-1")
         repo.add("kdt-doc", "2:0.5", arch="all", depends="kdt-hello (>= 1.1)")
-        code, out = _sh(
+        answer = Runner().output(
+            "test",
+            "install",
             debian,
-            f"echo '{repo.sources_line}' > /etc/apt/sources.list && apt-get update -q"
-            " && apt-get install -y -q kdt-doc >/dev/null"
-            " && dpkg-query -W -f '${Package}=${Version}\\n' kdt-hello kdt-doc",
+            [
+                "sh",
+                "-c",
+                f"echo '{repo.sources_line}' > /etc/apt/sources.list && apt-get update -q"
+                " && apt-get install -y -q kdt-doc >/dev/null"
+                " && dpkg-query -W -f '${Package}=${Version}\\n' kdt-hello kdt-doc",
+            ],
+            network="host",
         )
-    assert code == 0, out
-    assert sorted(out.splitlines()[-2:]) == ["kdt-doc=2:0.5", "kdt-hello=1.1-1"]
+    assert answer.code == 0, answer.out
+    assert sorted(answer.out.splitlines()[-2:]) == ["kdt-doc=2:0.5", "kdt-hello=1.1-1"]
     assert repo.deb_path("kdt-doc", "2:0.5", "all").name == "kdt-doc_0.5_all.deb"
 
 
-def test_apt_repo_stopped_refuses_and_starts_on_the_same_port(tmp_path, debian):
+def test_apt_probe_finds_updates_and_refuses_a_dead_mirror(tmp_path, docker_client, debian):
     with AptRepo(tmp_path / "apt") as repo:
         repo.add("kdt-hello", "1.0-1")
-        port = repo.port
-        repo.stop()
-        script = f"echo '{repo.sources_line}' > /etc/apt/sources.list && apt-get update"
-        _, refused = _sh(debian, script)
-        repo.start()
-        code, served = _sh(debian, script)
-    assert repo.port == port
-    assert "Connection refused" in refused
-    assert code == 0 and "Get:" in served and "Err:" not in served, served
-
-
-def test_rpm_repo_installs_with_dnf(tmp_path, rpm_tools):
-    with RpmRepo(tmp_path / "rpm") as repo:
-        repo.add("kdt-hello", "1.0")
-        repo.add("kdt-hello", "1.1", epoch="1")
-        code, out = _sh(
-            rpm_tools,
-            f"mkdir -p /etc/yum.repos.d && printf '%s' '{repo.repo_file()}'"
-            " > /etc/yum.repos.d/kdt.repo && dnf install -y -q --releasever 1 kdt-hello"
-            " >/dev/null 2>&1; rpm -q --qf '%{NAME}=%{EPOCH}:%{VERSION}-%{RELEASE}\\n' kdt-hello",
+        dockerfile = (
+            f"FROM {debian}\n"
+            f"RUN rm -f /etc/apt/sources.list.d/* && echo '{repo.sources_line}'"
+            " > /etc/apt/sources.list && apt-get update -q"
+            " && apt-get install -y -q kdt-hello && rm -rf /var/lib/apt/lists/*\n"
         )
-    assert code == 0, out
-    assert out.strip().splitlines()[-1] == "kdt-hello=1:1.1-1"
+        with image(docker_client, "probe-apt", dockerfile) as ref:
+            assert updates(docker_client, ref, tmp_path / "1") == []  # candidate = installed
+            repo.add("kdt-hello", "1.1-1")
+            assert updates(docker_client, ref, tmp_path / "2") == ["kdt-hello 1.0-1 -> 1.1-1"]
+            port = repo.port
+            repo.stop()
+            with pytest.raises(ProbeError) as caught:
+                run_probe(ref, ["kdt-hello:amd64"])
+            repo.start()  # the same port again: the mirror is back
+            assert repo.port == port
+            assert run_probe(ref, ["kdt-hello:amd64"]).candidates[0].version == "1.1-1"
+    message = str(caught.value)
+    assert message.startswith(f"apt-get update cannot reach http://127.0.0.1:{port} ./ InRelease")
+    assert "Connection refused" in message and "\n" not in message
+
+
+def test_apt_probe_refuses_a_half_dead_mirror(tmp_path, docker_client, debian):
+    with AptRepo(tmp_path / "apt") as repo:
+        repo.add("kdt-hello", "1.0-1")
+        dockerfile = f"FROM {debian}\nRUN echo '{repo.sources_line}' > /etc/apt/sources.list\n"
+        with image(docker_client, "probe-apt-half", dockerfile) as ref:
+            (repo.root / "Packages").unlink()  # Release still served, its index gone
+            with pytest.raises(ProbeError) as caught:
+                run_probe(ref, ["kdt-hello"])
+    assert f"http://127.0.0.1:{repo.port} ./ Packages (404" in str(caught.value)
+
+
+RPM_IMAGE = """\
+FROM {base}
+RUN rm /usr/bin/apt-get /usr/bin/{other} && mkdir -p {repos}
+COPY kdt.repo {repos}/kdt.repo
+COPY *.rpm /tmp/
+RUN rpm --dbpath /var/lib/rpm -i --nodeps /tmp/*.rpm 2>/dev/null && rm /tmp/*.rpm
+"""
+
+
+@pytest.mark.parametrize(
+    "tool, other, repos",
+    [("dnf", "zypper", "/etc/yum.repos.d"), ("zypper", "dnf", "/etc/zypp/repos.d")],
+)
+def test_rpm_probe_finds_updates_and_refuses_a_dead_mirror(
+    tmp_path, docker_client, rpm_tools, tool, other, repos
+):
+    with RpmRepo(tmp_path / "rpm") as repo:
+        built = [repo.add("kdt-hello", "1.0"), repo.add("kdt-native", "1.9", arch="x86_64")]
+        # installed but in no repository: zypper lists it as "(System Packages)"
+        built.append(RpmRepo(tmp_path / "local").add("kdt-local", "3.0"))
+        (tmp_path / "kdt.repo").write_text(repo.repo_file("kdt-test"))
+        dockerfile = RPM_IMAGE.format(base=rpm_tools, other=other, repos=repos)
+        with image(
+            docker_client, f"probe-{tool}", dockerfile, (*built, tmp_path / "kdt.repo")
+        ) as ref:
+            assert run_probe(ref, []) == Answer(tool, ())
+            assert updates(docker_client, ref, tmp_path / "1", rpm=True) == []
+            repo.add("kdt-hello", "1.1", epoch="1")
+            repo.add("kdt-native", "2.0", arch="x86_64")
+            repo.add("kdt-native", "2.1", arch="i686")  # another arch: not an update
+            assert updates(docker_client, ref, tmp_path / "2", rpm=True) == [
+                "kdt-hello 1.0-1 -> 1:1.1-1",
+                "kdt-native 1.9-1 -> 2.0-1",
+            ]
+            repo.stop()
+            with pytest.raises(ProbeError) as caught:
+                run_probe(ref, ["kdt-hello"])
+    refresh = {"dnf": "dnf makecache", "zypper": "zypper refresh"}[tool]
+    message = str(caught.value)
+    assert message.startswith(f"{refresh} cannot reach repository 'kdt-test'")
+    assert f"127.0.0.1 port {repo.port}" in message and "\n" not in message
+
+
+def test_an_image_without_a_package_manager(docker_client, debian):
+    with image(docker_client, "probe-none", f"FROM {debian}\nRUN rm /usr/bin/apt-get\n") as ref:
+        assert run_probe(ref, ["bash:amd64"]) == Answer("none", ())

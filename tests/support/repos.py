@@ -133,8 +133,7 @@ Version: {version}
 Release: {release}
 {epoch}Summary: {name} for the tests
 License: MIT
-BuildArch: {arch}
-%global debug_package %{{nil}}
+{buildarch}%global debug_package %{{nil}}
 %description
 {name} for the tests.
 %install
@@ -167,12 +166,13 @@ class RpmRepo(_Served):
                     name=name,
                     version=version,
                     release=release,
-                    arch=arch,
+                    buildarch="BuildArch: noarch\n" if arch == "noarch" else "",
                     epoch=f"Epoch: {epoch}\n" if epoch else "",
                 )
             )
+            cross = [] if arch == "noarch" else ["--target", arch]  # i686 too, on x86_64
             _run(
-                "rpmbuild", "-bb", "--quiet", "--define", f"_topdir {top}",
+                "rpmbuild", "-bb", "--quiet", *cross, "--define", f"_topdir {top}",
                 "--define", "_build_id_links none", str(spec),
             )  # fmt: skip
             built = next((top / "RPMS").rglob("*.rpm"))
