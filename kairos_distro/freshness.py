@@ -82,6 +82,7 @@ def probe(
                 timeout=TIMEOUT,
             )
             result = probes.parse(answer.code, answer.out)
+            updates = {c.id: probes.updates(packages[c], result) for c in cells}
         except probes.ProbeError as err:
             failed = {c.id: Found(error=StepError(c.id, "probe", str(err))) for c in cells}
             found.update(failed)
@@ -90,8 +91,7 @@ def probe(
             found.update({c.id: Found(error=StepError(c.id, err.step, err.reason)) for c in cells})
             return
         for cell in cells:
-            updates = probes.updates(packages[cell], result)
-            found[cell.id] = Found(updates, result.manager, len(packages[cell]))
+            found[cell.id] = Found(updates[cell.id], result.manager, len(packages[cell]))
         runner.say(label, f"{result.manager}: {_count(found[cells[0].id].updates)}")
 
     with ThreadPoolExecutor(max_workers=min(WORKERS, len(groups) or 1)) as pool:

@@ -146,3 +146,12 @@ def test_an_update_the_last_release_was_built_with_is_not_pending() -> None:
     assert freshness.summary(found, [seen]) == (
         "no newer packages (apt, 3 packages); held back since released: libc6"
     )
+
+
+def test_packages_the_manager_cannot_judge_fail_the_probe_in_one_line() -> None:
+    """An SBOM of rpm packages against an apt base: no update can be known."""
+    cell = FakeCell("a")
+    rpm = Package("openssl", "1:3.0.7-27.el9", "x86_64", "rpm")
+    found = freshness.probe(runner(base=Answer(0, APT_OK)), {cell: [rpm]}, lambda c: "base")  # type: ignore[arg-type]
+    error = found["a"].error
+    assert error is not None and error.step == "probe" and "\n" not in str(error)
