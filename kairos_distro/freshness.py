@@ -35,7 +35,7 @@ class Found:
     updates: list[probes.Update] = field(default_factory=list)
     manager: str = ""  # apt | dnf | zypper | apk | none
     checked: int = 0  # packages asked about
-    error: StepError | None = None
+    error: Exception | None = None  # a StepError, or a client's error (docker's)
 
 
 def _group(

@@ -296,7 +296,10 @@ def _probe(
             wanted[cell] = packages
     if not wanted:
         return
-    found = plan.stages.probe(plan.runner, plan.release, plan.network, wanted)
+    try:  # e.g. the base image cannot be resolved: every probe fails alike
+        found = plan.stages.probe(plan.runner, plan.release, plan.network, wanted)
+    except failures() as err:
+        found = {cell.id: freshness.Found(error=err) for cell in wanted}
     for cell in wanted:
         verdict, result = verdicts[cell.id], found[cell.id]
         if result.error is not None:

@@ -2383,3 +2383,13 @@ def test_a_first_release_says_so_in_its_changelog(stages, make_release) -> None:
     (report,) = release.run_release(plan_for(stages, rel), list(rel.cells))
     assert report.packages == {"since": ""}
     assert "read_sbom" not in [stage for stage, _ in stages.calls]
+
+
+def test_a_probe_that_cannot_start_fails_the_cells_it_was_for(stages, make_release) -> None:
+    rel = make_release({"arch": "amd64"})
+    (cell,) = rel.cells
+    published_cells(stages, rel, sbom_of(("openssl", "3.0.13-1")))
+    stages.raises[("probe", "*")] = StepError("base", "resolve", "cannot resolve ubuntu:24.04")
+    (report,) = release.run_release(plan_for(stages, rel), [cell])
+    assert (report.status, report.error) == ("failed", "resolve: cannot resolve ubuntu:24.04")
+    assert "publish" not in stages.of(cell)
