@@ -35,6 +35,7 @@ from kairos_distro import (
     release,
     sign,
     signing,
+    stages,
     summary,
 )
 from kairos_distro.ref import RefError
@@ -232,7 +233,7 @@ def release_(c, cell=None, force=False, refresh="", token="", accel="", release_
     settings, user_data = invocation.boot_settings(c, "release", accel)
     out = Path(c.config.kairos.artifacts)
     with invocation.key_dir(c) as key_dir:
-        plan = release.Plan(
+        plan = stages.Plan(
             runner,
             rel,
             out,

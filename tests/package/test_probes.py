@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kairos_distro import probes
+from kairos_distro import managers, probes
 from kairos_distro.pkgdb import Package
 from kairos_distro.probes import Answer, Candidate, ProbeError, Update
 
@@ -332,7 +332,7 @@ def test_query_output_that_is_no_tools_is_an_error():
 def test_failed_refreshes_the_exit_code_hides(manager, name, words):
     code, text = recorded(name)
     assert code == 0 or name.startswith("dnf5-makecache")
-    message = probes.refresh_error(manager, code, text)
+    message = managers.refresh_error(manager, code, text)
     assert message is not None and "\n" not in message
     for word in words:
         assert word in message
@@ -340,21 +340,21 @@ def test_failed_refreshes_the_exit_code_hides(manager, name, words):
 
 @pytest.mark.parametrize("name", ["apk-2.10-update-ok.txt", "apk-3-update-ok.txt"])
 def test_apk_update_that_says_ok_is_ok(name):
-    assert probes.refresh_error("apk", *recorded(name)) is None
+    assert managers.refresh_error("apk", *recorded(name)) is None
 
 
 def test_apk_update_without_its_summary_is_an_error():
     code, text = recorded("apk-2.10-update-ok.txt")
     cut = text.replace("OK: 12543 distinct packages available\n", "")
-    assert "printed no summary" in (probes.refresh_error("apk", code, cut) or "")
+    assert "printed no summary" in (managers.refresh_error("apk", code, cut) or "")
     assert (
-        probes.refresh_error("apk", 1, text)
+        managers.refresh_error("apk", 1, text)
         == "apk update exited 1: OK: 12543 distinct packages available"
     )
 
 
 def test_apk_policy_candidates_skip_the_installed_database_and_tagged_repositories():
-    assert probes.candidates("apk", *recorded("apk-2.12-policy.txt")) == (
+    assert managers.candidates("apk", *recorded("apk-2.12-policy.txt")) == (
         Candidate("at", "3.2.1-r1", ""),
         Candidate("vim", "8.2.2320-r0", ""),  # 8.2.2852-r0 is only in @edge
         Candidate("hwids-udev", "20201207-r0", ""),
@@ -365,7 +365,7 @@ def test_apk_policy_candidates_skip_the_installed_database_and_tagged_repositori
 def test_zypper_search_over_a_repository_it_could_not_read_is_an_error(code):
     _, text = recorded("zypper-1.14-search-repo-skipped.txt")
     with pytest.raises(ProbeError) as caught:
-        probes.candidates("zypper", code, text)
+        managers.candidates("zypper", code, text)
     message = one_line(caught.value)
     assert "http://127.0.0.1:9/repodata/repomd.xml" in message
     assert "Failed to connect to 127.0.0.1 port 9" in message
@@ -430,7 +430,7 @@ def test_updates_are_sorted_and_ignore_other_package_types():
 
 
 def test_apk_updates_from_quoted_policy():
-    answer = Answer("apk", probes.candidates("apk", *recorded("apk-2.12-policy.txt")))
+    answer = Answer("apk", managers.candidates("apk", *recorded("apk-2.12-policy.txt")))
     installed = [
         Package("vim", "8.2.2320-r0", "x86_64", "apk"),  # newer only in @edge
         Package("at", "3.2.0-r0", "x86_64", "apk"),

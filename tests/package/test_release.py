@@ -47,6 +47,7 @@ from kairos_distro.ref import ImageRef
 from kairos_distro.registry import OCI_MANIFEST, Registry, RegistryError
 from kairos_distro.registry import manifest_bytes as canonical
 from kairos_distro.runner import Runner, Skip, StepError
+from kairos_distro.stages import Plan, Stages
 from kairos_distro.tagformat import TagFormats
 
 K3S = {"provider": "k3s", "provider_version": "v1.35.1+k3s1"}
@@ -225,7 +226,7 @@ def test_fingerprint_follows_build_args_the_cell_id_cannot_tell_apart(make_relea
     assert stamp_of(rel, plus) != stamp_of(rel, minus)
 
 
-class RealTree(release.Stages):
+class RealTree(Stages):
     """Input digests known; the build context read from disk, as a release reads it."""
 
     def input_digests(self, runner: Runner, rel: Release) -> dict[str, str]:
@@ -241,9 +242,7 @@ def test_stamp_ignores_commits_that_change_nothing_a_cell_consumes(make_release,
 
     def stamp() -> str:
         runner = Runner(out=io.StringIO())
-        plan = release.Plan(
-            runner, rel, tmp_path / "a", "", SETTINGS, b"", context=repo, stages=RealTree()
-        )
+        plan = Plan(runner, rel, tmp_path / "a", "", SETTINGS, b"", context=repo, stages=RealTree())
         return plan.stamp(rel.cells[0])
 
     first, revision = stamp(), build.git_revision(repo)
@@ -264,11 +263,11 @@ def plan_of(
     settings: boot.Settings = SETTINGS,
     user_data: bytes = USER_DATA,
     digests: dict[str, str] | None = None,
-) -> release.Plan:
+) -> Plan:
     """A plan whose input digests and tree are known, so key() touches no engine."""
     stages = Recorder(digests=dict(DIGESTS if digests is None else digests))
     runner = Runner(out=io.StringIO())
-    return release.Plan(runner, rel, Path("artifacts"), "", settings, user_data, stages=stages)
+    return Plan(runner, rel, Path("artifacts"), "", settings, user_data, stages=stages)
 
 
 def media_stamp_of(rel: Release, cell: Cell | None = None) -> str:
@@ -685,7 +684,7 @@ EMPTY_SBOM = '{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": []}
 
 
 @dataclass
-class Recorder(release.Stages):
+class Recorder(Stages):
     """The release's stages as recorders, passed in through `Plan.stages`.
 
     Set `raises`, `records`, `reused`, `media` to steer them; `calls` and
@@ -827,9 +826,9 @@ def plan_for(
     settings: boot.Settings = SETTINGS,
     user_data: bytes = USER_DATA,
     refresh: str = "",
-) -> release.Plan:
+) -> Plan:
     runner = Runner(dry=dry, out=io.StringIO())
-    return release.Plan(
+    return Plan(
         runner,
         rel,
         s.tmp / "artifacts",
@@ -844,7 +843,7 @@ def plan_for(
     )
 
 
-def output(plan: release.Plan) -> str:
+def output(plan: Plan) -> str:
     return plan.runner.out.getvalue()  # type: ignore[attr-defined]
 
 
@@ -1119,7 +1118,7 @@ def test_record_that_cannot_be_read_means_release(stages, make_release) -> None:
     ) in output(plan)
 
 
-def leave_a_released_cell(stages: Recorder, plan: release.Plan, cell: Cell) -> artifacts.Artifacts:
+def leave_a_released_cell(stages: Recorder, plan: Plan, cell: Cell) -> artifacts.Artifacts:
     """Everything a finished release leaves: record, local build, stamped ISO, boot stamp."""
     rel = plan.release
     key = key_of(rel, cell)
