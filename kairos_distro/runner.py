@@ -250,11 +250,10 @@ class Runner:
         if privileged and not self.privileged:
             self.say(cell, f"running {label} unprivileged (kairos.privileged is false)")
         try:
-            box = self.docker().containers.run(
+            box = self._started(
                 image,
                 command,
                 volumes={str(Path(host).resolve()): bind for host, bind in volumes.items()},
-                detach=True,
                 network_mode=network or None,
                 privileged=privileged and self.privileged,
                 user=user or None,
@@ -298,11 +297,10 @@ class Runner:
         import requests
 
         try:
-            box = self.docker().containers.run(
+            box = self._started(
                 image,
                 argv[1:],
                 entrypoint=argv[:1],
-                detach=True,
                 network_mode=network or None,
                 platform=platform or None,
             )
@@ -318,6 +316,27 @@ class Runner:
         finally:
             box.remove(force=True)
         return Answer(code, out)
+
+    def _started(self, image: str, command: list[str], **options: Any) -> Any:
+        """A started container (pulled first if need be, as `docker run` does).
+
+        One that was created but would not start (no such executable, a bad
+        mount) is removed before the error goes on: nothing is left behind.
+        """
+        import docker
+
+        containers = self.docker().containers
+        try:
+            box = containers.create(image, command, **options)
+        except docker.errors.ImageNotFound:
+            self.docker().images.pull(image, platform=options.get("platform"))
+            box = containers.create(image, command, **options)
+        try:
+            box.start()
+        except BaseException:
+            box.remove(force=True)
+            raise
+        return box
 
     def docker(self) -> Any:
         """A docker-py client, created on first use so --dry never connects."""

@@ -222,8 +222,9 @@ def test_wrong_boot_state_fails(repo, env, tmp_path, docker_client, standins) ->
     assert 'test-boot: boot state: expected "livecd_boot", got active_boot' in line
 
 
-def test_failed_iso_keeps_the_previous_artifacts(repo, env, standins) -> None:
+def test_failed_iso_keeps_the_previous_artifacts(repo, env, standins, docker_client) -> None:
     before = (repo / "artifacts" / CELL / f"{ISO}.sha256").read_text()
+    containers = {c.id for c in docker_client.containers.list(all=True)}
     retarget(repo, auroraboot=standins["base_image"])  # no AuroraBoot in it: fails
     try:
         proc = run(repo, "invoke", "iso", check=False, **env)
@@ -234,6 +235,9 @@ def test_failed_iso_keeps_the_previous_artifacts(repo, env, standins) -> None:
     assert len(proc.stderr.strip().splitlines()) == 1
     assert (repo / "artifacts" / CELL / f"{ISO}.sha256").read_text() == before
     assert not [p for p in (repo / "artifacts").iterdir() if p.name.startswith(".")]
+    # The container that could not start is removed, not left "Created".
+    left = {c.id for c in docker_client.containers.list(all=True)} - containers
+    assert not left, left
 
 
 def test_publish_then_pull_back(repo, env, registry, docker_client) -> None:
