@@ -227,7 +227,7 @@ def trusted_root(c, output="trusted_root.json", release_file=""):
     },
 )
 def release_(c, cell=None, force=False, refresh="", token="", accel="", release_file=""):
-    """Build, ISO, boot-test, sign and publish each cell; skips cells already published."""
+    """Build, ISO, boot-test, sign and publish each cell; skips what is published and current."""
     runner, rel = invocation.setup(c, release_file)
     invocation.choice("release", "--refresh", refresh, config.REFRESH_MODES)
     settings, user_data = invocation.boot_settings(c, "release", accel)
