@@ -34,7 +34,7 @@ from tests.support.sigstore_local import IDENTITY, ISSUER, LocalSigstore
 pytestmark = pytest.mark.e2e
 
 RUN = uuid.uuid4().hex[:8]  # local image names of this run alone
-BOARD, UKI = "arm64-rpi4", "amd64-generic-uki"
+BOARD, UKI, ARM64 = "arm64-rpi4", "amd64-generic-uki", "arm64-generic"
 BOARD_NAME = "kairos-debian-12-core-arm64-rpi4-v0.1.0"
 BOARD_TAG = "12-core-arm64-rpi4-v0.1.0"
 UKI_ISO = "kairos-debian-12-core-amd64-generic-v0.1.0-uki.iso"
@@ -328,3 +328,28 @@ def test_keys_never_reach_an_image_layer_or_a_log(trusted, docker_client) -> Non
     assert LOGS and not [log for log in LOGS if "PRIVATE KEY" in log]
     body = secrets[0].decode().splitlines()[1]  # a line of the key itself
     assert not [log for log in LOGS if body in log]
+
+
+# -- an arm64 generic cell: its ISO boots under qemu-system-aarch64 -------------------------
+def test_arm64_generic_iso_boots_and_passes_its_checks(
+    tmp_path_factory, standins, arm64_standins, registry, sigstore, env, docker_client
+) -> None:
+    """Built under emulation, its EFI ISO booted on QEMU's virt machine (TCG, UEFI firmware)."""
+    project = f"kdt-arm64-{RUN}"
+    path = baked(
+        tmp_path_factory.mktemp("arm64"),
+        registry,
+        sigstore,
+        project=project,
+        architectures="arm64",
+        model="generic",
+    )
+    retarget(path, **arm64_standins, auroraboot=standins["auroraboot"])
+    with removed_after(docker_client, f"kairos-local/{project}:{ARM64}"):
+        run(path, "invoke", "release", **{**env, "INVOKE_KAIROS_BOOT_ACCEL": "tcg"})
+    summary = json.loads((path / "artifacts" / "release-summary.json").read_text())
+    (cell,) = summary["cells"]
+    assert (cell["cell"], cell["status"]) == (ARM64, "published")
+    assert cell["boot"].startswith("passed (tcg, "), cell["boot"]
+    log = next((path / "artifacts" / ARM64).glob("*.serial.log")).read_text()
+    assert "(kairos-init STAND-IN live system)" in log and "kairos login:" in log

@@ -8,7 +8,8 @@
 # socket, files written, output names), built from Debian packages:
 #
 # - `build-iso`: kairos-<FLAVOR>-...-<VERSION>[-<prefix><k8s>].iso plus
-#   <iso>.sha256. The ISO boots the image's kernel and initrd with GRUB.
+#   <iso>.sha256. The ISO boots the image's kernel and initrd with GRUB:
+#   BIOS (i386-pc) for amd64 images, UEFI only (arm64-efi) for arm64 ones.
 # - legacy mode (no subcommand) with `--set disk.efi=true` (or its old name
 #   `disk.raw=true`), `--set container_image=docker:<image>`,
 #   `--set state_dir=DIR`: DIR/kairos-...-<VERSION>[...].raw, a GPT disk image
@@ -150,12 +151,21 @@ build_iso() {
   OUTPUT="$KDT_FLAG_OUTPUT" NAME="$KDT_FLAG_OVERRIDE_NAME" CLOUD="$KDT_FLAG_CLOUD_CONFIG"
   ARCH="${KDT_FLAG_ARCH:-amd64}"  # upstream: the host's arch when unset
   [ -n "$OUTPUT" ] || die "--output is required"
-  [ "$ARCH" = amd64 ] || die "stand-in builds amd64 ISOs only"
+  case "$ARCH" in amd64|arm64) ;; *) die "stand-in builds amd64 and arm64 ISOs only, not $ARCH" ;; esac
   case "$1" in
     docker:*) IMAGE="${1#docker:}" ;;
     *) die "stand-in reads docker:<image> sources only" ;;
   esac
   open_image "$IMAGE"
+  # Like upstream (copyGrub: GetArchFromRootfs), the image's arch picks the
+  # boot loader; --arch only says which platform to pull.
+  case "$(image_arch)" in
+    amd64) grub_target=i386-pc console=ttyS0 ;;  # BIOS GRUB, as before
+    # EFI only, like upstream's arm64 ISOs (an El Torito EFI image with
+    # EFI/BOOT/BOOTAA64.EFI); the PL011 UART of QEMU's virt machine is ttyAMA0.
+    arm64) grub_target=arm64-efi console=ttyAMA0 ;;
+    *) die "stand-in builds amd64 and arm64 ISOs only (image says '$(image_arch)')" ;;
+  esac
   [ -n "$NAME" ] || NAME=$(base_name)
   valid_name "$NAME"
 
@@ -164,19 +174,22 @@ build_iso() {
   cp "$work/boot/vmlinuz" "$iso/boot/kernel"
   cp "$work/boot/initrd" "$iso/boot/initrd"
   [ -z "$CLOUD" ] || cp "$CLOUD" "$iso/cloud-config.yaml"
-  cat > "$iso/boot/grub/grub.cfg" <<CFG
+  # On EFI the firmware's console already is the serial port.
+  [ "$grub_target" = arm64-efi ] || cat > "$iso/boot/grub/grub.cfg" <<CFG
 serial --unit=0 --speed=115200
 terminal_input serial console
 terminal_output serial console
+CFG
+  cat >> "$iso/boot/grub/grub.cfg" <<CFG
 set timeout=0
 menuentry "Kairos (stand-in live)" {
-  linux /boot/kernel console=ttyS0 quiet rd.live.image ${FAULT:+standin.fault=$FAULT}
+  linux /boot/kernel console=$console quiet rd.live.image ${FAULT:+standin.fault=$FAULT}
   initrd /boot/initrd
 }
 CFG
   say "writing $NAME.iso"
   mkdir -p "$OUTPUT"
-  grub-mkrescue -o "$OUTPUT/$NAME.iso" "$iso" 2>/dev/null
+  quiet grub-mkrescue -d "/usr/lib/grub/$grub_target" -o "$OUTPUT/$NAME.iso" "$iso"
   (cd "$OUTPUT" && sha256sum "$NAME.iso" > "$NAME.iso.sha256")
   say "done"
 }

@@ -43,7 +43,10 @@ install_stage() {
   # (validate's kernel check reads that directory).
   kver=$(ls "$work/x/lib/modules")
   mkdir -p "/lib/modules/$kver/standin"
-  find "$work/x/lib/modules" \( -name 'e1000.ko*' -o -name 'failover.ko*' -o -name 'net_failover.ko*' -o -name 'virtio_net.ko*' \) \
+  # virtio_net needs virtio_pci, which Debian's arm64 kernel builds as modules
+  # (CONFIG_VIRTIO_PCI=m, with virtio_pci_{legacy,modern}_dev); only virtio
+  # and virtio_ring are built in there. QEMU's virt machine has no e1000.
+  find "$work/x/lib/modules" \( -name 'e1000.ko*' -o -name 'failover.ko*' -o -name 'net_failover.ko*' -o -name 'virtio_net.ko*' -o -name 'virtio_pci*.ko*' \) \
     -exec cp {} "/lib/modules/$kver/standin/" \;
   rm -rf "$work" /var/lib/apt/lists/*
   # No SSH host keys may ship in the image (validate); none are made here.
@@ -87,7 +90,7 @@ init_stage() {
   mkdir -p /usr/lib/kairos-standin
   cat > /usr/lib/kairos-standin/init <<'INIT'
 #!/bin/sh
-# Stand-in live system: serial console, e1000 network, dropbear SSH.
+# Stand-in live system: serial console, e1000 or virtio-net network, dropbear SSH.
 export PATH=/bin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -100,7 +103,7 @@ for word in $(cat /proc/cmdline); do
   case "$word" in standin.fault=*) fault="${word#standin.fault=}" ;; esac
 done
 echo "Welcome to $KAIROS_NAME $KAIROS_VERSION (kairos-init STAND-IN live system)"
-for module in failover net_failover virtio_net e1000; do
+for module in failover net_failover virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_net e1000; do
   [ -e "/lib/modules/$module.ko" ] && insmod "/lib/modules/$module.ko" 2>/dev/null
 done
 ip link set lo up
