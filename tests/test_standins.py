@@ -212,19 +212,48 @@ def test_build_uki_makes_a_signed_uki_iso(uki_iso, key_sets, tmp_path):
 
     sections = pe_sections(uki.read_bytes())
     assert sections[".linux"] == KERNEL
-    assert sections[".initrd"] == INITRD
+    # Upstream's initrd is the image's whole filesystem (never its /boot/initrd), with
+    # /init linked to immucore, as zstd-compressed newc cpio (pkg/uki/uki.go at
+    # kairos-io/AuroraBoot fa85123: setupDirectoriesAndFiles, createInitramfs).
+    unpacked = subprocess.run(
+        ["zstd", "-dc"], input=sections[".initrd"], capture_output=True, check=True
+    ).stdout
+    entries = cpio_entries(unpacked)
+    assert entries["init"] == (0o120000, b"/usr/bin/immucore")
+    assert entries["etc/kairos-release"] == (0o100000, release("amd64"))
+    assert {"oem", "efi", "usr/local/cloud-config"} <= entries.keys()
+    left_out = ("boot", "sys", "run", "dev", "tmp", "proc")
+    assert not [name for name in entries if name.split("/")[0] in left_out]
     assert b"Fake Kairos" in sections[".osrel"]  # the image's os-release, via its symlink
     assert b"rd.immucore.uki" in sections[".cmdline"]
     assert b"BEGIN PUBLIC KEY" in sections[".pcrpkey"]
 
     loader = mcopy(esp, "/EFI/BOOT/BOOTX64.EFI", tmp_path / "BOOTX64.EFI")
     assert sbverify(one / "db.pem", loader).returncode == 0
-    assert ".sdmagic" in pe_sections(loader.read_bytes())  # systemd-boot itself
+    magic = pe_sections(loader.read_bytes())[".sdmagic"]  # systemd-boot itself
+    # `secure-boot-enroll if-safe` (below) needs systemd-boot 253 or later.
+    version = magic.split(b"systemd-boot ")[1].split(b".")[0]
+    assert int(version) >= 253, magic
     for name in ("PK.auth", "KEK.auth", "db.auth"):
         enrolled = mcopy(esp, f"/loader/keys/auto/{name}", tmp_path / name)
         assert enrolled.read_bytes() == (one / name).read_bytes()
     conf = mcopy(esp, "/loader/loader.conf", tmp_path / "loader.conf").read_text()
     assert "secure-boot-enroll if-safe" in conf
+
+
+def cpio_entries(data: bytes) -> dict[str, tuple[int, bytes]]:
+    """A newc cpio archive: name -> (file type bits, contents or link target)."""
+    found, at = {}, 0
+    while True:
+        head = data[at : at + 110]
+        assert head[:6] == b"070701", head
+        mode, size, name_size = (int(head[6 + 8 * i : 14 + 8 * i], 16) for i in (1, 6, 11))
+        name = data[at + 110 : at + 110 + name_size - 1].decode()
+        at = (at + 110 + name_size + 3) & ~3
+        if name == "TRAILER!!!":
+            return found
+        found[name.removeprefix("./")] = (mode & 0o170000, data[at : at + size])
+        at = (at + size + 3) & ~3
 
 
 def test_build_uki_names_a_missing_key_in_one_line(

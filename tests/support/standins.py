@@ -228,6 +228,23 @@ def kairos_init(client: docker.DockerClient, arch: str = "amd64") -> str:
     return ref
 
 
+def image_from_dockerfile(
+    client: docker.DockerClient, ref: str, dockerfile: str, files: dict[str, bytes] | None = None
+) -> str:
+    """`ref` built from `dockerfile` and `files` (name -> content) on the host network."""
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        for name, data in {"Dockerfile": dockerfile.encode(), **(files or {})}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    client.images.build(
+        fileobj=context, custom_context=True, tag=ref, network_mode="host", forcerm=True
+    )
+    return ref
+
+
 def image_from_files(
     client: docker.DockerClient,
     ref: str,
@@ -304,7 +321,7 @@ def docker_cli() -> str:
 def fault_iso(
     client: docker.DockerClient, auroraboot: str, image: str, out: Path, fault: str
 ) -> Path:
-    """An ISO whose stand-in live system misbehaves on purpose (nossh, wrongstate).
+    """An ISO whose stand-in live system misbehaves on purpose (nossh, wrongstate, panic).
 
     Uses the AuroraBoot stand-in's test-only `--set standin.fault=...` hook.
     """

@@ -294,7 +294,10 @@ TABLE
 # Upstream's default cmdline for the install entry, with the serial console
 # last so the live system's /dev/console is the serial port (tests read it).
 UKI_CMDLINE="console=tty1 console=ttyS0 net.ifnames=1 rd.immucore.oemlabel=COS_OEM rd.immucore.oemtimeout=2 rd.immucore.uki selinux=0 panic=5 rd.shell=0 systemd.crash_reboot=yes install-mode"
-SD_EFI=/usr/lib/systemd/boot/efi
+# Upstream bundles its own systemd-boot (pkg/constants: /amd/systemd-boot/),
+# not the image's; the stand-in bundles Debian's bookworm-backports build (254),
+# new enough for `secure-boot-enroll if-safe` (253 and later).
+SD_EFI=/amd/systemd-boot
 
 # `need_file PATH`: an existing regular file, or one line naming it.
 need_file() {
@@ -307,17 +310,21 @@ need_file() {
 
 # The initrd of the UKI: the image's /boot/initrd if it has one; otherwise,
 # like upstream, the image's whole filesystem as a cpio archive.
+# `uki_initrd OUT`: as upstream (pkg/uki/uki.go at kairos-io/AuroraBoot
+# fa85123: /boot removed, setupDirectoriesAndFiles, createInitramfs), the whole
+# image filesystem is the initrd, without sys, run, dev, tmp and proc, with
+# /init a link to /usr/bin/immucore and /oem, /efi, /usr/local/cloud-config
+# made; a zstd-compressed newc cpio. Never the image's own /boot/initrd.
 uki_initrd() {
-  if f=$(boot_file initrd); then
-    cp "$f" "$1"
-    return
-  fi
-  say "no /boot/initrd: packing the image's filesystem as the initrd"
+  say "packing the image's filesystem as the initrd"
   mkdir "$work/rootfs"
   api "http://localhost/containers/$id/export" |
-    tar -x -C "$work/rootfs" --exclude=./dev --exclude=./proc --exclude=./sys \
-      --exclude=./run --exclude=./tmp --exclude=./boot 2>/dev/null || die "exporting the image failed"
-  (cd "$work/rootfs" && find . | cpio -o -H newc --quiet | gzip -1) > "$1"
+    tar -x -C "$work/rootfs" --anchored --exclude=boot --exclude=sys --exclude=run \
+      --exclude=dev --exclude=tmp --exclude=proc 2>/dev/null || die "exporting the image failed"
+  (cd "$work/rootfs" && rm -f init && ln -s /usr/bin/immucore init &&
+    mkdir -p oem efi usr/local/cloud-config)
+  (cd "$work/rootfs" && find . -mindepth 1 | cpio -o -H newc --quiet | zstd -q -3 -T0) > "$1" ||
+    die "packing the initrd failed"
   rm -rf "$work/rootfs"
 }
 
@@ -402,8 +409,7 @@ build_uki() {
   say "signing with $SB_CERT"
   quiet sbsign --key "$SB_KEY" --cert "$SB_CERT" --output "$esp/EFI/Linux/$base.efi" "$u/unsigned.efi"
   quiet sbsign --key "$SB_KEY" --cert "$SB_CERT" --output "$esp/EFI/BOOT/BOOTX64.EFI" "$SD_EFI/systemd-bootx64.efi"
-  # systemd-boot 252 (bookworm) knows off/manual/force; if-safe came in 253
-  # and is read as the default (manual) there.
+  # if-safe (upstream's default) enrolls the auto keys in a VM only.
   printf 'timeout 5\nconsole-mode max\neditor no\nsecure-boot-enroll %s\n' "$ENROLL" > "$esp/loader/loader.conf"
   if [ -n "$KEYS" ]; then
     for f in PK.auth KEK.auth db.auth; do cp "$KEYS/$f" "$esp/loader/keys/auto/$f"; done

@@ -46,7 +46,9 @@ install_stage() {
   # virtio_net needs virtio_pci, which Debian's arm64 kernel builds as modules
   # (CONFIG_VIRTIO_PCI=m, with virtio_pci_{legacy,modern}_dev); only virtio
   # and virtio_ring are built in there. QEMU's virt machine has no e1000.
-  find "$work/x/lib/modules" \( -name 'e1000.ko*' -o -name 'failover.ko*' -o -name 'net_failover.ko*' -o -name 'virtio_net.ko*' -o -name 'virtio_pci*.ko*' \) \
+  # efivarfs is a module in Debian's kernels: the Secure Boot state and the
+  # boot loader's variables are read from it.
+  find "$work/x/lib/modules" \( -name 'e1000.ko*' -o -name 'failover.ko*' -o -name 'net_failover.ko*' -o -name 'virtio_net.ko*' -o -name 'virtio_pci*.ko*' -o -name 'efivarfs.ko*' \) \
     -exec cp {} "/lib/modules/$kver/standin/" \;
   rm -rf "$work" /var/lib/apt/lists/*
   # No SSH host keys may ship in the image (validate); none are made here.
@@ -91,10 +93,14 @@ init_stage() {
   cat > /usr/lib/kairos-standin/init <<'INIT'
 #!/bin/sh
 # Stand-in live system: serial console, e1000 or virtio-net network, dropbear SSH.
-export PATH=/bin:/usr/bin:/usr/sbin
+# PID 1 of the busybox initrd, or (trusted boot) of the UKI, whose initrd is
+# the whole image: busybox applets are found first there too.
+export PATH=/usr/lib/kairos-standin/bin:/bin:/usr/bin:/usr/sbin
+mkdir -p /proc /sys /dev /run /tmp  # a UKI's initrd has none of them (AuroraBoot leaves them out)
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
+exec </dev/console >/dev/console 2>&1
 mkdir -p /dev/pts /run /var/run /tmp /home/kairos /etc/dropbear
 mount -t devpts devpts /dev/pts
 . /etc/kairos-release
@@ -103,9 +109,14 @@ for word in $(cat /proc/cmdline); do
   case "$word" in standin.fault=*) fault="${word#standin.fault=}" ;; esac
 done
 echo "Welcome to $KAIROS_NAME $KAIROS_VERSION (kairos-init STAND-IN live system)"
-for module in failover net_failover virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_net e1000; do
-  [ -e "/lib/modules/$module.ko" ] && insmod "/lib/modules/$module.ko" 2>/dev/null
+# PID 1 ending makes the kernel panic, as a broken init does.
+[ "$fault" != panic ] || { echo "standin.fault=panic: init exits"; exit 1; }
+for module in failover net_failover virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_net e1000 efivarfs; do
+  for ko in /lib/modules/$module.ko /lib/modules/*/standin/$module.ko; do
+    [ -e "$ko" ] && insmod "$ko" 2>/dev/null
+  done
 done
+[ ! -d /sys/firmware/efi/efivars ] || mount -t efivarfs efivarfs /sys/firmware/efi/efivars
 ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
@@ -128,12 +139,19 @@ done
 echo "kairos login:"
 while :; do sleep 3600; done
 INIT
+  chmod 0755 /usr/lib/kairos-standin/init
   cat > /usr/bin/kairos-agent <<'AGENT'
 #!/bin/sh
-# STAND-IN kairos-agent: answers `state get boot` like the real one.
+# STAND-IN kairos-agent: answers `state get boot` like the real one
+# (sdk/state/state.go detectBoot at kairos-io/kairos ca022425): a UKI boot
+# (rd.immucore.uki) is live unless the boot loader set LoaderDevicePartUUID,
+# which systemd-boot does not from a CD; otherwise rd.live.image is live.
+uuid=/sys/firmware/efi/efivars/LoaderDevicePartUUID-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f
 case "$*" in
   "state get boot")
     if grep -q wrongstate /run/standin-fault 2>/dev/null; then echo active_boot
+    elif grep -q rd.immucore.uki /proc/cmdline; then
+      if [ -s "$uuid" ]; then echo active_boot; else echo livecd_boot; fi
     elif grep -q rd.live.image /proc/cmdline; then echo livecd_boot
     else echo active_boot; fi ;;
   *) echo "kairos-agent STAND-IN: unsupported: $*" >&2; exit 1 ;;
@@ -145,6 +163,18 @@ AGENT
     printf '#!/bin/sh\necho "%s STAND-IN: not implemented: $*" >&2\nexit 1\n' "$bin" > "/usr/bin/$bin"
     chmod 0755 "/usr/bin/$bin"
   done
+  # A UKI's /init is immucore (AuroraBoot links it): as PID 1 the stand-in
+  # boots the live system instead of mounting anything.
+  cat > /usr/bin/immucore <<'IMMUCORE'
+#!/bin/sh
+[ "$$" != 1 ] || exec /usr/lib/kairos-standin/init
+echo "immucore STAND-IN: not implemented: $*" >&2
+exit 1
+IMMUCORE
+  if [ "$TRUSTED" = true ]; then
+    mkdir -p /usr/lib/kairos-standin/bin
+    /bin/busybox --install -s /usr/lib/kairos-standin/bin
+  fi
   if [ -n "$PROVIDER" ]; then
     printf '#!/bin/sh\necho "%s version %s (stand-in)"\n' "$PROVIDER" "$PROVIDER_VERSION" > "/usr/bin/$PROVIDER"
     chmod 0755 "/usr/bin/$PROVIDER"
