@@ -1,9 +1,10 @@
 """Boot stage: prove an ISO boots into a Kairos live system before it ships.
 
 Boots the ISO in QEMU as planned in qemu.py, every process through the
-Runner. The verdict is event-driven: a reader thread watches the console for
-the boot marker, SSH is tried the moment it appears, and QEMU is stopped as
-soon as the checks pass or fail.
+Runner. The verdict is event-driven: the console (console.py) signals the
+boot marker or a fatal line, SSH logs in from the start in the background,
+the checks run the moment the marker appears, and QEMU is stopped as soon as
+they pass or one fails.
 """
 
 from __future__ import annotations
@@ -11,29 +12,37 @@ from __future__ import annotations
 import dataclasses
 import os
 import platform
-import re
 import shlex
 import shutil
 import socket
 import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from . import qemu
 from .config import Cell, Release
+from .console import Console
 from .qemu import Settings  # boot.Settings: what invoke config sets
 from .runner import Process, Runner, Skip, StepError
 from .words import clip, show
 
 PROVIDER_VERSION_COMMAND = {"k3s": "k3s --version", "k0s": "k0s version"}
 LIVE_STATE = "livecd_boot"
-TAIL = 15
+# Trusted boot, checked as the login user (Debian-family kernels restrict dmesg,
+# where upstream's suite looks with sudo): the UEFI SecureBoot variable's value
+# byte is 1 when the firmware enforces Secure Boot; the TPM is a 2.0 device.
+SECURE_BOOT = (
+    "v=/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c; "
+    '[ "$(od -An -tu1 -j4 -N1 "$v" | tr -d " ")" = 1 ] '
+    '&& echo "Secure Boot enabled" || echo "Secure Boot not enabled"'
+)
+TPM = 'echo "TPM $(cat /sys/class/tpm/tpm0/tpm_version_major 2>/dev/null || echo none)"'
+
 # What --dry shows for the accel `auto` leaves to the machine.
 AUTO_ACCEL = "kvm-if-it-works-else-tcg"
 
@@ -42,7 +51,13 @@ ACCELS = ("auto", "kvm", "tcg")
 
 
 def settings(
-    accel: str, memory: int, cpus: int, timeout: float, marker: str, cloud_config: str
+    accel: str,
+    memory: int,
+    cpus: int,
+    timeout: float,
+    marker: str,
+    cloud_config: str,
+    uefi_vars: str = "",
 ) -> tuple[Settings, bytes]:
     """Checked machine settings and the cloud-config for cidata; ValueError names the one."""
     if accel not in ACCELS:
@@ -51,7 +66,10 @@ def settings(
         user_data = Path(cloud_config).read_bytes()
     except OSError as err:
         raise ValueError(f"cloud-config {cloud_config}: {err.strerror}") from None
-    return Settings(accel, int(memory), int(cpus), float(timeout), marker), user_data
+    if uefi_vars and not Path(uefi_vars).is_file():
+        raise ValueError(f"kairos.boot.uefi_vars {uefi_vars}: no such file")
+    machine = Settings(accel, int(memory), int(cpus), float(timeout), marker, uefi_vars=uefi_vars)
+    return machine, user_data
 
 
 @dataclass(frozen=True)
@@ -91,6 +109,9 @@ def checks_for(release: Release, cell: Cell) -> list[Check]:
     if cell.provider:
         command = PROVIDER_VERSION_COMMAND[cell.provider]
         checks.append(Check(f"{cell.provider} version", command, cell.provider_version or ""))
+    if cell.trusted_boot:
+        checks.append(Check("secure boot", SECURE_BOOT, "Secure Boot enabled"))
+        checks.append(Check("tpm", TPM, "TPM 2"))
     for extra in (*release.boot_checks, *cell.boot_checks):
         checks.append(Check(extra.run, extra.run, extra.expect))
     return checks
@@ -125,69 +146,55 @@ def probe_kvm(
     return answer.code is not None and "Kernel panic" in answer.out
 
 
-class Console:
-    """Reads QEMU's serial console, tees it to the log, and signals the marker."""
+class Dialer:
+    """Logs in over SSH from the moment QEMU starts, in the background.
 
-    def __init__(self, stream: IO[bytes], log: Path, marker: str) -> None:
-        self.stream, self.pattern = stream, re.compile(marker)
-        self.tail: deque[str] = deque(maxlen=TAIL)
-        self.marker_at: float | None = None
-        self.changed = threading.Event()
-        self._log = log.open("w", encoding="utf-8", errors="replace")
-        self._thread = threading.Thread(target=self._read, daemon=True)
+    sshd is up before the login prompt, and the key exchange is slow on an
+    emulated guest CPU: done early, it is not between the marker and the verdict.
+    """
+
+    def __init__(self, runner: Runner, port: int, settings: Settings, alive: Process) -> None:
+        self.client: Any = None
+        self.last = "no answer"
+        self._stop = threading.Event()
+        args = (runner, port, settings, alive)
+        self._thread = threading.Thread(target=self._dial, args=args, daemon=True)
         self._thread.start()
 
-    def _read(self) -> None:
-        # Chunks, not lines: a getty prompt ("localhost login: ") has no newline;
-        # read1 returns what has arrived without waiting for a full buffer.
-        pending = ""
-        while chunk := self.stream.read1(4096):  # type: ignore[attr-defined]
-            text = chunk.decode(errors="replace").replace("\r", "")
-            self._log.write(text)
-            self._log.flush()
-            *lines, pending = (pending + text).split("\n")
-            self.tail.extend(lines)
-            self._look(lines, pending)
-        if pending:
-            self.tail.append(pending)
-        self.changed.set()  # EOF: QEMU is gone
+    def _dial(self, runner: Runner, port: int, settings: Settings, alive: Process) -> None:
+        import paramiko
 
-    def _look(self, lines: list[str], pending: str) -> None:
-        if self.marker_at is None and any(self.pattern.search(x) for x in [*lines, pending]):
-            self.marker_at = time.monotonic()
-            self.changed.set()
+        wait = 2.0
+        while not self._stop.is_set() and alive.running():
+            # QEMU's port forward accepts before the guest listens and may then
+            # stay silent: wait briefly for the banner, longer on each retry.
+            try:
+                self.client = runner.ssh(port, settings.user, settings.password, wait)
+                return
+            except (paramiko.SSHException, OSError, EOFError) as err:
+                self.last = str(err) or type(err).__name__
+                wait = min(wait * 2, 10.0)
+                self._stop.wait(0.2)
 
-    def wait_marker(self, deadline: float) -> bool:
-        self.changed.wait(max(0.0, deadline - time.monotonic()))
-        return self.marker_at is not None
+    def login(self, settings: Settings, deadline: float) -> Any:
+        """The logged-in client; TimeoutError at the deadline or once QEMU is gone."""
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self.client is None:
+            raise TimeoutError(f"SSH as {settings.user} never answered ({self.last})")
+        return self.client
 
     def close(self) -> None:
-        self._thread.join(timeout=5)
-        self._log.close()
-
-
-def _ssh(runner: Runner, port: int, settings: Settings, deadline: float, alive: Process) -> Any:
-    """Connect as soon as sshd answers; give up at the deadline or when QEMU exits."""
-    import paramiko
-
-    last, wait = "no answer", 2.0
-    while time.monotonic() < deadline and alive.running():
-        # QEMU's port forward accepts before the guest listens and may then
-        # stay silent: wait briefly for the banner, longer on each retry.
-        wait = max(0.5, min(wait, deadline - time.monotonic()))
-        try:
-            return runner.ssh(port, settings.user, settings.password, wait)
-        except (paramiko.SSHException, OSError, EOFError) as err:
-            last = str(err) or type(err).__name__
-            wait = min(wait * 2, 10.0)
-            time.sleep(0.2)
-    raise TimeoutError(f"SSH as {settings.user} never answered ({last})")
+        self._stop.set()
+        self._thread.join()
+        if self.client is not None:
+            self.client.close()
 
 
 def _run_check(client: Any, check: Check, deadline: float) -> tuple[bool, str]:
     timeout = max(1.0, deadline - time.monotonic())
     _, stdout, stderr = client.exec_command(check.command, timeout=timeout)
-    out = stdout.read().decode(errors="replace") + stderr.read().decode(errors="replace")
+    with stdout.channel:  # closed: an SSH server limits the channels open at once
+        out = stdout.read().decode(errors="replace") + stderr.read().decode(errors="replace")
     return check.expect in out, " ".join(out.split())[:120]
 
 
@@ -199,39 +206,65 @@ def _verdict(
     settings: Settings,
     start: float,
 ) -> None:
+    """Pass, or raise StepError; QEMU is stopped on the way out."""
+    dialer = Dialer(runner, plan.port, settings, proc)
+    try:
+        _judge(plan, console, proc, dialer, settings, start)
+    finally:
+        proc.stop()  # first: a login under way then ends at once
+        dialer.close()
+
+
+def _judge(
+    plan: BootPlan,
+    console: Console,
+    proc: Process,
+    dialer: Dialer,
+    settings: Settings,
+    start: float,
+) -> None:
     deadline = start + settings.timeout
     record = plan.results.append
     if not console.wait_marker(deadline):
-        # The output ended: QEMU is exiting, let it finish.
-        exited = proc.wait(1)
-        why = "QEMU exited" if exited else f"timed out after {settings.timeout:.0f} s"
-        record(Result("console marker", False, time.monotonic() - start, why))
-        raise StepError(
-            plan.cell.id,
-            "test-boot",
-            f"console never showed {show(settings.marker)} ({why}); serial log: {plan.log}",
-            console.tail,
-        )
+        fail = _no_marker(plan, console, proc, settings, start)
+        record(fail[0])
+        raise StepError(plan.cell.id, "test-boot", fail[1], console.tail)
     record(Result("console marker", True, (console.marker_at or start) - start))
     try:
-        client = _ssh(runner, plan.port, settings, deadline, proc)
+        client = dialer.login(settings, deadline)
     except TimeoutError as err:
         record(Result("ssh", False, time.monotonic() - start, str(err)))
         raise StepError(
             plan.cell.id, "test-boot", f"{err}; serial log: {plan.log}", console.tail
         ) from None
-    with client:
-        for check in plan.checks:
-            ok, out = _run_check(client, check, deadline)
-            record(Result(check.name, ok, time.monotonic() - start, out))
-            if not ok:
-                raise StepError(
-                    plan.cell.id,
-                    "test-boot",
-                    f"{check.name}: expected {show(check.expect)}, "
-                    f"got {clip(out) or 'no output'}; serial log: {plan.log}",
-                    console.tail,
-                )
+    for check in plan.checks:
+        ok, out = _run_check(client, check, deadline)
+        record(Result(check.name, ok, time.monotonic() - start, out))
+        if not ok:
+            raise StepError(
+                plan.cell.id,
+                "test-boot",
+                f"{check.name}: expected {show(check.expect)}, "
+                f"got {clip(out) or 'no output'}; serial log: {plan.log}",
+                console.tail,
+            )
+
+
+def _no_marker(
+    plan: BootPlan, console: Console, proc: Process, settings: Settings, start: float
+) -> tuple[Result, str]:
+    """Why the marker never showed: a fatal console line, QEMU gone, or the timeout."""
+    if console.fatal:
+        why = console.fatal
+        return Result("console", False, time.monotonic() - start, why), (
+            f"{why}; serial log: {plan.log}"
+        )
+    # The output ended: QEMU is exiting, let it finish.
+    exited = proc.wait(1)
+    why = "QEMU exited" if exited else f"timed out after {settings.timeout:.0f} s"
+    return Result("console marker", False, time.monotonic() - start, why), (
+        f"console never showed {show(settings.marker)} ({why}); serial log: {plan.log}"
+    )
 
 
 def boot_iso(
@@ -271,7 +304,10 @@ def _boot(runner: Runner, planned: BootPlan, settings: Settings, user_data: byte
     accel = qemu.choose_accel(cell, settings.accel, host, lambda b: probe_kvm(runner, b))
     with tempfile.TemporaryDirectory(prefix="kairos-boot-") as tmp, ExitStack() as running:
         work = Path(tmp)
-        firmware, variables = qemu.firmware(cell, work)
+        try:
+            firmware, variables = qemu.firmware(cell, work, settings.uefi_vars)
+        except ValueError as err:
+            raise StepError(cell.id, "test-boot", str(err)) from None
         if variables:
             shutil.copyfile(variables, work / qemu.OVMF_VARS)
         disk, seed = work / qemu.DISK, work / qemu.SEED

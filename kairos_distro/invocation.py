@@ -123,6 +123,7 @@ def boot_settings(
             checked("timeout", timeout, numbers.TIMEOUT),
             conf.marker,
             conf.cloud_config,
+            conf.uefi_vars,
         )
     except ValueError as err:
         raise Exit(f"{task_name}: {err}", code=2) from None

@@ -28,9 +28,11 @@ FIRMWARE = {
     "arm64": ("/usr/share/qemu-efi-aarch64/QEMU_EFI.fd", "/usr/share/AAVMF/AAVMF_CODE.fd"),
     "riscv64": ("/usr/share/qemu-efi-riscv64/RISCV_VIRT_CODE.fd",),
 }
+# Secure Boot firmware with its empty variable store: setup mode, so the ISO's
+# systemd-boot enrolls the owner's keys (loader/keys/auto) as on first boot.
 OVMF = (
-    ("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", "/usr/share/OVMF/OVMF_VARS_4M.ms.fd"),
-    ("/usr/share/OVMF/OVMF_CODE.secboot.fd", "/usr/share/OVMF/OVMF_VARS.ms.fd"),
+    ("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd"),
+    ("/usr/share/OVMF/OVMF_CODE.secboot.fd", "/usr/share/OVMF/OVMF_VARS.fd"),
 )
 OVMF_VARS = "OVMF_VARS.fd"  # the writable copy in the work directory: UEFI stores state there
 DISK, SEED, TPM_SOCKET = "disk.qcow2", "cidata.iso", "swtpm.sock"  # in the work directory
@@ -48,6 +50,7 @@ class Settings:
     marker: str = "login:"
     user: str = "kairos"
     password: str = "kairos"
+    uefi_vars: str = ""  # trusted boot: a variable store to boot on instead of setup mode
 
 
 def qemu_argv(
@@ -67,7 +70,9 @@ def qemu_argv(
     if cell.arch != "amd64":
         argv += ["-machine", "virt"]
     argv += ["-m", str(settings.memory), "-smp", str(settings.cpus)]
-    argv += ["-nographic", "-no-reboot", *(firmware or [])]
+    # A reboot is a failed boot, except under trusted boot: systemd-boot resets
+    # the machine once it has enrolled the keys.
+    argv += ["-nographic", *([] if cell.trusted_boot else ["-no-reboot"]), *(firmware or [])]
     if tpm_socket:
         argv += ["-chardev", f"socket,id=chrtpm,path={tpm_socket}"]
         argv += ["-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", "tpm-tis,tpmdev=tpm0"]
@@ -124,10 +129,11 @@ def choose_accel(
     return "kvm" if native and kvm_works(QEMU[cell.arch]) else "tcg"
 
 
-def firmware(cell: Cell, work: Path) -> tuple[list[str], str]:
-    """(firmware arguments, OVMF variables template to copy to work/OVMF_VARS, or "").
+def firmware(cell: Cell, work: Path, uefi_vars: str = "") -> tuple[list[str], str]:
+    """(firmware arguments, OVMF variables to copy to work/OVMF_VARS, or "").
 
-    Skip when this machine has no firmware for the cell.
+    Skip when this machine has no firmware for the cell; ValueError when
+    `uefi_vars` (a store to boot on instead of setup mode) does not fit it.
     """
     if cell.trusted_boot and cell.arch != "amd64":
         raise Skip(f"trusted boot boots on amd64 only here (OVMF + swtpm), not {cell.arch}")
@@ -136,6 +142,9 @@ def firmware(cell: Cell, work: Path) -> tuple[list[str], str]:
         if not found:
             raise Skip("trusted boot needs OVMF with Secure Boot (package ovmf)")
         code, template = found
+        if uefi_vars:
+            _fits(Path(uefi_vars), Path(template))
+            template = uefi_vars
         args = [
             "-machine",
             "q35,smm=on",
@@ -155,6 +164,15 @@ def firmware(cell: Cell, work: Path) -> tuple[list[str], str]:
     if cell.arch == "riscv64":  # EDK2 loads as pflash; OpenSBI stays the default -bios
         return ["-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}"], ""
     return ["-bios", code], ""
+
+
+def _fits(store: Path, template: Path) -> None:
+    size, wanted = store.stat().st_size, template.stat().st_size
+    if size != wanted:
+        raise ValueError(
+            f"kairos.boot.uefi_vars {store}: {size} bytes, but this firmware's variable "
+            f"store is {wanted} bytes (like {template})"
+        )
 
 
 def cidata(user_data: bytes, instance: str) -> bytes:

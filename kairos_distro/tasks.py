@@ -10,7 +10,8 @@ invoke's own config (invoke.yaml or INVOKE_KAIROS_* variables):
                      default: true (false where the engine refuses privileged containers)
   kairos.artifacts   where ISOs, raw images, SBOMs and checksums land; default: artifacts
   kairos.keys        trusted boot: the owner's key directory (a secret); default: keys
-  kairos.boot.*      test-boot: accel, memory, cpus, timeout, marker (invoke --help test-boot)
+  kairos.boot.*      test-boot: accel, memory, cpus, timeout, marker (invoke --help test-boot);
+                     uefi_vars: trusted boot on this OVMF variable store, not setup mode
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ TOKEN_HELP = "OIDC token for signing (else SIGSTORE_ID_TOKEN, CI credentials, or
 # kairos.boot.*, numbers as text: invoke casts INVOKE_KAIROS_* to its default's type, and
 # int("abc") would fail inside invoke; invocation.boot_settings reads them (numbers.py).
 BOOT = {"accel": "auto", "memory": "2048", "cpus": "2", "timeout": "900", "marker": "login:"}
-BOOT["cloud_config"] = "cloud-config.yaml"  # the cidata volume's user-data
+BOOT |= {"cloud_config": "cloud-config.yaml", "uefi_vars": ""}  # cidata user-data; qemu.Settings
 
 
 @task(help={"format": "table (default), json, github or gitlab.", "release-file": FILE_HELP})

@@ -17,6 +17,7 @@ import json
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ from tests.support.bake import bake, retarget, set_signing
 from tests.support.efi import ESP_TYPE, esp_of, gpt_partitions, mcopy, sbverify
 from tests.support.registry import LocalRegistry
 from tests.support.sigstore_local import IDENTITY, ISSUER, LocalSigstore
+from tests.support.standins import fault_iso
 
 # Docker engine, QEMU, the pinned clients: what .ci/setup provides (`nox -s fast` skips these).
 pytestmark = pytest.mark.e2e
@@ -289,6 +291,33 @@ def test_uki_iso_is_signed_with_the_owners_key_only(trusted, env, tmp_path) -> N
     assert refused.returncode != 0
 
 
+TCG = {"INVOKE_KAIROS_BOOT_ACCEL": "tcg"}
+
+
+def left_behind() -> list[str]:
+    """QEMU or swtpm processes, or boot work directories, still there after a boot."""
+    procs = subprocess.run(["pgrep", "-a", "qemu-system|swtpm"], capture_output=True, text=True)
+    work = [str(p) for p in Path(tempfile.gettempdir()).glob("kairos-boot-*")]
+    return procs.stdout.splitlines() + work
+
+
+def test_trusted_release_enrolls_the_keys_and_boots_under_secure_boot(trusted, env) -> None:
+    """OVMF in setup mode: the ISO's systemd-boot enrolls the owner's keys, resets, and
+    the signed UKI boots under enforced Secure Boot with swtpm's TPM 2.0."""
+    proc = logged(run(trusted, "invoke", "release", "--cell", UKI, **{**env, **TCG}))
+    for check in ("console marker", "ssh echo ping", "boot state", "secure boot", "tpm"):
+        assert f"pass {check}" in proc.stdout, proc.stdout
+    summary = json.loads((trusted / "artifacts" / "release-summary.json").read_text())
+    (cell,) = summary["cells"]
+    assert (cell["cell"], cell["status"]) == (UKI, "published")
+    assert cell["boot"].startswith("passed (tcg, "), cell["boot"]
+    log = next((trusted / "artifacts" / UKI).glob("*.serial.log")).read_text()
+    # systemd-boot's and the kernel's own words, not our checks'.
+    assert "Enrolling secure boot keys from directory: \\loader\\keys\\auto" in log
+    assert "secureboot: Secure boot enabled" in log
+    assert not left_behind()
+
+
 def test_missing_key_file_is_named_and_keeps_the_uki(trusted, env) -> None:
     keys = trusted / "keys"
     before = (trusted / "artifacts" / UKI / f"{UKI_ISO}.sha256").read_text()
@@ -318,6 +347,36 @@ def test_ci_secret_carries_the_keys(trusted, env, tmp_path) -> None:
     assert accepted.returncode == 0, accepted.stderr
 
 
+def test_uki_of_other_keys_is_refused_by_firmware_enrolled_with_the_owners(
+    trusted, env, tmp_path
+) -> None:
+    """The owner's fleet: OVMF enrolled with their PK, KEK and db (by virt-fw-vars, as
+    Kairos's own suite makes its stores). A UKI ISO made with another key set fails."""
+    keys, guid = trusted / "keys", str(uuid.uuid4())
+    enrolled = tmp_path / "enrolled.fd"
+    subprocess.run(
+        [
+            "virt-fw-vars",
+            *("-i", "/usr/share/OVMF/OVMF_VARS_4M.fd", "-o", str(enrolled), "--sb"),
+            *("--set-pk", guid, str(keys / "PK.pem")),
+            *("--add-kek", guid, str(keys / "KEK.pem")),
+            *("--add-db", guid, str(keys / "db.pem")),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    other = {**env, "INVOKE_KAIROS_KEYS": str(tmp_path / "other-keys")}
+    logged(run(trusted, "invoke", "keys", **other))
+    logged(run(trusted, "invoke", "iso", "--cell", UKI, **other))
+    fleet = {**env, **TCG, "INVOKE_KAIROS_BOOT_UEFI_VARS": str(enrolled)}
+    proc = logged(run(trusted, "invoke", "test-boot", "--cell", UKI, check=False, **fleet))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert f"{UKI}: test-boot: Secure Boot refused to run it" in line, line
+    assert "Access Denied" in line and "serial log:" in line, line
+    assert not left_behind()
+
+
 def test_keys_never_reach_an_image_layer_or_a_log(trusted, docker_client) -> None:
     keys = trusted / "keys"
     secrets = [(keys / n).read_bytes() for n in ("db.key", "tpm2-pcr-private.pem", "PK.key")]
@@ -345,11 +404,21 @@ def test_arm64_generic_iso_boots_and_passes_its_checks(
         model="generic",
     )
     retarget(path, **arm64_standins, auroraboot=standins["auroraboot"])
-    with removed_after(docker_client, f"kairos-local/{project}:{ARM64}"):
-        run(path, "invoke", "release", **{**env, "INVOKE_KAIROS_BOOT_ACCEL": "tcg"})
+    image = f"kairos-local/{project}:{ARM64}"
+    with removed_after(docker_client, image):
+        run(path, "invoke", "release", **{**env, **TCG})
+        # Also an ISO whose live system's init dies (the stand-in's test-only fault).
+        iso = fault_iso(docker_client, standins["auroraboot"], image, path / "panic", "panic")
     summary = json.loads((path / "artifacts" / "release-summary.json").read_text())
     (cell,) = summary["cells"]
     assert (cell["cell"], cell["status"]) == (ARM64, "published")
     assert cell["boot"].startswith("passed (tcg, "), cell["boot"]
     log = next((path / "artifacts" / ARM64).glob("*.serial.log")).read_text()
     assert "(kairos-init STAND-IN live system)" in log and "kairos login:" in log
+    # The kernel's panic fails the boot at once, not at the timeout.
+    argv = ["invoke", "test-boot", "--cell", ARM64, "--iso", str(iso)]
+    proc = run(path, *argv, check=False, **{**env, **TCG})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert f"{ARM64}: test-boot: the kernel panicked: Kernel panic - not syncing" in line, line
+    assert not left_behind()

@@ -24,6 +24,7 @@ from fake_runner import FakeRunner
 from invoke import Exit
 
 from kairos_distro import boot, invocation, qemu, release
+from kairos_distro import console as console_module
 from kairos_distro.boot import Check, Settings
 from kairos_distro.config import Cell
 from kairos_distro.runner import Answer, Process, Runner, Skip, StepError
@@ -380,7 +381,7 @@ def test_console_eof_without_marker_returns_false_promptly(console) -> None:
     reader.close()
     lines = [f"line {i}" for i in range(40)]
     assert log.read_text().splitlines() == lines
-    assert list(reader.tail) == lines[-boot.TAIL :]
+    assert list(reader.tail) == lines[-console_module.TAIL :]
 
 
 def test_console_silent_process_returns_false_at_the_deadline(console) -> None:
@@ -447,24 +448,28 @@ def test_verdict_when_the_marker_never_comes(console) -> None:
     assert plan.results[0].ok is False
 
 
-def test_ssh_gives_up_as_soon_as_qemu_exits(console) -> None:
+def test_dialer_gives_up_as_soon_as_qemu_exits(console) -> None:
     proc, _, _ = console("print('kairos login:')")
     assert proc.wait(5)
     runner = FakeRunner()
     start = time.monotonic()
+    dialer = boot.Dialer(runner, boot.free_port(), Settings(), proc)
     with pytest.raises(TimeoutError, match=r"^SSH as kairos never answered \(no answer\)$"):
-        boot._ssh(runner, boot.free_port(), Settings(), start + 60, proc)
+        dialer.login(Settings(), start + 60)
+    dialer.close()
     assert time.monotonic() - start < QUICK
     assert runner.ssh_calls == []
 
 
-def test_ssh_retries_until_sshd_answers() -> None:
-    client = object()
+def test_dialer_retries_until_sshd_answers() -> None:
+    client = FakeSSH({})
     refused = [OSError("connection refused"), EOFError()]
     runner = FakeRunner(ssh_results=[*refused, client])
     with runner.spawn("amd64-generic", "test-boot", ["qemu-system-x86_64"], console=True) as proc:
-        found = boot._ssh(runner, 2222, Settings(password="pw"), time.monotonic() + 60, proc)
-    assert found is client
+        dialer = boot.Dialer(runner, 2222, Settings(password="pw"), proc)
+        found = dialer.login(Settings(), time.monotonic() + 60)
+        dialer.close()
+    assert found is client and client.closed
     assert [(port, user, pw) for port, user, pw, _ in runner.ssh_calls] == [
         (2222, "kairos", "pw")
     ] * 3
@@ -488,22 +493,34 @@ def test_verdict_when_ssh_never_answers(console) -> None:
 
 
 class FakeSSH:
-    """Stands in for a connected paramiko client: command -> output."""
+    """Stands in for a connected paramiko client: command -> output, one channel each."""
 
     def __init__(self, answers: dict[str, str]) -> None:
         self.answers, self.ran = answers, []
         self.closed = False
+        self.open_channels = 0
 
-    def __enter__(self) -> FakeSSH:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         self.closed = True
 
     def exec_command(self, command: str, timeout: float) -> tuple[None, io.BytesIO, io.BytesIO]:
         assert timeout >= 1.0
         self.ran.append(command)
-        return None, io.BytesIO(self.answers[command].encode()), io.BytesIO(b"")
+        out = io.BytesIO(self.answers[command].encode())
+        out.channel = FakeChannel(self)  # type: ignore[attr-defined]
+        return None, out, io.BytesIO(b"")
+
+
+class FakeChannel:
+    def __init__(self, ssh: FakeSSH) -> None:
+        self.ssh = ssh
+        ssh.open_channels += 1
+
+    def __enter__(self) -> FakeChannel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.ssh.open_channels -= 1
 
 
 def test_verdict_runs_every_check(console) -> None:
@@ -514,7 +531,8 @@ def test_verdict_runs_every_check(console) -> None:
     boot._verdict(runner, plan, reader, proc, Settings(), time.monotonic())
     assert [port for port, *_ in runner.ssh_calls] == [plan.port]
     assert client.ran == ["echo ping", "kairos-agent state get boot"]
-    assert client.closed
+    assert client.closed and client.open_channels == 0  # servers limit open channels
+    assert not proc.running()  # stopped as soon as the verdict is in
     assert [(r.name, r.ok) for r in plan.results] == [
         ("console marker", True),
         ("ssh echo ping", True),
@@ -765,3 +783,180 @@ def test_console_sees_a_prompt_without_newline(console) -> None:
     start = time.monotonic()
     assert reader.wait_marker(start + 60) is True
     assert time.monotonic() - start < QUICK
+
+
+# -- trusted boot -------------------------------------------------------------------------
+
+
+def test_qemu_argv_reboot_ends_the_run_except_under_trusted_boot() -> None:
+    # systemd-boot resets the machine once it has enrolled the owner's keys.
+    assert "-no-reboot" in argv_for(Cell(arch="arm64"))
+    assert "-no-reboot" not in argv_for(Cell(arch="amd64", trusted_boot=True))
+
+
+def test_checks_for_trusted_boot_add_secure_boot_and_the_tpm(make_release) -> None:
+    rel = make_release({"arch": "amd64", "trusted_boot": True, **K3S})
+    names = [c.name for c in boot.checks_for(rel, rel.cells[0])]
+    assert names == ["ssh echo ping", "boot state", "k3s version", "secure boot", "tpm"]
+
+
+@pytest.mark.parametrize(
+    "value, said",
+    [(b"\x06\x00\x00\x00\x01", "Secure Boot enabled"), (b"\x06\x00\x00\x00\x00", "not enabled")],
+)
+def test_secure_boot_check_reads_the_efi_variable(tmp_path, value, said) -> None:
+    """The check's own shell text, run by sh on a file laid out as efivarfs shows it
+    (4 attribute bytes, then the value)."""
+    import subprocess
+
+    var = tmp_path / "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+    var.write_bytes(value)
+    command = boot.SECURE_BOOT.replace("/sys/firmware/efi/efivars", str(tmp_path))
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True).stdout
+    assert said in out
+    assert ("Secure Boot enabled" in out) == (value[-1] == 1)
+
+
+@pytest.fixture
+def ovmf(tmp_path, monkeypatch) -> tuple[Path, Path]:
+    """Secure Boot firmware and its setup-mode variable store, as files of this test."""
+    code, template = tmp_path / "OVMF_CODE_4M.secboot.fd", tmp_path / "OVMF_VARS_4M.fd"
+    code.write_bytes(b"c" * 64)
+    template.write_bytes(b"v" * 32)
+    monkeypatch.setattr(qemu, "OVMF", ((str(code), str(template)),))
+    return code, template
+
+
+def test_firmware_trusted_boot_starts_in_setup_mode(ovmf, tmp_path) -> None:
+    code, template = ovmf
+    args, variables = qemu.firmware(Cell(arch="amd64", trusted_boot=True), tmp_path)
+    assert variables == str(template)  # copied fresh per boot into the work directory
+    assert after(args, "-drive") == [
+        f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
+        f"if=pflash,format=raw,unit=1,file={tmp_path / qemu.OVMF_VARS}",
+    ]
+
+
+def test_firmware_boots_on_the_owners_variable_store_when_given(ovmf, tmp_path) -> None:
+    store = tmp_path / "fleet.fd"
+    store.write_bytes(b"e" * 32)
+    cell = Cell(arch="amd64", trusted_boot=True)
+    assert qemu.firmware(cell, tmp_path, str(store))[1] == str(store)
+    store.write_bytes(b"e" * 31)
+    with pytest.raises(ValueError) as caught:
+        qemu.firmware(cell, tmp_path, str(store))
+    assert str(caught.value) == (
+        f"kairos.boot.uefi_vars {store}: 31 bytes, but this firmware's variable store "
+        f"is 32 bytes (like {ovmf[1]})"
+    )
+
+
+def test_settings_name_a_missing_variable_store(tmp_path) -> None:
+    conf = tmp_path / "cloud-config.yaml"
+    conf.write_text("#cloud-config\n")
+    with pytest.raises(ValueError, match=r"^kairos.boot.uefi_vars /no/vars.fd: no such file$"):
+        boot.settings("tcg", 1024, 1, 60, "login:", str(conf), "/no/vars.fd")
+    found, _ = boot.settings("tcg", 1024, 1, 60, "login:", str(conf), str(conf))
+    assert found.uefi_vars == str(conf)
+
+
+def test_boot_iso_store_that_does_not_fit_starts_nothing(make_release, tmp_path, ovmf):
+    rel = make_release({"arch": "amd64", "trusted_boot": True})
+    iso, store = tmp_path / "x.iso", tmp_path / "fleet.fd"
+    iso.write_bytes(b"iso")
+    store.write_bytes(b"short")
+    runner = booting()
+    runner.installed |= {"swtpm"}
+    with pytest.raises(StepError, match=r"^amd64-generic-uki: test-boot: kairos.boot.uefi_vars"):
+        boot.boot_iso(runner, rel, rel.cells[0], iso, Settings(uefi_vars=str(store)), b"")
+    assert not (runner.ran or runner.spawned)
+
+
+REFUSED = (
+    'BdsDxe: failed to load Boot0001 "UEFI QEMU DVD-ROM QM00001 " from '
+    "PciRoot(0x0)/Pci(0x1F,0x2)/Sata(0x0,0xFFFF,0x0): Access Denied"
+)
+
+
+@pytest.mark.parametrize(
+    "line, said",
+    [
+        (
+            REFUSED,
+            "Secure Boot refused to run it (not signed with the enrolled keys): "
+            'BdsDxe: failed to load Boot0001 "UEFI QEMU DVD-ROM QM00001 ": Access Denied',
+        ),
+        (
+            "[   15.700512] Kernel panic - not syncing: Attempted to kill init! exitcode=0x100",
+            "the kernel panicked: Kernel panic - not syncing: Attempted to kill init! "
+            "exitcode=0x100",
+        ),
+    ],
+)
+def test_verdict_fails_at_once_on_a_fatal_console_line(console, line, said) -> None:
+    # The guest goes on (OVMF tries the network for minutes): the line alone ends it.
+    proc, reader, log = console(f"print({line!r}); import time; time.sleep(30)")
+    plan = plan_for(Cell(arch="amd64"), log)
+    start = time.monotonic()
+    with pytest.raises(StepError) as caught:
+        boot._verdict(FakeRunner(), plan, reader, proc, Settings(timeout=60), start)
+    assert time.monotonic() - start < QUICK
+    assert one_line(caught.value, log) == f"amd64-generic: test-boot: {said}; serial log: {log}"
+    assert not proc.running()
+
+
+def test_fatal_line_after_the_marker_does_not_fail_a_boot(console) -> None:
+    proc, reader, log = console(
+        f"print('kairos login:'); print({REFUSED!r}); import time; time.sleep(10)"
+    )
+    client = FakeSSH(ANSWERS)
+    plan = plan_for(Cell(arch="amd64"), log)
+    boot._verdict(
+        FakeRunner(ssh_results=[client]), plan, reader, proc, Settings(), time.monotonic()
+    )
+    assert [r.ok for r in plan.results] == [True, True, True]
+
+
+def test_dialer_logs_in_before_the_marker(console) -> None:
+    """sshd is up before the login prompt: the slow key exchange is done by the marker."""
+    proc, reader, log = console(
+        "import time; time.sleep(1.0); print('kairos login:'); time.sleep(10)"
+    )
+    logged_in: list[float] = []
+
+    class Timed(FakeRunner):
+        def ssh(self, *args: Any) -> Any:
+            logged_in.append(time.monotonic())
+            return super().ssh(*args)
+
+    plan = plan_for(Cell(arch="amd64"), log)
+    boot._verdict(
+        Timed(ssh_results=[FakeSSH(ANSWERS)]), plan, reader, proc, Settings(), time.monotonic()
+    )
+    assert reader.marker_at is not None and logged_in[0] < reader.marker_at
+
+
+def test_boot_iso_trusted_boot_without_secure_boot_firmware_is_a_skip(
+    make_release, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(qemu, "OVMF", ((str(tmp_path / "no-code.fd"), str(tmp_path / "v.fd")),))
+    rel = make_release({"arch": "amd64", "trusted_boot": True})
+    iso = tmp_path / "x.iso"
+    iso.write_bytes(b"iso")
+    runner = booting()
+    runner.installed |= {"swtpm"}
+    with pytest.raises(Skip, match=r"^trusted boot needs OVMF with Secure Boot \(package ovmf\)$"):
+        boot.boot_iso(runner, rel, rel.cells[0], iso, Settings(), b"")
+    assert not (runner.ran or runner.spawned)
+
+
+def test_boot_iso_trusted_boot_without_swtpm_is_a_skip(make_release, tmp_path, ovmf):
+    rel = make_release({"arch": "amd64", "trusted_boot": True})
+    iso = tmp_path / "x.iso"
+    iso.write_bytes(b"iso")
+    runner = booting()  # QEMU, but no swtpm
+    with pytest.raises(Skip, match=r"^trusted boot needs swtpm \(package swtpm\)$"):
+        boot.boot_iso(runner, rel, rel.cells[0], iso, Settings(), b"")
+    assert not runner.spawned
+    (disk_argv,) = runner.ran
+    assert not Path(disk_argv[-2]).parent.exists()  # the work directory is gone
