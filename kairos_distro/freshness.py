@@ -83,12 +83,12 @@ def probe(
             )
             result = probes.parse(answer.code, answer.out)
             updates = {c.id: probes.updates(packages[c], result) for c in cells}
-        except probes.ProbeError as err:
-            failed = {c.id: Found(error=StepError(c.id, "probe", str(err))) for c in cells}
-            found.update(failed)
-            return
-        except StepError as err:
-            found.update({c.id: Found(error=StepError(c.id, err.step, err.reason)) for c in cells})
+        except (probes.ProbeError, StepError) as err:
+            # Each cell of the group fails alone, named as itself.
+            step, why = (
+                (err.step, err.reason) if isinstance(err, StepError) else ("probe", str(err))
+            )
+            found.update({c.id: Found(error=StepError(c.id, step, why)) for c in cells})
             return
         for cell in cells:
             found[cell.id] = Found(updates[cell.id], result.manager, len(packages[cell]))

@@ -12,9 +12,7 @@ repository and mirror, as an owner's successive releases would.
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +24,7 @@ from tests.conftest import run
 from tests.support.bake import bake, retarget, set_cells, set_signing
 from tests.support.repos import AptRepo
 from tests.support.sigstore_local import IDENTITY, ISSUER
+from tests.support.standins import image_from_dockerfile
 
 pytestmark = pytest.mark.e2e
 
@@ -45,17 +44,6 @@ def mirror(tmp_path_factory) -> Iterator[AptRepo]:
         yield repo
 
 
-def _build(client, ref: str, files: dict[str, bytes]) -> None:
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    context.seek(0)
-    client.images.build(fileobj=context, custom_context=True, tag=ref, network_mode="host", rm=True)
-
-
 @pytest.fixture(scope="module")
 def base(docker_client, standins, mirror) -> Iterator[str]:
     """Debian with kdt-hello 1.0-1 installed from, and its sources naming, the mirror."""
@@ -67,7 +55,7 @@ def base(docker_client, standins, mirror) -> Iterator[str]:
         f"RUN echo '{mirror.sources_line}' > /etc/apt/sources.list.d/kdt-mirror.list\n"
     )
     deb = mirror.deb_path("kdt-hello", "1.0-1").read_bytes()
-    _build(docker_client, ref, {"Dockerfile": dockerfile.encode(), "kdt-hello.deb": deb})
+    image_from_dockerfile(docker_client, ref, dockerfile, {"kdt-hello.deb": deb})
     yield ref
     docker_client.images.remove(ref, force=True)
 

@@ -12,8 +12,6 @@ output only (tests/package/test_probes.py).
 
 from __future__ import annotations
 
-import io
-import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +22,7 @@ from kairos_distro import pkgdb, probes, sbom
 from kairos_distro.probes import Answer, ProbeError
 from kairos_distro.runner import Runner
 from tests.support.repos import AptRepo, RpmRepo
-from tests.support.standins import debian_base
+from tests.support.standins import debian_base, image_from_dockerfile
 
 pytestmark = pytest.mark.e2e
 
@@ -32,18 +30,8 @@ pytestmark = pytest.mark.e2e
 @contextmanager
 def image(client, tag: str, dockerfile: str, files: tuple[Path, ...] = ()) -> Iterator[str]:
     """kdt-test/TAG built from `dockerfile` (and `files`) on the host network; removed after."""
-    data = dockerfile.encode()
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-        for path in files:
-            tar.add(path, arcname=path.name)
-    context.seek(0)
-    ref = f"kdt-test/{tag}"
-    client.images.build(
-        fileobj=context, custom_context=True, tag=ref, network_mode="host", forcerm=True
+    ref = image_from_dockerfile(
+        client, f"kdt-test/{tag}", dockerfile, {path.name: path.read_bytes() for path in files}
     )
     try:
         yield ref
