@@ -17,7 +17,13 @@ def install(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Everything: the package, every matrix bake, the hooks, the offline end-to-end pipeline."""
     install(session)
-    session.run("python", "-m", "pytest", *(session.posargs or ["-q", "tests"]))
+    if session.posargs:
+        session.run("python", "-m", "pytest", *session.posargs)
+        return
+    # What needs no machine spreads over the cores; the end-to-end modules share one
+    # Docker engine, registry and QEMU, so they run one at a time.
+    session.run("python", "-m", "pytest", "-q", "-m", "not e2e", "-n", "auto", "tests")
+    session.run("python", "-m", "pytest", "-q", "-m", "e2e", "--durations=12", "tests")
 
 
 @nox.session
