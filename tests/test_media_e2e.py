@@ -191,6 +191,9 @@ def trusted(tmp_path_factory, standins, registry, sigstore, env, docker_client) 
         tmp_path_factory.mktemp("uki"), registry, sigstore, project=project, trusted_boot=True
     )
     retarget(path, **{k: standins[k] for k in ("base_image", "kairos_init", "auroraboot")})
+    # Six checks in all: one SSH connection serves them (dropbear limits open channels).
+    conf = path / "release.yaml"
+    conf.write_text(conf.read_text().replace("boot_checks: []\n", UKI_CHECKS, 1))
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
     subprocess.run([*git, "init", "-q"], cwd=path, check=True)
     subprocess.run([*git, "add", "-A"], cwd=path, check=True)
@@ -200,6 +203,12 @@ def trusted(tmp_path_factory, standins, registry, sigstore, env, docker_client) 
         yield path
 
 
+UKI_CHECKS = """boot_checks:
+  - run: "cat /proc/cmdline"
+    expect: "rd.immucore.uki"
+  - run: "uname -m"
+    expect: "x86_64"
+"""
 LOGS: list[str] = []  # every output of the trusted-boot tasks, checked for key material
 
 
@@ -305,7 +314,8 @@ def test_trusted_release_enrolls_the_keys_and_boots_under_secure_boot(trusted, e
     """OVMF in setup mode: the ISO's systemd-boot enrolls the owner's keys, resets, and
     the signed UKI boots under enforced Secure Boot with swtpm's TPM 2.0."""
     proc = logged(run(trusted, "invoke", "release", "--cell", UKI, **{**env, **TCG}))
-    for check in ("console marker", "ssh echo ping", "boot state", "secure boot", "tpm"):
+    checks = ("ssh echo ping", "boot state", "secure boot", "tpm", "cat /proc/cmdline", "uname -m")
+    for check in ("console marker", *checks):
         assert f"pass {check}" in proc.stdout, proc.stdout
     summary = json.loads((trusted / "artifacts" / "release-summary.json").read_text())
     (cell,) = summary["cells"]
