@@ -18,7 +18,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +33,7 @@ from .words import clip, show
 
 PROVIDER_VERSION_COMMAND = {"k3s": "k3s --version", "k0s": "k0s version"}
 LIVE_STATE = "livecd_boot"
+EARLY_WAIT = 1.0  # seconds for an SSH banner before the marker (then 2, 4, 8, 10)
 # Trusted boot, checked as the login user (Debian-family kernels restrict dmesg,
 # where upstream's suite looks with sudo): the UEFI SecureBoot variable's value
 # byte is 1 when the firmware enforces Secure Boot; the TPM is a 2.0 device.
@@ -153,27 +154,37 @@ class Dialer:
     emulated guest CPU: done early, it is not between the marker and the verdict.
     """
 
-    def __init__(self, runner: Runner, port: int, settings: Settings, alive: Process) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        port: int,
+        settings: Settings,
+        alive: Process,
+        marked: Callable[[], bool] = lambda: True,
+    ) -> None:
         self.client: Any = None
         self.last = "no answer"
         self._stop = threading.Event()
-        args = (runner, port, settings, alive)
+        args = (runner, port, settings, alive, marked)
         self._thread = threading.Thread(target=self._dial, args=args, daemon=True)
         self._thread.start()
 
-    def _dial(self, runner: Runner, port: int, settings: Settings, alive: Process) -> None:
+    def _dial(
+        self, runner: Runner, port: int, settings: Settings, alive: Process, marked: Any
+    ) -> None:
         import paramiko
 
-        wait = 2.0
+        wait = 2.0 if marked() else EARLY_WAIT
         while not self._stop.is_set() and alive.running():
             # QEMU's port forward accepts before the guest listens and may then
-            # stay silent: wait briefly for the banner, longer on each retry.
+            # stay silent. Before the marker that means the guest's network is not
+            # up yet: try again soon. After it, a slow guest gets longer each time.
             try:
                 self.client = runner.ssh(port, settings.user, settings.password, wait)
                 return
             except (paramiko.SSHException, OSError, EOFError) as err:
                 self.last = str(err) or type(err).__name__
-                wait = min(wait * 2, 10.0)
+                wait = min(max(wait * 2, 2.0), 10.0) if marked() else EARLY_WAIT
                 self._stop.wait(0.2)
 
     def login(self, settings: Settings, deadline: float) -> Any:
@@ -207,7 +218,7 @@ def _verdict(
     start: float,
 ) -> None:
     """Pass, or raise StepError; QEMU is stopped on the way out."""
-    dialer = Dialer(runner, plan.port, settings, proc)
+    dialer = Dialer(runner, plan.port, settings, proc, lambda: console.marker_at is not None)
     try:
         _judge(plan, console, proc, dialer, settings, start)
     finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -475,6 +476,26 @@ def test_dialer_retries_until_sshd_answers() -> None:
     ] * 3
     waits = [wait for *_, wait in runner.ssh_calls]
     assert waits == [2.0, 4.0, 8.0]  # longer each time: a silent forward gets more time
+
+
+def test_dialer_waits_briefly_until_the_marker_then_longer() -> None:
+    """Before the marker a silent forward is a guest without network yet: a long wait
+    there would hold the login past the marker."""
+    shown = threading.Event()
+
+    class Marking(FakeRunner):
+        def ssh(self, *args: Any) -> Any:
+            if len(self.ssh_calls) == 3:  # the marker shows during the 4th attempt
+                shown.set()
+            return super().ssh(*args)
+
+    runner = Marking(ssh_results=[OSError("silent")] * 3 + [EOFError()] * 3 + [FakeSSH({})])
+    with runner.spawn("amd64-generic", "test-boot", ["qemu-system-x86_64"], console=True) as proc:
+        dialer = boot.Dialer(runner, 2222, Settings(), proc, shown.is_set)
+        dialer.login(Settings(), time.monotonic() + 60)
+        dialer.close()
+    waits = [wait for *_, wait in runner.ssh_calls]
+    assert waits == [boot.EARLY_WAIT] * 4 + [2.0, 4.0, 8.0]
 
 
 def test_verdict_when_ssh_never_answers(console) -> None:
