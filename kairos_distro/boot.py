@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import qemu
 from .config import Cell, Release
@@ -170,7 +170,12 @@ class Dialer:
         self._thread.start()
 
     def _dial(
-        self, runner: Runner, port: int, settings: Settings, alive: Process, marked: Any
+        self,
+        runner: Runner,
+        port: int,
+        settings: Settings,
+        alive: Process,
+        marked: Callable[[], bool],
     ) -> None:
         import paramiko
 
@@ -237,9 +242,7 @@ def _judge(
     deadline = start + settings.timeout
     record = plan.results.append
     if not console.wait_marker(deadline):
-        fail = _no_marker(plan, console, proc, settings, start)
-        record(fail[0])
-        raise StepError(plan.cell.id, "test-boot", fail[1], console.tail)
+        _no_marker(plan, console, proc, settings, start)
     record(Result("console marker", True, (console.marker_at or start) - start))
     try:
         client = dialer.login(settings, deadline)
@@ -263,19 +266,18 @@ def _judge(
 
 def _no_marker(
     plan: BootPlan, console: Console, proc: Process, settings: Settings, start: float
-) -> tuple[Result, str]:
-    """Why the marker never showed: a fatal console line, QEMU gone, or the timeout."""
+) -> NoReturn:
+    """Record and raise why the marker never showed: a fatal line, QEMU gone, the timeout."""
     if console.fatal:
-        why = console.fatal
-        return Result("console", False, time.monotonic() - start, why), (
-            f"{why}; serial log: {plan.log}"
-        )
-    # The output ended: QEMU is exiting, let it finish.
-    exited = proc.wait(1)
-    why = "QEMU exited" if exited else f"timed out after {settings.timeout:.0f} s"
-    return Result("console marker", False, time.monotonic() - start, why), (
-        f"console never showed {show(settings.marker)} ({why}); serial log: {plan.log}"
-    )
+        name, why, reason = "console", console.fatal, console.fatal
+    else:
+        # The output ended: QEMU is exiting, let it finish.
+        exited = proc.wait(1)
+        name = "console marker"
+        why = "QEMU exited" if exited else f"timed out after {settings.timeout:.0f} s"
+        reason = f"console never showed {show(settings.marker)} ({why})"
+    plan.results.append(Result(name, False, time.monotonic() - start, why))
+    raise StepError(plan.cell.id, "test-boot", f"{reason}; serial log: {plan.log}", console.tail)
 
 
 def boot_iso(
