@@ -67,22 +67,25 @@ def removed_after(client: docker.DockerClient, *refs: str) -> Iterator[None]:
                 client.images.remove(ref, force=True)
 
 
+@pytest.fixture(scope="module")
+def arm64_repo(tmp_path_factory, standins, arm64_standins, registry, sigstore):
+    """make(name, model) -> (project, path): an arm64 repo on the arm64 stand-ins."""
+
+    def make(name: str, model: str) -> tuple[str, Path]:
+        project = f"kdt-{name}-{RUN}"
+        tmp = tmp_path_factory.mktemp(name)
+        path = baked(tmp, registry, sigstore, project=project, architectures="arm64", model=model)
+        retarget(path, **arm64_standins, auroraboot=standins["auroraboot"])
+        return project, path
+
+    return make
+
+
 # -- a board: raw disk image ------------------------------------------------------------
 @pytest.fixture(scope="module")
-def board(
-    tmp_path_factory, standins, arm64_standins, registry, sigstore, env, docker_client
-) -> Iterator[Path]:
+def board(arm64_repo, env, docker_client) -> Iterator[Path]:
     """An arm64 rpi4 repo, built under emulation, with its artifacts made."""
-    project = f"kdt-board-{RUN}"
-    path = baked(
-        tmp_path_factory.mktemp("board"),
-        registry,
-        sigstore,
-        project=project,
-        architectures="arm64",
-        model="rpi4",
-    )
-    retarget(path, **arm64_standins, auroraboot=standins["auroraboot"])
+    project, path = arm64_repo("board", "rpi4")
     with removed_after(docker_client, f"kairos-local/{project}:{BOARD}"):
         run(path, "invoke", "build", **env)
         out = run(path, "invoke", "iso", **env).stdout
@@ -401,19 +404,10 @@ def test_keys_never_reach_an_image_layer_or_a_log(trusted, docker_client) -> Non
 
 # -- an arm64 generic cell: its ISO boots under qemu-system-aarch64 -------------------------
 def test_arm64_generic_iso_boots_and_passes_its_checks(
-    tmp_path_factory, standins, arm64_standins, registry, sigstore, env, docker_client
+    arm64_repo, standins, env, docker_client
 ) -> None:
     """Built under emulation, its EFI ISO booted on QEMU's virt machine (TCG, UEFI firmware)."""
-    project = f"kdt-arm64-{RUN}"
-    path = baked(
-        tmp_path_factory.mktemp("arm64"),
-        registry,
-        sigstore,
-        project=project,
-        architectures="arm64",
-        model="generic",
-    )
-    retarget(path, **arm64_standins, auroraboot=standins["auroraboot"])
+    project, path = arm64_repo("arm64", "generic")
     image = f"kairos-local/{project}:{ARM64}"
     with removed_after(docker_client, image):
         run(path, "invoke", "release", **{**env, **TCG})
