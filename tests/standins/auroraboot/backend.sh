@@ -308,8 +308,6 @@ need_file() {
   [ -r "$1" ] || die "$1 is not readable"
 }
 
-# The initrd of the UKI: the image's /boot/initrd if it has one; otherwise,
-# like upstream, the image's whole filesystem as a cpio archive.
 # `uki_initrd OUT`: as upstream (pkg/uki/uki.go at kairos-io/AuroraBoot
 # fa85123: /boot removed, setupDirectoriesAndFiles, createInitramfs), the whole
 # image filesystem is the initrd, without sys, run, dev, tmp and proc, with

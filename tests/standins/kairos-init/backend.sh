@@ -96,7 +96,7 @@ init_stage() {
 # PID 1 of the busybox initrd, or (trusted boot) of the UKI, whose initrd is
 # the whole image: busybox applets are found first there too.
 export PATH=/usr/lib/kairos-standin/bin:/bin:/usr/bin:/usr/sbin
-mkdir -p /proc /sys /dev /run /tmp  # a UKI's initrd has none of them (AuroraBoot leaves them out)
+mkdir -p /proc /sys /dev  # a UKI's initrd has none of them (AuroraBoot leaves them out)
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
@@ -159,7 +159,7 @@ esac
 AGENT
   chmod 0755 /usr/bin/kairos-agent
   # validate.go looks for these binaries (and immucore in the initrd).
-  for bin in immucore kcrypt-discovery-challenger; do
+  for bin in kcrypt-discovery-challenger; do
     printf '#!/bin/sh\necho "%s STAND-IN: not implemented: $*" >&2\nexit 1\n' "$bin" > "/usr/bin/$bin"
     chmod 0755 "/usr/bin/$bin"
   done
@@ -171,6 +171,7 @@ AGENT
 echo "immucore STAND-IN: not implemented: $*" >&2
 exit 1
 IMMUCORE
+  chmod 0755 /usr/bin/immucore
   if [ "$TRUSTED" = true ]; then
     mkdir -p /usr/lib/kairos-standin/bin
     /bin/busybox --install -s /usr/lib/kairos-standin/bin
