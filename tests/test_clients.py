@@ -12,7 +12,7 @@ pytestmark = pytest.mark.e2e
 
 def test_pins_come_from_tools_txt_alone() -> None:
     pins = clients.pins()
-    assert set(pins) == {"cosign", "cosign2", "regctl", "crane"}
+    assert set(pins) == {"cosign", "cosign2", "regctl", "crane", "syft", "grype"}
     assert pins["cosign"].package == "github.com/sigstore/cosign/v3/cmd/cosign"
     assert pins["cosign2"].version.startswith("v2.")
 
