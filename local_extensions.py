@@ -31,6 +31,14 @@ def package_version() -> str:
         return tomllib.load(f)["project"]["version"]
 
 
+def tool_images() -> dict[str, str]:
+    """The syft and grype images the package defaults to: what a bake pins."""
+    ours()
+    from kairos_distro import sbom, vulndb
+
+    return {"syft": sbom.SYFT_IMAGE, "grype": vulndb.GRYPE_IMAGE}
+
+
 def ours() -> None:
     """Put this checkout first on sys.path, so `kairos_distro` is the version the bake
     pins (cookiecutter appends the template directory, after any installed one)."""
@@ -124,12 +132,14 @@ def project_dir(answers: Mapping[str, Any]) -> str:
 class TemplateDir(Extension):
     """`{{ template_dir }}`: the template's absolute directory; `{{ package_version }}`:
     the kairos-distro version of this checkout (its pyproject.toml), which a bake pins;
+    `{{ tool_images }}`: the package's syft and grype images;
     filters `yamlstr` (a YAML string) and `as_bool` (a yes/no answer); `check_answers`."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         environment.globals["template_dir"] = str(HERE)
         environment.globals["package_version"] = package_version()
+        environment.globals["tool_images"] = tool_images()
         environment.filters["yamlstr"] = yamlstr
         environment.filters["as_bool"] = as_bool
         environment.filters["check_answers"] = check_answers

@@ -12,7 +12,7 @@ ref       image references, parsed as Docker parses them (ImageRef)
 tagformat release.yaml's tag formats (default: Kairos's factory convention)
 naming    image tags, published names, artifact names (from /etc/kairos-release)
 build     kairos-init conversion via BuildKit, one image per cell
-artifacts AuroraBoot ISO and checksum per cell; sbom (pkgdb: the package databases)
+artifacts AuroraBoot ISO and checksum per cell; sbom (syft), scan (grype: vulns, vulndb, policy)
 publish   push by digest, then tags (registry: the OCI client it uses)
 hosts     which host a credential may go to; redact, for every printed URL
 release   `invoke release`: every stage per cell, incremental (behind a Stages seam)

@@ -241,28 +241,23 @@ def _make_media(runner: Runner, plan: MediaPlan, staging: Path, network: str) ->
 
 
 def write_sbom(runner: Runner, release: Release, built: Built, directory: Path) -> Path:
-    """The image's CycloneDX SBOM, from its own package database, into `directory`."""
-    from . import sbom  # cyclonedx is slow to import: only when an SBOM is made
+    """The image's CycloneDX SBOM, catalogued by syft, into `directory`."""
+    from . import sbom
 
     ident, cell = built.identity, built.cell
     try:
         path, count = sbom.write_sbom(
             runner,
+            cell.id,
+            release.syft,
             built.image_id,
             directory / naming.sbom_file(ident),
             name=naming.repository(release, ident),
             version=naming.image_tag(ident, release.tags),
-            distro=ident.flavor,
-            distro_release=ident.flavor_release,
-            image_digest=built.image_id,
         )
     except sbom.SbomError as err:
         raise StepError(cell.id, "sbom", str(err)) from None
-    if count:
-        runner.say(cell.id, f"SBOM: {count} packages in {path.name}")
-    else:  # e.g. Hadron, built from source: an empty list that says why
-        why = "no dpkg, rpm or apk database in the image"
-        runner.say(cell.id, f"SBOM: {why}: {path.name} lists nothing")
+    runner.say(cell.id, f"SBOM: {count} packages in {path.name}")
     return path
 
 
@@ -306,12 +301,14 @@ def make_artifacts(
     final = artifacts / cell.id
     return runner.act(
         cell.id,
-        lambda: _shown(runner, plans, final, naming.sbom_file(ident)),
+        lambda: _shown(runner, release, plans, final, naming.sbom_file(ident)),
         lambda: _make(runner, release, built, cell, plans, final, network, stamp, keys),
     )
 
 
-def _shown(runner: Runner, plans: list[MediaPlan], final: Path, sbom_name: str) -> list[str]:
+def _shown(
+    runner: Runner, release: Release, plans: list[MediaPlan], final: Path, sbom_name: str
+) -> list[str]:
     """The plan --dry prints: each AuroraBoot run, then the SBOM."""
     socket = docker_socket()  # a remote engine: Skip, as a real run would skip the media
     lines = []
@@ -320,7 +317,11 @@ def _shown(runner: Runner, plans: list[MediaPlan], final: Path, sbom_name: str) 
         lines.append(
             runner.container_plan(plan.image, plan.command, mounts, privileged=plan.privileged)
         )
-    return [*lines, f"write {final / sbom_name} from the image's package database"]
+    from . import sbom
+
+    name, version = "NAME", "TAG"  # the published name and tag, known once built
+    syft = runner.container_plan(release.syft, sbom.command("IMAGE", name, version), sbom.volumes())
+    return [*lines, f"{syft} > {final / sbom_name}"]
 
 
 def _make(

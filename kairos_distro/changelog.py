@@ -1,6 +1,6 @@
 """Package changelog: what changed in a cell's packages since its last release.
 
-The packages come from the cell's CycloneDX SBOMs (the purls sbom.py writes),
+The packages come from the cell's CycloneDX SBOMs (the purls syft writes),
 so the last released SBOM and the new one are compared as the package manager
 would: versions.compare on the purl type says upgraded or downgraded. Release
 summaries group identical changes across cells, so sixty cells with the same
@@ -18,7 +18,7 @@ from typing import Any
 from packageurl import PackageURL
 
 from . import versions
-from .pkgdb import Package
+from .sbom import Package
 from .words import clip, show
 
 KINDS = ("added", "removed", "upgraded", "downgraded")  # the order of the JSON lists
@@ -68,7 +68,7 @@ def _components(doc: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def _license(component: dict[str, Any]) -> str:
-    """The license as sbom.bom_json wrote it: an SPDX id, a name or an expression."""
+    """The license as the SBOM gives it: an SPDX id, a name or an expression."""
     found = []
     for entry in component.get("licenses") or []:
         if isinstance(entry, dict):
@@ -89,7 +89,7 @@ def _package(component: dict[str, Any]) -> Package | None:
         return None
     q = purl.qualifiers if isinstance(purl.qualifiers, dict) else {}
     version = purl.version or ""
-    if purl.type == "rpm" and q.get("epoch"):  # pkgdb's form: [epoch:]version-release
+    if purl.type == "rpm" and q.get("epoch"):  # rpm's own form: [epoch:]version-release
         version = f"{q['epoch']}:{version}"
     source = q.get("upstream", "")
     return Package(purl.name, version, q.get("arch", ""), purl.type, _license(component), source)

@@ -15,13 +15,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import tagformat, yamlfile
+from . import fields, policy, tagformat, yamlfile
 from .cells import BootCheck, Cell, cell_problems
 from .fields import ConfigError
 from .fields import flag as _flag
 from .fields import no_unknown as _no_unknown
 from .fields import text as _text
 from .ref import COMPONENT, HOST, PATH, ImageRef, RefError
+from .sbom import SYFT_IMAGE
+from .vulndb import GRYPE_IMAGE
+from .vulndb import PIN as vulndb_pin
 from .words import nearest, show, suggest
 
 # Kairos release images of kairos-init (v1 and later, from the kairos-io/kairos
@@ -35,7 +38,6 @@ SEMVER = re.compile(
     r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?\Z"
 )
 VERSION = re.compile(rf"{SEMVER.pattern}|^git\Z")
-CHANNEL = re.compile(r"^[a-z][a-z0-9]{0,19}\Z")
 # A project slug doubles as a repository path component of local image names.
 SLUG = re.compile(rf"(?=.{{1,100}}\Z){COMPONENT.pattern}")
 
@@ -58,6 +60,10 @@ TOP_FIELDS = (
     "kairos_init",
     "kairos_init_riscv64",
     "auroraboot",
+    "syft",
+    "grype",
+    "vulndb",
+    "vulnerabilities",
     "registry",
     "namespace",
     "repository",
@@ -114,6 +120,10 @@ class Release:
     kairos_init_riscv64: str = ""  # riscv64 cells' own kairos-init, when set
     refresh: str = "packages"  # one of REFRESH_MODES
     tags: tagformat.TagFormats = field(default_factory=tagformat.TagFormats)
+    syft: str = SYFT_IMAGE  # catalogues each image into its SBOM
+    grype: str = GRYPE_IMAGE  # scans each SBOM for known vulnerabilities
+    vulndb: str = ""  # grype's database: URL?checksum=sha256:...; "" follows the latest
+    vulnerabilities: policy.Policy = field(default_factory=policy.Policy)
     path: Path = Path("release.yaml")
 
     def kairos_init_for(self, cell: Cell) -> str:
@@ -154,17 +164,19 @@ def parse(data: Any, path: Path = Path("release.yaml")) -> Release:
         got = "is empty" if data is None else f"holds {show(data)}"
         raise ConfigError(f"{got}; expected a mapping (name, version, cells, ...)", file=path)
     _no_unknown(data, TOP_FIELDS, "", path)
-    optional = ("description", "repository", "kairos_init_riscv64")
+    optional = ("description", "repository", "kairos_init_riscv64", "syft", "grype", "vulndb")
     skip = ("cells", "boot_checks", "signing", "channels", "publish_raw", "tags", "refresh")
-    skip += optional
+    skip = (*skip, *optional, "vulnerabilities")
     top = {k: _text(data, k, path) for k in TOP_FIELDS if k not in skip}
     top.update({k: _text(data, k, path, required=False) for k in optional})
     _check_top(top, path)
+    top["syft"] = top["syft"] or SYFT_IMAGE
+    top["grype"] = top["grype"] or GRYPE_IMAGE
     cells = _cells(data.get("cells"), top["base_image"], path)
     _check_kairos_init_arches(cells, top["kairos_init"], top["kairos_init_riscv64"], path)
-    checks = _boot_checks(data.get("boot_checks"), "boot_checks", path)
+    checks = fields.boot_checks(data.get("boot_checks"), "boot_checks", path)
     signing = _signing(data.get("signing"), path)
-    channels = _channels(data.get("channels"), path)
+    channels = fields.channels(data.get("channels"), path)
     named = {"cells": cells, "version": top["version"], "channels": channels}
     tags = _tags(data.get("tags"), named, path)
     return Release(
@@ -175,6 +187,7 @@ def parse(data: Any, path: Path = Path("release.yaml")) -> Release:
         refresh=refresh_mode(_text(data, "refresh", path, required=False) or "packages", path),
         signing=signing,
         boot_checks=checks,
+        vulnerabilities=policy.parse(data.get("vulnerabilities"), path),
         path=path,
         **top,
     )
@@ -186,23 +199,6 @@ def refresh_mode(mode: str, path: Path) -> str:
         why = f"{show(mode)} is not one of {', '.join(REFRESH_MODES)}"
         raise ConfigError(why + suggest(mode, REFRESH_MODES), field="refresh", file=path)
     return mode
-
-
-def _channels(raw: Any, path: Path) -> tuple[str, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list) or not all(isinstance(c, str) for c in raw):
-        raise ConfigError(
-            "expected a list of names such as [edge, stable]", field="channels", file=path
-        )
-    for i, name in enumerate(raw):
-        if not CHANNEL.match(name):
-            raise ConfigError(
-                f"{show(name)} is not a lowercase name", field=f"channels[{i}]", file=path
-            )
-    if len(set(raw)) != len(raw):
-        raise ConfigError("names repeat", field="channels", file=path)
-    return tuple(raw)
 
 
 def _signing(raw: Any, path: Path) -> Signing:
@@ -263,6 +259,9 @@ def _check_top(top: dict[str, str], path: Path) -> None:
         "kairos_init": (_is_image, "an image reference"),
         "auroraboot": (_is_image, "an image reference"),
         "kairos_init_riscv64": (_is_image, "an image reference"),
+        "syft": (_is_image, "an image reference"),
+        "grype": (_is_image, "an image reference"),
+        "vulndb": (vulndb_pin.match, "a database URL ending ?checksum=sha256:<64 hex>"),
         # Stamped into every image's labels: a login in it would be published.
         "source": (_is_public_url, "a web address without a login, such as https://github.com/o/r"),
         "registry": (HOST.match, "a registry host such as ghcr.io or 127.0.0.1:5000"),
@@ -374,20 +373,5 @@ def _cell(item: Any, where: str, path: Path) -> Cell:
         trusted_boot=_flag(item, "trusted_boot", path, where),
         fips=_flag(item, "fips", path, where),
         raw=_flag(item, "raw", path, where) if "raw" in item else None,
-        boot_checks=_boot_checks(item.get("boot_checks"), f"{where}.boot_checks", path),
+        boot_checks=fields.boot_checks(item.get("boot_checks"), f"{where}.boot_checks", path),
     )
-
-
-def _boot_checks(raw: Any, where: str, path: Path) -> tuple[BootCheck, ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, list):
-        raise ConfigError("expected a list of {run, expect}", field=where, file=path)
-    checks = []
-    for i, item in enumerate(raw):
-        at = f"{where}[{i}]"
-        if not isinstance(item, dict):
-            raise ConfigError("expected a mapping with run and expect", field=at, file=path)
-        _no_unknown(item, ("run", "expect"), at, path)
-        checks.append(BootCheck(_text(item, "run", path, at), _text(item, "expect", path, at)))
-    return tuple(checks)

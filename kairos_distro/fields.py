@@ -10,10 +10,12 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .cells import BootCheck
 from .words import one_line, show, suggest
 
 # A number where a version goes: 1.10 -> "v1.10.0" (semver wants three parts).
 NUMBER_VERSION = re.compile(r"\d+(\.\d+){0,2}\Z")
+CHANNEL = re.compile(r"^[a-z][a-z0-9]{0,19}\Z")
 
 
 class ConfigError(ValueError):
@@ -78,3 +80,35 @@ def flag(data: dict, key: str, path: Path, where: str, default: bool = False) ->
         name = field_name(where, key)
         raise ConfigError(f"expected true or false, got {show(value)}", field=name, file=path)
     return value
+
+
+def channels(raw: Any, path: Path) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(c, str) for c in raw):
+        raise ConfigError(
+            "expected a list of names such as [edge, stable]", field="channels", file=path
+        )
+    for i, name in enumerate(raw):
+        if not CHANNEL.match(name):
+            raise ConfigError(
+                f"{show(name)} is not a lowercase name", field=f"channels[{i}]", file=path
+            )
+    if len(set(raw)) != len(raw):
+        raise ConfigError("names repeat", field="channels", file=path)
+    return tuple(raw)
+
+
+def boot_checks(raw: Any, where: str, path: Path) -> tuple[BootCheck, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError("expected a list of {run, expect}", field=where, file=path)
+    checks = []
+    for i, item in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(item, dict):
+            raise ConfigError("expected a mapping with run and expect", field=at, file=path)
+        no_unknown(item, ("run", "expect"), at, path)
+        checks.append(BootCheck(text(item, "run", path, at), text(item, "expect", path, at)))
+    return tuple(checks)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 from . import probes
 from .config import Cell
-from .pkgdb import Package
 from .runner import Runner, StepError
+from .sbom import Package
 
 WORKERS = 4  # probes at once: each is one container, mostly waiting on its mirror
 TIMEOUT = 900.0  # seconds one probe may take (a slow mirror's metadata is large)

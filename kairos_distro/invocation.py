@@ -17,6 +17,10 @@ from . import boot, build, config, keys, numbers, release, sign, summary
 from .runner import Runner, StepError
 from .words import clip, suggest
 
+CELL_HELP = {"cell": "Cell id to act on (repeatable); default: every cell of release.yaml."}
+FILE_HELP = "Release file to read (default: release.yaml)."
+TOKEN_HELP = "OIDC token for signing (else SIGSTORE_ID_TOKEN, CI credentials, or the browser)."
+
 
 def load(c: Context, release_file: str) -> config.Release:
     try:

@@ -40,7 +40,7 @@ INPUT_NAMES = {
     "auroraboot": "AuroraBoot digest",
     "context": "Dockerfile or overlay",
     "build": "build args",
-    "media": "boot media kinds, UKI key or tag formats",
+    "media": "boot media kinds, UKI key, tag formats or syft",
     "boot": "boot checks",
 }
 
@@ -72,11 +72,17 @@ def media_stamp(stamp: str, media: dict[str, Any]) -> str:
 
 
 def media_inputs(
-    kinds: tuple[str, ...] | list[str], db_certificate: str = "", tags: dict[str, Any] | None = None
+    kinds: tuple[str, ...] | list[str],
+    db_certificate: str = "",
+    tags: dict[str, Any] | None = None,
+    syft: str = "",
 ) -> dict[str, Any]:
-    """What shapes the boot media besides the image: their kinds, a UKI's key, and the
-    tag formats (they name the image in its SBOM). A new key remakes UKIs only."""
+    """What shapes the boot media besides the image: their kinds, a UKI's key, the
+    tag formats (they name the image in its SBOM) and the syft that writes the SBOM.
+    A new key remakes UKIs only."""
     extra: dict[str, Any] = {"media": list(kinds), "tags": tags or {}}
+    if syft:
+        extra["syft"] = syft
     if "uki" in kinds:
         extra["db_certificate"] = db_certificate
     return extra

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlunsplit
 
-from . import cells, config
+from . import cells, config, vulndb
 from .hosts import hostname, is_loopback, private_channel, redact, split, url_host
 from .ref import ImageRef, RefError
 from .registry import Registry, RegistryError
@@ -34,9 +34,11 @@ IMAGES = {
     "kairos-init": "kairos_init",
     "kairos-init-riscv64": "kairos_init_riscv64",
     "auroraboot": "auroraboot",
+    "syft": "syft",
+    "grype": "grype",
 }
 PROVIDERS = tuple(cells.PROVIDER_VERSION)
-WHATS = (*IMAGES, *PROVIDERS)
+WHATS = (*IMAGES, *PROVIDERS, "vulndb")
 DIGEST = re.compile(r"^sha256:[a-f0-9]{64}\Z")
 _KEY = r"[A-Za-z_][A-Za-z0-9_]*"
 
@@ -82,15 +84,10 @@ _LINE = re.compile(
 )
 
 
-def _split_line(line: str) -> tuple[str, str]:
-    """(content, line ending) so a rewrite keeps \\n, \\r\\n or none as it was."""
-    body = line.rstrip("\r\n")
-    return body, line[len(body) :]
-
-
 def _swap(line: str, key: str, old: str, new: str, *, top: bool) -> str | None:
     """`line` with `key`'s value `old` made `new`, same quoting; None if it is not that line."""
-    body, end = _split_line(line)
+    body = line.rstrip("\r\n")  # the line ending (LF, CRLF or none) stays as it was
+    end = line[len(body) :]
     found = _LINE.match(body)
     if not found or found["key"] != key or (top and found["head"][:1] in (" ", "\t", "-")):
         return None
@@ -163,8 +160,8 @@ def provider_old(rel: config.Release, provider: str, to: str, from_: str = "") -
 
 def expected(rel: config.Release, what: str, old: str, new: str) -> config.Release:
     """The Release a correct bump produces: `rel` with only that value moved."""
-    if what in IMAGES:
-        return dataclasses.replace(rel, **{IMAGES[what]: new})
+    if what in IMAGES or what == "vulndb":
+        return dataclasses.replace(rel, **{IMAGES.get(what, what): new})
     cells = tuple(
         dataclasses.replace(c, provider_version=new)
         if c.provider == what and c.provider_version == old
@@ -362,6 +359,8 @@ def plan(
         text = path.read_bytes().decode("utf-8")
     except config.ConfigError as err:
         raise PinError(str(err)) from None
+    if what == "vulndb":
+        return _vulndb(path, rel.vulndb, text, to)
     if what in IMAGES:
         if from_:
             raise PinError(f"{what}: --from is for k3s and k0s only")
@@ -381,3 +380,19 @@ def plan(
     to = to or latest_patch(what, old, releases(what))  # no --to: newest patch, same minor
     new_text = text if to == old else rewrite_provider(text, old, to)
     return Bump(what, "provider_version", old, to, path, new_text)
+
+
+def _vulndb(path: Path, old: str, text: str, to: str) -> Bump:
+    """The database pin: --to URL?checksum=sha256:..., else the listing's newest archive."""
+    try:
+        new = str(vulndb.parse_pin(to) if to else vulndb.latest())
+    except vulndb.VulnDbError as err:
+        raise (PinError if to else ResolveError)(str(err)) from None
+    return Bump(
+        "vulndb",
+        "vulndb",
+        old,
+        new,
+        path,
+        text if new == old else rewrite(text, "vulndb", old, new),
+    )

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from . import versions
 from .managers import MARK, QUERY, REFRESH, Candidate, ProbeError, candidates, last, refresh_error
-from .pkgdb import Package
+from .sbom import Package
 from .words import clip
 
 __all__ = ["Answer", "Candidate", "ProbeError", "Update", "command", "names", "parse", "updates"]

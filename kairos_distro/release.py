@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-from . import artifacts, changelog, freshness, ledger, naming, sign
+from . import artifacts, changelog, freshness, ledger, naming, scan, sign, vulns
 from .config import Cell
 from .naming import NamingError
 from .registry import RegistryError
@@ -32,7 +32,7 @@ def failures() -> tuple[type[Exception], ...]:
     return (StepError, NamingError, RegistryError, DockerException)
 
 
-STEPS = ("build", "iso", "test-boot", "publish")
+STEPS = ("build", "iso", "test-boot", "scan", "publish")
 # Finer step names in errors, and the summary step they belong to.
 STEP_OF = {
     "sign": "publish",
@@ -231,6 +231,7 @@ def _release_cell(plan: Plan, cell: Cell, report: Report, verdicts: dict[str, Ve
     _boot(plan, cell, made, key, report, fresh)
     report.packages = _changelog(plan, cell, verdict)
     extra = {"packages": report.packages, "updates": _updates(verdict)}
+    extra |= scan.for_release(plan, cell, built, report, verdict.record)
     done = stages.publish(runner, rel, cell, built, plan, key, extra)
     report.steps["publish"] = "done"
     report.status, report.image = "published", done.ref if done else ""
@@ -353,6 +354,8 @@ def _up_to_date(plan: Plan, cell: Cell, record: dict[str, Any], report: Report) 
     report.boot = "passed when released"
     report.signature = "verified" if plan.sigstore else "unsigned"
     report.steps = dict.fromkeys(STEPS, "up to date")
+    kept = vulns.from_record(record.get("vulnerabilities"))
+    report.vulnerabilities = f"{kept.headline()} (when released)" if kept else ""
     names = [n for k in ("checksums", "sbom") if isinstance(record.get(k), dict) for n in record[k]]
     report.artifacts = sorted(names)
     files = [n.removesuffix(".sha256") for n in names]  # a checksum names its file
@@ -379,4 +382,6 @@ def _dry(plan: Plan, cell: Cell) -> None:
             stages.boot(runner, rel, cell, iso, plan)
         except Skip as why:
             runner.say(cell.id, f"SKIPPED test-boot: {why}")
+    against = rel.vulndb or "the listing's latest database"
+    runner.would(cell.id, f"scan its SBOM with {rel.grype} against {against}")
     stages.publish(runner, rel, cell, None, plan)

@@ -239,11 +239,14 @@ class Runner:
         network: str = "",
         privileged: bool = False,
         user: str = "",
-    ) -> None:
+        env: dict[str, str] | None = None,
+        capture: bool = False,
+    ) -> bytes:
         """Run a container to its end, streaming its log; one-line StepError on failure.
 
         `label` names the tool in errors (e.g. AuroraBoot), whatever image provides it.
         Host paths in `volumes` may be relative: the engine is given them absolute.
+        capture: stream stderr only and return stdout (a tool's document); else b"".
         """
         import docker
 
@@ -257,23 +260,26 @@ class Runner:
                 network_mode=network or None,
                 privileged=privileged and self.privileged,
                 user=user or None,
+                environment=env or None,
             )
         except docker.errors.APIError as err:
             reason = " ".join(str(err.explanation).split())
             raise StepError(cell, step, f"{label} did not start: {reason}") from None
         tail: deque[str] = deque(maxlen=TAIL)
         try:
-            for chunk in box.logs(stream=True, follow=True):
+            for chunk in box.logs(stream=True, follow=True, stdout=not capture):
                 for line in chunk.decode(errors="replace").splitlines():
                     self.say(cell, line)
                     if line.strip():
                         tail.append(line.strip())
             status = box.wait().get("StatusCode", 1)
+            out = box.logs(stdout=True, stderr=False) if capture and status == 0 else b""
         finally:
             box.remove(force=True)
         if status != 0:
             last = f": {tail[-1][:200]}" if tail else ""
             raise StepError(cell, step, f"{label} exited {status}{last}", tail)
+        return bytes(out)
 
     def output(
         self,

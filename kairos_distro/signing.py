@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import artifacts, naming, sign
+from . import artifacts, naming, scan, sign
 from .build import Built
 from .config import Cell, Release
 from .ref import ImageRef
@@ -29,8 +29,8 @@ def sign_cell(
     out: Path | None,
     raw_digest: str = "",
 ) -> None:
-    """Sign the image (and raw disk image) digests, attest the SBOM, sign the
-    checksum files; then verify them all."""
+    """Sign the image (and raw disk image) digests, attest the SBOM (and the
+    vulnerability report), sign the checksum files; then verify them all."""
     sign.sign_image(sigstore, registry, repo, digest)
     if raw_digest:
         sign.sign_image(sigstore, registry, repo, raw_digest)
@@ -39,6 +39,9 @@ def sign_cell(
         raise sign.SignError(f"no SBOM for {cell.id} to attest: run `invoke iso` first")
     document = json.loads(bom.read_text())
     sign.attest_image(sigstore, registry, repo, digest, sign.CYCLONEDX, document)
+    report = scan.report_file(out, cell)
+    if report:
+        sign.attest_image(sigstore, registry, repo, digest, scan.PREDICATE, scan.predicate(report))
     for path in artifacts.checksum_files(out, cell):
         sign.sign_file(sigstore, path)
     verify_cell(runner, sigstore, registry, repo, digest, cell, out, raw_digest)
@@ -63,10 +66,16 @@ def verify_cell(
     bom = artifacts.sbom_file(out, cell)
     if bom and document != json.loads(bom.read_text()):
         raise sign.SignError(f"the SBOM attested for {where}@{digest} is not {bom.name}")
-    from .sbom import component_purls  # cyclonedx: imported only when verifying
+    from .sbom import component_purls
 
     count = len(component_purls(document))
     runner.say(cell.id, f"verified SBOM attestation ({count} packages)")
+    report = scan.report_file(out, cell)
+    if report:
+        attested = sign.verify_attestation(sigstore, registry, repo, digest, scan.PREDICATE)
+        if attested != scan.predicate(report):
+            raise sign.SignError(f"the report attested for {where}@{digest} is not {report.name}")
+        runner.say(cell.id, "verified vulnerability report attestation")
     if raw_digest:
         sign.verify_image(sigstore, registry, repo, raw_digest)
         runner.say(cell.id, f"verified signature of {where}@{raw_digest} (raw disk image)")

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, boot, build, freshness, keys, ledger, publish, sign
+from . import artifacts, boot, build, freshness, keys, ledger, publish, scan, sign
 from .config import Cell, Release
 from .ref import ImageRef
 from .registry import Registry
-from .runner import Runner
+from .runner import Runner, Skip, StepError
 
 
 class Stages:
@@ -77,6 +77,12 @@ class Stages:
             runner, release, built, cell, plan.artifacts, plan.network, stamp, plan.keys
         )
 
+    def vulndb(self, runner: Runner, release: Release) -> Any:
+        return scan.database(runner, release)
+
+    def scan(self, runner: Runner, release: Release, built: Any, db: Any, out: Path) -> Any:
+        return scan.scan_cell(runner, release, built, db, out)
+
     def boot(
         self, runner: Runner, release: Release, cell: Cell, iso: Path, plan: Plan
     ) -> boot.BootPlan:
@@ -115,6 +121,18 @@ class Plan:
     keys: Path = Path(keys.DEFAULT_DIR)
     stages: Stages = field(default_factory=Stages)
     _inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _vulndb: Any = None  # scan.Database, or the error that refused it, once per run
+
+    def vulndb(self) -> Any:
+        """The run's vulnerability database, fetched once; a refusal is said once too."""
+        if self._vulndb is None:
+            try:
+                self._vulndb = self.stages.vulndb(self.runner, self.release)
+            except (StepError, Skip) as err:
+                self._vulndb = err
+        if isinstance(self._vulndb, Exception):
+            raise self._vulndb
+        return self._vulndb
 
     @property
     def mode(self) -> str:
@@ -137,7 +155,7 @@ class Plan:
 
     def _media(self, cell: Cell) -> dict[str, Any]:
         cert = self.stages.db_certificate(self.keys) if "uki" in cell.media else ""
-        return ledger.media_inputs(cell.media, cert, vars(self.release.tags))
+        return ledger.media_inputs(cell.media, cert, vars(self.release.tags), self.release.syft)
 
     def media_stamp(self, cell: Cell) -> str:
         return ledger.media_stamp(self.stamp(cell), self._media(cell))

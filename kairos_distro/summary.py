@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TextIO
 
-from . import changelog
+from . import changelog, vulns
 from .config import Cell
 from .runner import StepError
 
@@ -43,6 +43,9 @@ class Report:
     # changelog.to_json of the packages since the last release; {} when none is known
     # (nothing built), changelog.first_release() when there is no earlier release
     packages: dict[str, Any] = field(default_factory=dict)
+    vulnerabilities: str = ""  # counts by severity (vulns.Report.headline), "" unscanned
+    # vulns.changes_json of what this release fixed and what is new; {} when unknown
+    vulnerability_changes: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Report:
@@ -65,14 +68,16 @@ def table(title: str, rows: list[dict[str, str]], out: TextIO | None = None) -> 
 
 
 def rows(reports: list[Report]) -> list[dict[str, str]]:
-    """One row per cell; the packages column only when some cell knows its package changes."""
+    """One row per cell; the packages and vulnerabilities columns only when some cell has one."""
     packages = any(r.packages for r in reports)
+    scanned = any(r.vulnerabilities for r in reports)
     return [
         {
             "cell": r.cell,
             "result": r.status,
             "reason": r.reason or "-",
             **({"packages": changelog.headline(r.packages) or "-"} if packages else {}),
+            **({"vulnerabilities": r.vulnerabilities or "-"} if scanned else {}),
             "image": r.image or "-",
             "artifacts": r.media or "-",
             "boot": r.boot or "-",
@@ -92,6 +97,21 @@ def package_changes(reports: list[Report]) -> list[tuple[changelog.Change, list[
 def package_lines(reports: list[Report]) -> list[str]:
     """The terminal's section after the table: one line per grouped change."""
     return changelog.lines(package_changes(reports), len(reports))
+
+
+def vulnerability_changes(
+    reports: list[Report], kind: str
+) -> list[tuple[vulns.Finding, list[str]]]:
+    """What the release fixed (kind "fixed") or brought (kind "new"), grouped across cells."""
+    per_cell = {r.cell: vulns.changes_from_json(r.vulnerability_changes) for r in reports}
+    return vulns.grouped(per_cell, kind)
+
+
+def vulnerability_lines(reports: list[Report], kind: str) -> list[str]:
+    return [vulns.line(f, cells) for f, cells in vulnerability_changes(reports, kind)]
+
+
+VULN_SECTIONS = {"fixed": "vulnerabilities fixed", "new": "new vulnerabilities"}
 
 
 def _md_row(values: list[str]) -> str:
@@ -121,13 +141,18 @@ def markdown(reports: list[Report], version: str, title: str = "") -> str:
     ]
     lines += [_md_row(list(r.values())) for r in table]
     lines += _md_changes(reports)
+    for kind, title in VULN_SECTIONS.items():
+        found = vulnerability_lines(reports, kind)
+        if found:
+            lines += ["", f"### {title.capitalize()}", "", *(f"- {line}" for line in found)]
     return "\n".join(lines) + "\n"
 
 
 def _json_cell(r: Report) -> dict[str, Any]:
     cell = asdict(r)
-    if not r.packages:  # nothing known: the key is left out, as summaries before it had
-        del cell["packages"]
+    for key in ("packages", "vulnerabilities", "vulnerability_changes"):
+        if not cell[key]:  # nothing known: the key is left out, as summaries before it had
+            del cell[key]
     return cell
 
 
@@ -137,7 +162,12 @@ def as_json(reports: list[Report], version: str) -> str:
         for c, cells in package_changes(reports)
     ]
     cells = [_json_cell(r) for r in reports]
-    return json.dumps({"version": version, "cells": cells, "package_changes": grouped}, indent=2)
+    fixes = {
+        k: [{**asdict(f), "cells": cells} for f, cells in vulnerability_changes(reports, k)]
+        for k in VULN_SECTIONS
+    }
+    doc = {"version": version, "cells": cells, "package_changes": grouped}
+    return json.dumps(doc | {"vulnerability_changes": fixes}, indent=2)
 
 
 def write(reports: list[Report], version: str, out: Path) -> list[Path]:
@@ -171,11 +201,13 @@ def render(form: str, reports: list[Report], version: str, what: str = "") -> st
 
 def print_package_changes(reports: list[Report], out: TextIO | None = None) -> None:
     """After the terminal table: the package changes, one line each, when there are any."""
-    found = package_lines(reports)
-    if found:
-        print("\npackage changes", file=out or sys.stdout)
-        for line in found:
-            print(f"  {line}", file=out or sys.stdout)
+    sections = {"package changes": package_lines(reports)}
+    sections |= {t: vulnerability_lines(reports, k) for k, t in VULN_SECTIONS.items()}
+    for title, found in sections.items():
+        if found:
+            print(f"\n{title}", file=out or sys.stdout)
+            for line in found:
+                print(f"  {line}", file=out or sys.stdout)
 
 
 class SummaryError(ValueError):
@@ -198,6 +230,7 @@ def collect(directory: Path, cells: list[str]) -> tuple[str, list[Report]]:
             for c in data["cells"]:
                 found[c["cell"]] = report = Report.from_json(c)
                 changelog.from_json(report.packages)  # garbage fails here, naming the file
+                vulns.changes_from_json(report.vulnerability_changes)
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise SummaryError(f"{path}: not a release summary ({err})") from None
     ordered = [found.pop(cell, Report(cell, NO_SUMMARY)) for cell in cells]

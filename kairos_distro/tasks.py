@@ -34,18 +34,16 @@ from kairos_distro import (
     promote,
     publish,
     release,
-    sign,
-    signing,
     stages,
     summary,
 )
-from kairos_distro.ref import RefError
-from kairos_distro.registry import RegistryError
+from kairos_distro import (
+    scan as scan_stage,
+)
 from kairos_distro.runner import StepError
+from kairos_distro.tasks_trust import scan, sign_, trusted_root, verify
 
-CELL_HELP = {"cell": "Cell id to act on (repeatable); default: every cell of release.yaml."}
-FILE_HELP = "Release file to read (default: release.yaml)."
-TOKEN_HELP = "OIDC token for signing (else SIGSTORE_ID_TOKEN, CI credentials, or the browser)."
+CELL_HELP, FILE_HELP, TOKEN_HELP = invocation.CELL_HELP, invocation.FILE_HELP, invocation.TOKEN_HELP
 # kairos.boot.*, numbers as text: invoke casts INVOKE_KAIROS_* to its default's type, and
 # int("abc") would fail inside invoke; invocation.boot_settings reads them (numbers.py).
 BOOT = {"accel": "auto", "memory": "2048", "cpus": "2", "timeout": "900", "marker": "login:"}
@@ -138,80 +136,22 @@ def publish_(c, cell=None, token="", release_file=""):
     sigstore = invocation.sigstore(rel, required=False, token=token)
     out = Path(c.config.kairos.artifacts)
 
+    databases: list[scan_stage.Database] = []
+
+    def database() -> scan_stage.Database:  # fetched once, for the first cell to scan
+        databases[:] = databases or [scan_stage.database(runner, rel)]
+        return databases[0]
+
     def act(one: config.Cell) -> str:
-        done = publish.publish(runner, rel, one, build.local(runner, rel, one), sigstore, out)
+        built = build.local(runner, rel, one)
+        if built is not None:  # the policy decides before anything is pushed
+            scan_stage.before_publish(runner, rel, built, out, database)
+        else:
+            runner.would(one.id, f"scan its SBOM with {rel.grype} unless scanned; apply the policy")
+        done = publish.publish(runner, rel, one, built, sigstore, out)
         return done.ref if done else "dry run"
 
     invocation.each(runner, rel, cell, "publish", act)
-
-
-@task(
-    name="sign",
-    iterable=["cell"],
-    help={**CELL_HELP, "token": TOKEN_HELP, "release-file": FILE_HELP},
-)
-def sign_(c, cell=None, token="", release_file=""):
-    """Sign each published cell's image (and raw image) digest, SBOM and checksums (keyless)."""
-    runner, rel = invocation.setup(c, release_file)
-    sigstore = invocation.sigstore(rel, required=True, token=token)
-    out = Path(c.config.kairos.artifacts)
-
-    def act(one: config.Cell) -> str:
-        built = build.local(runner, rel, one)
-        return signing.published_cell("sign", runner, rel, sigstore, one, built, out)
-
-    invocation.each(runner, rel, cell, "sign", act)
-
-
-@task(
-    iterable=["cell"],
-    help={
-        **CELL_HELP,
-        "image": "Verify this image reference instead of the cells' images.",
-        "release-file": FILE_HELP,
-    },
-)
-def verify(c, cell=None, image="", release_file=""):
-    """Verify offline: image signature, SBOM attestation, raw image, checksums vs release.yaml."""
-    runner, rel = invocation.setup(c, release_file)
-    sigstore = invocation.sigstore(rel, required=True)
-    out = Path(c.config.kairos.artifacts)
-    if image:
-        try:
-            done = signing.verify_reference(runner, sigstore, image, rel.registry)
-        except RefError as err:
-            raise Exit(f"verify: --image {err}", code=2) from None
-        except (RegistryError, sign.SignError) as err:
-            raise Exit(f"verify: {err}", code=1) from None
-        if done:
-            print(f"verified {done}")
-        return
-
-    def act(one: config.Cell) -> str:
-        built = build.local(runner, rel, one)
-        return signing.published_cell("verify", runner, rel, sigstore, one, built, out)
-
-    invocation.each(runner, rel, cell, "verify", act)
-
-
-@task(
-    name="trusted-root",
-    help={
-        "output": "File to write (default: trusted_root.json).",
-        "release-file": FILE_HELP,
-    },
-)
-def trusted_root(c, output="trusted_root.json", release_file=""):
-    """Write the Sigstore trusted root signing.trust names: cosign's --trusted-root file."""
-    runner, rel = invocation.setup(c, release_file)
-    if runner.dry:
-        runner.would("trusted-root", f"write the trusted root of {rel.signing.trust} to {output}")
-        return
-    try:
-        out = signing.write_trusted_root(sign.Sigstore(rel.signing, rel.path.parent), output)
-    except sign.SignError as err:
-        raise Exit(f"trusted-root: {err}", code=1) from None
-    print(f"wrote {out} (the trusted root of signing.trust: {rel.signing.trust})")
 
 
 @task(
@@ -314,7 +254,8 @@ def test_boot(c, cell=None, iso="", accel="", memory="", cpus="", timeout="", re
 
 @task(
     help={
-        "what": "The pin to move: base, kairos-init, kairos-init-riscv64, auroraboot, k3s or k0s.",
+        "what": "The pin to move: base, kairos-init[-riscv64], auroraboot, syft, grype, k3s, k0s "
+        "or vulndb (the newest vulnerability database grype's listing names).",
         "to": "Images: a tag, or name:tag[@sha256:...] (default: the current tag's digest "
         "now). k3s/k0s: the full upstream tag (required).",
         "from": "k3s/k0s: the version to replace when cells carry several.",
@@ -337,7 +278,7 @@ def bump(c, what, to="", from_="", release_file=""):
     elif dry:
         print(f"would bump {what}: {change.old} -> {change.new} ({path} unchanged)")
     else:
-        print(f"bumped {what}: {change.old} -> {change.new}")
+        print(f"bumped {what}: {change.old or '(none)'} -> {change.new}")
 
 
 @task(
@@ -374,6 +315,7 @@ ns = Collection(
     build_,
     iso,
     test_boot,
+    scan,
     sign_,
     verify,
     trusted_root,

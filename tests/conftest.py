@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,10 +50,24 @@ def docker_client():
 
 
 @pytest.fixture(scope="session")
-def standins(docker_client) -> dict[str, str]:
-    from tests.support.standins import all_standins
+def vulndb_server(tmp_path_factory) -> Iterator[Any]:
+    """grype's listing on 127.0.0.1 with a real database that matches no test image."""
+    from tests.support.vulnserver import with_nobody
 
-    return all_standins(docker_client)
+    server = with_nobody(tmp_path_factory.mktemp("vulndb"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def standins(docker_client, vulndb_server) -> dict[str, str]:
+    """release.yaml's images for the tests: the stand-ins (kairos-init, AuroraBoot,
+    the base), the real syft and grype (tests/support/tools.py) and a local database."""
+    from tests.support.standins import all_standins
+    from tests.support.tools import tool_images
+
+    found = {**all_standins(docker_client), **tool_images(docker_client)}
+    return found | {"vulndb": vulndb_server.pin}
 
 
 @pytest.fixture(scope="module")

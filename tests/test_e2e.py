@@ -37,6 +37,7 @@ TAG = "12-core-amd64-generic-v0.1.0"
 ISO = "kairos-debian-12-core-amd64-generic-v0.1.0.iso"
 SBOM = "kairos-debian-12-core-amd64-generic-v0.1.0.cdx.json"
 CYCLONEDX = "https://cyclonedx.org/bom"
+VULN = "https://cosign.sigstore.dev/attestation/vuln/v1"
 CELL = "amd64-generic"
 PROJECT = f"kdt-e2e-{uuid.uuid4().hex[:8]}"  # local image names of this run alone
 COSIGN_SIGN = "https://sigstore.dev/cosign/sign/v1"
@@ -146,14 +147,15 @@ def test_sbom_lists_what_dpkg_lists_in_the_image(repo, docker_client) -> None:
 
     bom = json.loads((repo / "artifacts" / CELL / SBOM).read_text())
     assert bom["bomFormat"] == "CycloneDX"
-    purls = [PackageURL.from_string(c["purl"]) for c in bom["components"]]
-    assert {(p.type, p.namespace, p.qualifiers["distro"]) for p in purls} == {
-        ("deb", "debian", "debian-12")
-    }
+    debs = [c for c in bom["components"] if c.get("purl", "").startswith("pkg:deb/")]
+    purls = [PackageURL.from_string(c["purl"]) for c in debs]
+    # syft names the distro as precisely as the image does (/etc/debian_version: 12.x)
+    assert {p.namespace for p in purls} == {"debian"}
+    assert all(p.qualifiers["distro"].startswith("debian-12") for p in purls)
     listed = {(p.name, p.version, p.qualifiers["arch"]) for p in purls}
-    assert [(c["name"], c["version"]) for c in bom["components"]] == [
-        (p.name, p.version) for p in purls
-    ]
+    assert [(c["name"], c["version"]) for c in debs] == [(p.name, p.version) for p in purls]
+    systems = [c for c in bom["components"] if c["type"] == "operating-system"]
+    assert [(c["name"], c["version"]) for c in systems] == [("debian", "12")]  # grype reads it
     expected = installed_packages(docker_client, f"kairos-local/{PROJECT}:{CELL}")
     assert len(expected) > 50  # a real package database, not a toy
     assert listed == expected
@@ -362,7 +364,7 @@ def test_referrer_and_fallback_index_match_the_oci_and_cosign_formats(signed, re
     index, _ = manifest(registry, fallback(digest))
     assert index["schemaVersion"] == 2
     assert index["mediaType"] == "application/vnd.oci.image.index.v1+json"
-    assert len(index["manifests"]) == 2  # the signature and the SBOM attestation
+    assert len(index["manifests"]) == 3  # the signature, the SBOM and vulnerability attestations
     entry = referrer_of(registry, digest, COSIGN_SIGN)
     assert entry["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
     assert entry["artifactType"] == "application/vnd.dev.sigstore.bundle.v0.3+json"
@@ -512,17 +514,19 @@ def cosign_case(case: str, subject: str, tampered: str, missing: str) -> tuple[s
 
 
 @pytest.mark.parametrize("cosign", ["cosign", "cosign2"])
-@pytest.mark.parametrize("command", ["verify", "verify-attestation"])
+@pytest.mark.parametrize("kind", ["signature", "cyclonedx", "vuln"])
 def test_cosign_verifies_the_image_and_refuses_the_rest(
-    cosign, command, signed, registry, others, clients_dir, tmp_path
+    cosign, kind, signed, registry, others, clients_dir, tmp_path
 ) -> None:
+    """The signature, the SBOM attestation and the vulnerability report's (cosign's vuln type)."""
     from tests.support.clients import call, cosign_argv, cosign_env
 
     _, digest = manifest(registry, TAG)
     name = f"{registry.host}/kdt/debian"
     root = clients_dir / "trusted_root.json"
     home = cosign_env(tmp_path / "home")
-    extra = ["--type", "cyclonedx"] if command == "verify-attestation" else []
+    command = "verify" if kind == "signature" else "verify-attestation"
+    extra = [] if kind == "signature" else ["--type", kind]
 
     def attempt(identity: str, issuer: str, ref: str) -> subprocess.CompletedProcess:
         return call(cosign_argv(cosign, command, root, identity, issuer, *extra, ref), home)
@@ -537,8 +541,11 @@ def test_cosign_verifies_the_image_and_refuses_the_rest(
     else:
         (envelope,) = payloads
         statement = json.loads(base64.b64decode(envelope["payload"]))
-        assert statement["predicateType"] == CYCLONEDX
+        assert statement["predicateType"] == (CYCLONEDX if kind == "cyclonedx" else VULN)
         assert statement["subject"][0]["digest"] == {"sha256": digest[7:]}
+        if kind == "vuln":  # grype's whole report, as written beside the SBOM
+            assert statement["predicate"]["scanner"]["result"]["matches"] == []
+            assert statement["predicate"]["scanner"]["version"] == "0.121.2"
     for case in COSIGN_REFUSALS:
         identity, issuer, ref = cosign_case(
             case, f"{name}@{digest}", f"{name}@{others['forged']}", f"{name}@{others['unsigned']}"
@@ -585,7 +592,7 @@ def test_sigstore_js_verifies_every_bundle_and_refuses_the_rest(
     _, digest = manifest(registry, TAG)
     root = clients_dir / "trusted_root.json"
     bundles = referrer_bundles(registry.host, "kdt/debian", digest)
-    assert set(bundles) == {COSIGN_SIGN, CYCLONEDX}
+    assert set(bundles) == {COSIGN_SIGN, CYCLONEDX, VULN}
     checksum = signed / "artifacts" / CELL / f"{ISO}.sha256"
     tampered = tmp_path / "tampered.sha256"
     tampered.write_text(checksum.read_text().replace(ISO, "other.iso"))
@@ -627,7 +634,7 @@ def test_regctl_lists_the_signature_and_sbom_attestation(signed, registry, tmp_p
         "application/vnd.dev.sigstore.bundle.v0.3+json"
     }
     predicates = {d["annotations"]["dev.sigstore.bundle.predicateType"] for d in descriptors}
-    assert predicates == {COSIGN_SIGN, CYCLONEDX}
+    assert predicates == {COSIGN_SIGN, CYCLONEDX, VULN}
 
 
 def test_crane_pulls_the_image_back_by_digest(signed, registry, docker_client, tmp_path) -> None:

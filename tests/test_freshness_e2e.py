@@ -3,7 +3,9 @@
 The stand-in base image is Debian with one package, kdt-hello 1.0-1, from a
 flat apt repository the test builds with Debian's tools and serves on
 127.0.0.1 (tests/support/repos.py); its sources list names that mirror, as a
-distro base names its own. Everything else is as in test_release_e2e:
+distro base names its own. A real grype database, built by the tests with
+grype's own builder (tests/support/vulndb.py) and served on 127.0.0.1, says
+kdt-hello before 1.1-1 has a critical CVE. Everything else is as in test_release_e2e:
 BuildKit, the kairos-init and AuroraBoot stand-ins (kairos-init's refreshes
 and upgrades every package, as upstream's install stage does), QEMU boots, a
 real registry, a local Sigstore. The tests run in order and share one
@@ -15,16 +17,19 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import requests
 
 from tests.conftest import run
-from tests.support.bake import bake, retarget, set_cells, set_signing
+from tests.support import vulndb
+from tests.support.bake import bake, retarget, set_cells, set_signing, set_vulnerabilities
 from tests.support.repos import AptRepo
 from tests.support.sigstore_local import IDENTITY, ISSUER
 from tests.support.standins import image_from_dockerfile
+from tests.support.vulnserver import VulnDbServer
 
 pytestmark = pytest.mark.e2e
 
@@ -34,6 +39,8 @@ CELLS = [
 ]
 EARLY, LATE = "amd64-generic", "amd64-generic-k3s-v1.35.1-k3s1"
 RUN = uuid.uuid4().hex[:8]
+CVE = "CVE-2026-4242"
+FINDING = f"{CVE} (critical) in kdt-hello 1.0-1, fixed in 1.1-1"
 PROJECT = f"kdt-fresh-e2e-{RUN}"
 
 
@@ -61,14 +68,25 @@ def base(docker_client, standins, mirror) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory, standins, base, registry, sigstore, docker_client) -> Iterator[Path]:
+def advisories(tmp_path_factory) -> Iterator[VulnDbServer]:
+    """grype's listing with a real database: kdt-hello before 1.1-1 has a critical CVE."""
+    advisory = vulndb.debian_advisory(CVE, "kdt-hello", "1.1-1", "Critical")
+    with VulnDbServer(tmp_path_factory.mktemp("vulndb")) as server:
+        server.publish({"debian": [advisory]}, datetime.now(UTC).replace(microsecond=0))
+        yield server
+
+
+@pytest.fixture(scope="module")
+def repo(
+    tmp_path_factory, standins, base, registry, sigstore, docker_client, advisories
+) -> Iterator[Path]:
     path = bake(
         tmp_path_factory.mktemp("bake"),
         base_image="debian:12",
         project=PROJECT,
         registry=f"{registry.host}/kdt",
     )
-    retarget(path, **{**standins, "base_image": base})
+    retarget(path, **{**standins, "base_image": base, "vulndb": advisories.pin})
     set_signing(
         path, enabled=True, trust=str(sigstore.trust_config), identity=IDENTITY, issuer=ISSUER
     )
@@ -111,6 +129,14 @@ def published(registry) -> dict[str, str]:
     return out
 
 
+def advisories_checksum(repo: Path) -> str:
+    """The sha256 release.yaml pins the database by."""
+    line = next(
+        x for x in (repo / "release.yaml").read_text().splitlines() if x.startswith("vulndb:")
+    )
+    return line.split("?checksum=", 1)[1].strip('"')
+
+
 def record(registry, cell: str) -> dict:
     """The cell's release record, read as any OCI client reads it."""
     accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
@@ -122,16 +148,46 @@ def record(registry, cell: str) -> dict:
     return data
 
 
+def test_the_policy_refuses_the_critical_finding_and_publishes_nothing(repo, env, registry) -> None:
+    set_vulnerabilities(repo, fail_on="critical")
+    cell = release(repo, env, "--cell", EARLY, ok=False)["by_cell"][EARLY]
+    assert cell["status"] == "failed"
+    assert cell["error"] == f"scan: {FINDING}: at or above fail_on: critical"
+    assert cell["vulnerabilities"] == "1 critical"
+    assert cell["steps"]["scan"] == "failed" and "publish" not in cell["steps"]
+    assert published(registry) == {}
+    # An exception past its date fails too, in one line naming it.
+    expired = {"id": CVE, "reason": "fixed upstream soon", "expires": "2020-01-31"}
+    set_vulnerabilities(repo, fail_on="critical", allow=[expired])
+    cell = release(repo, env, "--cell", EARLY, ok=False)["by_cell"][EARLY]
+    assert cell["error"] == (
+        f"scan: vulnerabilities.allow[0]: {CVE} expired on 2020-01-31 "
+        "(reason was: fixed upstream soon); remove it or give a new date"
+    )
+    assert published(registry) == {}
+
+
 def test_first_cell_is_released_with_the_mirrors_package(repo, env, registry) -> None:
+    allowed = {"id": CVE, "reason": "a test of the allow-list", "expires": "2099-12-31"}
+    set_vulnerabilities(repo, fail_on="critical", allow=[allowed])
     summary = release(repo, env, "--cell", EARLY)
     cell = summary["by_cell"][EARLY]
     assert cell["status"] == "published"
     assert cell["packages"] == {"since": ""}  # a first release has nothing to compare
+    assert cell["vulnerabilities"] == "1 critical"
+    assert "vulnerability_changes" not in cell  # nothing earlier to compare with
+    (report,) = (repo / "artifacts" / EARLY).glob("*.grype.json")
+    (match,) = json.loads(report.read_text())["matches"]  # grype's own report, kept whole
+    assert (match["vulnerability"]["id"], match["artifact"]["version"]) == (CVE, "1.0-1")
     kept = record(registry, EARLY)
     assert kept["layer_types"] == [
         "application/vnd.kairos.release.v1+json",
         "application/vnd.cyclonedx+json",
     ]
+    assert kept["vulnerabilities"]["findings"] == [
+        [CVE, "kdt-hello", "1.0-1", "critical", "1.1-1", "deb"]
+    ]
+    assert kept["vulnerabilities"]["database"]["checksum"] == advisories_checksum(repo)
 
 
 def test_second_cell_is_released_after_the_mirror_moved(repo, env, mirror) -> None:
@@ -149,7 +205,25 @@ def test_the_mirror_update_rebuilds_exactly_the_cell_that_lacks_it(repo, env, re
     assert early["reason"].startswith(
         "released: package updates since v0.1.0: kdt-hello 1.0-1 -> 1.1-1; rebuilt: newer packages"
     ), early["reason"]
-    assert early["steps"] == dict.fromkeys(["build", "iso", "test-boot", "publish"], "done")
+    assert early["steps"] == dict.fromkeys(["build", "iso", "test-boot", "scan", "publish"], "done")
+    # What the rebuild fixed: in the cell, grouped in every summary, in the terminal.
+    assert early["vulnerabilities"] == "none"
+    assert early["vulnerability_changes"]["fixed"] == [
+        [CVE, "kdt-hello", "1.0-1", "critical", "1.1-1", "deb"]
+    ]
+    assert summary["vulnerability_changes"]["fixed"] == [
+        {
+            "id": CVE,
+            "package": "kdt-hello",
+            "version": "1.0-1",
+            "severity": "critical",
+            "fix": "1.1-1",
+            "kind": "deb",
+            "cells": [EARLY],
+        }
+    ]
+    assert f"vulnerabilities fixed\n  {FINDING}: {EARLY}" in summary["stdout"]
+    assert "### Vulnerabilities fixed" in (repo / "artifacts" / "release-summary.md").read_text()
     assert early["packages"]["upgraded"] == [
         {"package": "kdt-hello", "from": "1.0-1", "to": "1.1-1"}
     ]

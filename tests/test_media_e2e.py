@@ -75,7 +75,8 @@ def arm64_repo(tmp_path_factory, standins, arm64_standins, registry, sigstore):
         project = f"kdt-{name}-{RUN}"
         tmp = tmp_path_factory.mktemp(name)
         path = baked(tmp, registry, sigstore, project=project, architectures="arm64", model=model)
-        retarget(path, **arm64_standins, auroraboot=standins["auroraboot"])
+        tools = {k: standins[k] for k in ("auroraboot", "syft", "grype", "vulndb")}
+        retarget(path, **arm64_standins, **tools)
         return project, path
 
     return make
@@ -114,7 +115,8 @@ def test_board_image_is_arm64_and_its_sbom_matches_dpkg(board, docker_client) ->
     bom = json.loads((board / "artifacts" / BOARD / f"{BOARD_NAME}.cdx.json").read_text())
     listed = {
         (p.name, p.version, p.qualifiers["arch"])
-        for p in (PackageURL.from_string(c["purl"]) for c in bom["components"])
+        for p in (PackageURL.from_string(c["purl"]) for c in bom["components"] if "purl" in c)
+        if p.type == "deb"
     }
     fmt = "${db:Status-Status} ${Package} ${Version} ${Architecture}\\n"
     out = docker_client.containers.run(
@@ -193,7 +195,7 @@ def trusted(tmp_path_factory, standins, registry, sigstore, env, docker_client) 
     path = baked(
         tmp_path_factory.mktemp("uki"), registry, sigstore, project=project, trusted_boot=True
     )
-    retarget(path, **{k: standins[k] for k in ("base_image", "kairos_init", "auroraboot")})
+    retarget(path, **standins)
     # Six checks in all: one SSH connection serves them (dropbear limits open channels).
     conf = path / "release.yaml"
     conf.write_text(conf.read_text().replace("boot_checks: []\n", UKI_CHECKS, 1))

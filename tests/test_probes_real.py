@@ -3,7 +3,7 @@
 The repositories (tests/support/repos.py) are built with the distros' own
 tools and served on 127.0.0.1; the probe runs in throwaway containers through
 Runner.output with the host network, as the pipeline runs it. What is
-installed is read from each image's own package database, as the SBOM is.
+installed is read from each image's SBOM, made by syft as the pipeline makes it.
 Debian ships dnf 4.14 and zypper 1.14, so the images that stand for Fedora
 and openSUSE are Debian with that tool (and the other managers removed, so
 the probe picks it); apk has no Debian package and is tested on its recorded
@@ -12,17 +12,19 @@ output only (tests/package/test_probes.py).
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from kairos_distro import pkgdb, probes, sbom
+from kairos_distro import changelog, probes, sbom
 from kairos_distro.probes import Answer, ProbeError
 from kairos_distro.runner import Runner
 from tests.support.repos import AptRepo, RpmRepo
 from tests.support.standins import debian_base, image_from_dockerfile
+from tests.support.tools import tool_image
 
 pytestmark = pytest.mark.e2e
 
@@ -46,12 +48,17 @@ def run_probe(image_ref: str, asked: list[str]) -> Answer:
     return probes.parse(answer.code, answer.out)
 
 
-def installed(client, image_ref: str, tmp: Path, rpm: bool = False) -> list[pkgdb.Package]:
-    """The image's packages as its SBOM lists them (rpm's: Debian's dpkg database wins)."""
-    sbom.export_db(client, image_ref, tmp)
-    if rpm:
-        return pkgdb.rpm_sqlite(tmp / "var/lib/rpm/rpmdb.sqlite")
-    return pkgdb.packages_from_root(tmp)[1]
+def installed(client, image_ref: str, tmp: Path, rpm: bool = False) -> list[sbom.Package]:
+    """The image's packages as its SBOM lists them (syft, as the pipeline runs it).
+
+    The rpm tool images are Debian with dnf: their rpm database is the one asked.
+    """
+    syft = tool_image(client, "syft")
+    dest = tmp / "image.cdx.json"
+    image_id = client.images.get(image_ref).id
+    sbom.write_sbom(Runner(out=io.StringIO()), "test", syft, image_id, dest, name="t", version="1")
+    packages = changelog.sbom_packages(dest.read_text())
+    return [p for p in packages if p.manager == ("rpm" if rpm else "deb")]
 
 
 def updates(client, image_ref: str, tmp: Path, rpm: bool = False) -> list[str]:

@@ -34,7 +34,7 @@ CELLS = [
     {"arch": "amd64", "model": "generic", "provider": "k0s", "provider_version": "v1.35.1+k0s.0"},
 ]
 IDS = ["amd64-generic", "amd64-generic-k3s-v1.35.1-k3s1", "amd64-generic-k0s-v1.35.1-k0s.0"]
-STEPS = ["build", "iso", "test-boot", "publish"]
+STEPS = ["build", "iso", "test-boot", "scan", "publish"]
 TAGS = {
     IDS[0]: "12-core-amd64-generic-v0.1.0",
     IDS[1]: "12-standard-amd64-generic-v0.1.0-k3s-v1.35.1-k3s1",
@@ -155,7 +155,11 @@ def test_sigstore_js_verifies_every_cells_bundles(repo, registry, sigstore, tmp_
     for one in IDS:
         digest = digest_of(registry, TAGS[one])
         bundles = referrer_bundles(registry.host, "kdt/debian", digest)
-        assert set(bundles) == {"https://sigstore.dev/cosign/sign/v1", "https://cyclonedx.org/bom"}
+        assert set(bundles) == {
+            "https://sigstore.dev/cosign/sign/v1",
+            "https://cyclonedx.org/bom",
+            "https://cosign.sigstore.dev/attestation/vuln/v1",
+        }
         for n, data in enumerate(bundles.values()):
             path = tmp_path / f"{one}-{n}.sigstore.json"
             path.write_bytes(data)
@@ -201,6 +205,7 @@ def test_rerun_redoes_only_what_failed(repo, env) -> None:
         "build": "reused",
         "iso": "reused",
         "test-boot": "done",
+        "scan": "done",
         "publish": "done",
     }
     for one in (IDS[0], IDS[2]):
@@ -258,6 +263,7 @@ def test_registry_dying_mid_run_fails_the_rest_and_a_rerun_completes(
             "build": "reused",
             "iso": "reused",
             "test-boot": "reused",
+            "scan": "done",
             "publish": "done",
         }
     cells = release(repo, env)

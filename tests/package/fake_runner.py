@@ -42,7 +42,10 @@ class FakeRunner(Runner):
     by its argv's leading words, longest match first. consoles: what a spawned
     program prints, by program name; exits: programs that end on their own.
     ssh: what successive `ssh` calls return or raise. failing: programs whose
-    `run` fails.
+    `run` fails. outputs: what a container prints on stdout, by its label
+    (bytes; an exception it raises; or a function of the recorded call, which
+    may write into the call's volumes as the tool would); `container` returns
+    it when asked to capture. client: the docker-py client `docker()` returns.
     """
 
     out: Any = field(default_factory=io.StringIO)
@@ -58,6 +61,8 @@ class FakeRunner(Runner):
     spawned: list[FakeProcess] = field(default_factory=list)
     ssh_calls: list[tuple[int, str, str, float]] = field(default_factory=list)
     containers: list[dict[str, Any]] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    client: Any = None
 
     def asked(self) -> bool:
         """True when anything at all went through a door."""
@@ -106,8 +111,42 @@ class FakeRunner(Runner):
             raise result
         return result
 
-    def container(self, cell: str, step: str, image: str, command: list[str], volumes, **kw):  # type: ignore[override]
-        self.containers.append({"cell": cell, "step": step, "image": image, "command": command})
+    def container(
+        self,
+        cell: str,
+        step: str,
+        image: str,
+        command: list[str],
+        volumes: dict[str, dict[str, str]],
+        *,
+        label: str,
+        network: str = "",
+        privileged: bool = False,
+        user: str = "",
+        env: dict[str, str] | None = None,
+        capture: bool = False,
+    ) -> bytes:
+        call = {
+            "cell": cell,
+            "step": step,
+            "image": image,
+            "command": command,
+            "volumes": volumes,
+            "label": label,
+            "network": network,
+            "privileged": privileged,
+            "user": user,
+            "env": env,
+            "capture": capture,
+        }
+        self.containers.append(call)
+        found = self.outputs.get(label, b"")
+        if isinstance(found, Exception):
+            raise found
+        printed = found(call) if callable(found) else found
+        return bytes(printed) if capture else b""
 
     def docker(self) -> Any:
-        raise AssertionError("the fake runner has no Docker engine")
+        if self.client is None:
+            raise AssertionError("the fake runner has no Docker engine")
+        return self.client

@@ -1,37 +1,30 @@
 """Package changelog: packages read back from our SBOMs, their diff, its JSON, and grouping.
 
-The SBOMs are the ones sbom.bom_json writes; the rpm packages of one of them
-are read by pkgdb from a real rpm database (rpm_fixtures.py says how it was
-made), so the epoch takes the road a released SBOM takes.
+The SBOMs are shaped as syft writes them (syft_bom.py): deb purls keep an epoch
+in the version, rpm purls carry it in an `epoch` qualifier. The rpm packages of
+one of them are the ones rpm itself listed for a real database (rpm_fixtures.py
+says how it was made), so the epoch takes the road a released SBOM takes.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import rpm_fixtures
+import syft_bom
 
-from kairos_distro import changelog, pkgdb, sbom
+from kairos_distro import changelog, sbom
 from kairos_distro.changelog import Change
-from kairos_distro.pkgdb import Package
+from kairos_distro.sbom import Package
 
-CREATED = datetime(2024, 5, 1, tzinfo=UTC)
 OPENSSL_OLD, OPENSSL_NEW = "3.0.11-1~deb12u2", "3.0.13-1~deb12u1"
+DISTRO = {"deb": "debian-12", "rpm": "fedora-40", "apk": "alpine-3.20.3"}
 
 
-def bom(packages: list[Package], database: str = "deb") -> str:
-    return sbom.bom_json(
-        packages,
-        name="ghcr.io/o/debian",
-        version="v0.1.0",
-        distro="debian",
-        distro_release="12",
-        created=CREATED,
-        database=database,
-    )
+def bom(packages: list[Package], manager: str = "deb") -> str:
+    return syft_bom.sbom(packages, distro=DISTRO[manager])
 
 
 def key(p: Package) -> tuple[str, str, str]:
@@ -46,9 +39,17 @@ def rpm(name: str, version: str, arch: str = "x86_64") -> Package:
     return Package(name, version, arch, "rpm")
 
 
+def from_qa(line: str) -> Package:
+    """A Package from one line of `rpm -qa --qf QA_FORMAT` ("(none)": rpm's empty tag)."""
+    name, evr, arch, lic, source = (v if v != "(none)" else "" for v in line.split("|"))
+    return Package(name, evr, arch, "rpm", lic, source)
+
+
 # --- sbom_packages -----------------------------------------------------------------
 
-REAL_RPMS = pkgdb.rpm_ndb(rpm_fixtures.unpack(rpm_fixtures.NDB_PACKAGES_B64))
+# What rpm listed for the recorded database: kdt-hello has epoch 2 and a "+" in its
+# version, kdt-tool a "~" and x86_64, kdt-data is noarch with a license that is no SPDX id.
+REAL_RPMS = [from_qa(line) for line in rpm_fixtures.NDB_PACKAGES_QA]
 
 
 @pytest.mark.parametrize(
@@ -57,15 +58,27 @@ REAL_RPMS = pkgdb.rpm_ndb(rpm_fixtures.unpack(rpm_fixtures.NDB_PACKAGES_B64))
         [Package("libc6", "2.36-9+deb12u7", "amd64", "deb", "", "glibc")],
         [Package("bind9-libs", "1:9.18.28-1~deb12u2", "amd64", "deb", "", "bind9")],  # epoch kept
         [Package("libc6", "2.36-9+deb12u7", "i386", "deb", "", "glibc"), deb("libc6", "2.36-9")],
-        REAL_RPMS,  # kdt-hello has epoch 2, kdt-tool is x86_64, kdt-data noarch
+        # syft names a source whose version differs from the binary's as name@version.
+        [Package("bsdutils", "1:2.38.1-5+deb12u1", "amd64", "deb", "", "util-linux@2.38.1-5")],
+        REAL_RPMS,
         [Package("openssl-libs", "1:3.0.7-27.el9", "x86_64", "rpm", "Apache-2.0", "openssl")],
         [Package("bash", "5.2.15-2.fc39", "x86_64", "rpm", "GPL-3.0-or-later")],
         [Package("musl", "1.2.4_git20230717-r4", "x86_64", "apk", "MIT", "musl")],
         [Package("busybox", "1.36.1-r15", "aarch64", "apk", "GPL-2.0-only", "busybox")],
     ],
-    ids=["deb", "deb-epoch", "deb-multiarch", "rpmdb", "rpm-epoch", "rpm", "apk", "apk-arm"],
+    ids=[
+        "deb",
+        "deb-epoch",
+        "deb-multiarch",
+        "deb-source-version",
+        "rpmdb",
+        "rpm-epoch",
+        "rpm",
+        "apk",
+        "apk-arm",
+    ],
 )
-def test_sbom_packages_reads_back_what_bom_json_wrote(packages) -> None:
+def test_sbom_packages_reads_back_what_syft_wrote(packages) -> None:
     text = bom(packages, packages[0].manager)
     assert sorted(changelog.sbom_packages(text), key=key) == sorted(packages, key=key)
     assert changelog.sbom_packages(json.loads(text)) == changelog.sbom_packages(text)
@@ -75,8 +88,53 @@ def test_the_rpm_epoch_travels_in_a_qualifier_and_comes_back_folded() -> None:
     hello = next(p for p in REAL_RPMS if p.name == "kdt-hello")
     assert hello.version == "2:1.2.3+git20240101-1.kdt"  # as `rpm -q --qf %{EVR}` printed it
     (ref,) = sbom.component_purls(bom([hello], "rpm"))
-    assert "@1.2.3%2Bgit20240101-1.kdt?" in ref and "epoch=2" in ref
+    assert ref == (
+        "pkg:rpm/fedora/kdt-hello@1.2.3%2Bgit20240101-1.kdt?arch=noarch&distro=fedora-40"
+        "&epoch=2&upstream=kdt-hello-1.2.3%2Bgit20240101-1.kdt.src.rpm"
+    )
     assert changelog.sbom_packages(bom([hello], "rpm")) == [hello]
+
+
+def test_an_rpm_epoch_of_zero_is_no_change() -> None:
+    # One SBOM spells the epoch out, the next leaves it off: the same package.
+    before = bom([rpm("bash", "0:5.2.15-2.fc39")], "rpm")
+    after = bom([rpm("bash", "5.2.15-2.fc39")], "rpm")
+    old, new = changelog.sbom_packages(before), changelog.sbom_packages(after)
+    assert old[0].version == "0:5.2.15-2.fc39"
+    assert changelog.diff(old, new) == []
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "pkg:deb/debian/bsdutils@1%3A2.38.1-5%2Bdeb12u1?arch=amd64&distro=debian-12",
+        "pkg:deb/debian/bsdutils@1:2.38.1-5%2Bdeb12u1?arch=amd64&distro=debian-12",  # older syft
+        "pkg:deb/debian/bsdutils@1:2.38.1-5+deb12u1?distro=debian-12&arch=amd64",
+    ],
+    ids=["encoded", "colon-raw", "unsorted-plus-raw"],
+)
+def test_every_spelling_of_a_deb_purl_reads_as_one_package(ref) -> None:
+    doc = {"bomFormat": "CycloneDX", "components": [{"name": "bsdutils", "purl": ref}]}
+    assert changelog.sbom_packages(doc) == [deb("bsdutils", "1:2.38.1-5+deb12u1")]
+
+
+def test_licenses_are_read_as_syft_writes_them() -> None:
+    packages = [*REAL_RPMS, Package("musl", "1.2.5-r0", "x86_64", "apk", "MIT", "musl")]
+    doc = json.loads(bom(packages, "rpm"))
+    by_name = {c["name"]: c.get("licenses") for c in doc["components"]}
+    assert by_name["kdt-hello"] == [{"expression": "MIT AND BSD-3-Clause"}]
+    assert by_name["kdt-tool"] == [{"license": {"id": "Apache-2.0"}}]
+    assert by_name["kdt-data"] == [{"license": {"name": "GPLv2+"}}]  # no SPDX id: kept as said
+    read = {p.name: p.license for p in changelog.sbom_packages(doc)}
+    assert read == {
+        "kdt-hello": "MIT AND BSD-3-Clause",
+        "kdt-tool": "Apache-2.0",
+        "kdt-data": "GPLv2+",
+        "musl": "MIT",
+    }
+    # Several entries (a Debian copyright file names several licenses) are all kept.
+    doc["components"][0]["licenses"] = [{"license": {"id": "MIT"}}, {"license": {"name": "X"}}]
+    assert changelog.sbom_packages(doc)[0].license == "MIT AND X"
 
 
 def test_components_without_a_purl_or_of_other_types_are_skipped() -> None:
@@ -85,6 +143,7 @@ def test_components_without_a_purl_or_of_other_types_are_skipped() -> None:
     doc["components"] += [
         {"type": "library", "name": "no-purl", "bom-ref": "no-purl"},
         {"type": "library", "name": "lodash", "purl": "pkg:npm/lodash@4.17.21"},
+        syft_bom.go_module("github.com/spf13/cobra", "v1.8.1"),
         {"type": "application", "name": "app", "bom-ref": "app", "components": [zlib]},
     ]
     assert changelog.sbom_packages(doc) == [
@@ -94,7 +153,11 @@ def test_components_without_a_purl_or_of_other_types_are_skipped() -> None:
 
 
 def test_an_sbom_without_packages_lists_none() -> None:
-    assert changelog.sbom_packages(bom([], "none")) == []
+    # Hadron: no package manager; syft still lists the operating system and Go modules.
+    go = syft_bom.go_module("github.com/kairos-io/kairos-agent/v2", "v2.20.0")
+    doc = syft_bom.document([], others=[go])
+    assert len(doc["components"]) == 2  # the module and the operating system
+    assert changelog.sbom_packages(doc) == []
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 import yaml
-from package_helpers import RISCV64_KAIROS_INIT
+from package_helpers import RISCV64_KAIROS_INIT, ROOT
 
-from kairos_distro import cells, config
+from kairos_distro import cells, config, fields, policy, sbom, vulndb
 from kairos_distro.config import Cell, ConfigError
+from kairos_distro.ref import ImageRef
 
 DIGEST = "sha256:" + "a" * 64
 JETSON_ORIN = ["nvidia-jetson-agx-orin", "nvidia-jetson-orin-nx"]
@@ -817,18 +818,20 @@ def test_version_git_is_spelled_exactly(write_release, release_data, version) ->
 
 
 @pytest.mark.parametrize(
-    "pattern, value",
+    "module, pattern, value",
     [
-        ("SEMVER", "v1.2.3"),
-        ("SEMVER", "v1.2.3-rc.1+build.5"),
-        ("VERSION", "v1.2.3"),
-        ("VERSION", "git"),
-        ("CHANNEL", "edge"),
-        ("SLUG", "my-distro"),
+        (config, "SEMVER", "v1.2.3"),
+        (config, "SEMVER", "v1.2.3-rc.1+build.5"),
+        (config, "VERSION", "v1.2.3"),
+        (config, "VERSION", "git"),
+        (fields, "CHANNEL", "edge"),
+        (config, "SLUG", "my-distro"),
+        (vulndb, "PIN", f"https://grype.anchore.io/v6/db.tar.zst?checksum=sha256:{'a' * 64}"),
     ],
+    ids=["semver", "semver-pre", "version", "version-git", "channel", "slug", "vulndb-pin"],
 )
-def test_patterns_refuse_a_trailing_newline(pattern, value) -> None:
-    regex = getattr(config, pattern)
+def test_patterns_refuse_a_trailing_newline(module, pattern, value) -> None:
+    regex = getattr(module, pattern)
     assert regex.match(value)
     assert not regex.match(f"{value}\n")
     assert not regex.match(f"{value}\n\n")
@@ -958,3 +961,100 @@ def test_refresh_refuses_other_modes(write_release, release_data, value, message
     with pytest.raises(config.ConfigError) as err:
         config.load(write_release(release_data))
     assert str(err.value).endswith(message), str(err.value)
+
+
+# -- syft, grype, the vulnerability database ------------------------------------------------
+
+VULNDB_PIN = (
+    "https://grype.anchore.io/databases/v6/vulnerability-db_v6.1.10_2026-05-01T03:21:47Z.tar.zst"
+    f"?checksum=sha256:{'5' * 64}"
+)
+
+
+def test_syft_and_grype_default_to_the_packages_images(write_release, release_data) -> None:
+    rel = config.load(write_release(release_data))
+    assert (rel.syft, rel.grype, rel.vulndb) == (sbom.SYFT_IMAGE, vulndb.GRYPE_IMAGE, "")
+    assert rel.vulnerabilities == policy.Policy()
+    # Written empty, they are the defaults too (a template that names none).
+    rel = config.load(write_release({**release_data, "syft": "", "grype": None, "vulndb": ""}))
+    assert (rel.syft, rel.grype, rel.vulndb) == (sbom.SYFT_IMAGE, vulndb.GRYPE_IMAGE, "")
+
+
+def test_the_default_tool_images_are_pinned_by_tag() -> None:
+    for image in (sbom.SYFT_IMAGE, vulndb.GRYPE_IMAGE):
+        ref = ImageRef.parse(image)
+        assert ref.tag.startswith("v") and ref.api_host == "registry-1.docker.io", image
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("syft", f"docker.io/anchore/syft:v1.58.0@{DIGEST}"),
+        ("syft", "127.0.0.1:5000/mirror/syft:v1.57.0"),
+        ("grype", f"ghcr.io/anchore/grype:v0.122.0@{DIGEST}"),
+        ("vulndb", VULNDB_PIN),
+        ("vulndb", f"http://127.0.0.1:8080/v6/db.tar.zst?checksum=sha256:{'a' * 64}"),
+    ],
+    ids=["syft-digest", "syft-mirror", "grype", "vulndb", "vulndb-local-mirror"],
+)
+def test_tool_pins_are_read(write_release, release_data, field, value) -> None:
+    release_data[field] = value
+    assert getattr(config.load(write_release(release_data)), field) == value
+
+
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [
+        ("syft", "anchore/syft:v1.57.0 --debug", "is not an image reference"),
+        ("grype", "https://ghcr.io/anchore/grype", "is not an image reference"),
+        ("syft", True, "expected text, got true"),
+        (
+            "vulndb",
+            VULNDB_PIN.split("?")[0],
+            "is not a database URL ending ?checksum=sha256:<64 hex>",
+        ),
+        ("vulndb", VULNDB_PIN.replace("sha256:", "sha512:"), "is not a database URL ending"),
+        ("vulndb", VULNDB_PIN + "0", "is not a database URL ending"),
+        ("vulndb", VULNDB_PIN.upper(), "is not a database URL ending"),
+        ("vulndb", "file:///srv/db.tar.zst?checksum=sha256:" + "5" * 64, "is not a database URL"),
+        ("vulndb", "latest", 'vulndb: "latest" is not a database URL ending ?checksum='),
+    ],
+    ids=[
+        "syft-argument",
+        "grype-url",
+        "syft-bool",
+        "no-checksum",
+        "sha512",
+        "long-checksum",
+        "uppercase",
+        "file-url",
+        "word",
+    ],
+)
+def test_bad_tool_pins_are_refused(write_release, release_data, field, value, fragment) -> None:
+    release_data[field] = value
+    assert_refused(write_release, release_data, field, fragment)
+
+
+def test_a_login_in_the_vulndb_pin_is_never_shown(write_release, release_data) -> None:
+    release_data["vulndb"] = f"https://bob:{CANARY}@mirror.example/db.tar.zst"  # no checksum
+    with pytest.raises(config.ConfigError) as err:
+        config.load(write_release(release_data))
+    assert CANARY not in str(err.value)
+    assert '"https://***@mirror.example/db.tar.zst" is not a database URL' in str(err.value)
+
+
+def test_vulnerabilities_refusals_name_the_file_and_field(write_release, release_data) -> None:
+    release_data["vulnerabilities"] = {"allow": [{"id": "CVE-2026-0001", "reason": "r"}]}
+    path, message = refusal(write_release, release_data)
+    assert message == (
+        f"{path}: vulnerabilities.allow[0].expires: null is not a date such as 2027-01-31 "
+        "(every exception expires)"
+    )
+
+
+def test_the_baked_release_file_reads_with_the_default_policy() -> None:
+    rel = config.load(ROOT / "release.yaml")
+    assert (rel.syft, rel.grype) == (sbom.SYFT_IMAGE, vulndb.GRYPE_IMAGE)  # what the bake pins
+    assert rel.vulndb == ""  # follows the listing until `invoke bump vulndb`
+    assert rel.vulnerabilities == policy.Policy()

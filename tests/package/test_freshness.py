@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from kairos_distro import freshness, probes
-from kairos_distro.pkgdb import Package
 from kairos_distro.runner import Answer, Runner, StepError
+from kairos_distro.sbom import Package
 
 APT_OK = """kairos-probe: manager apt
 Hit:1 http://deb.debian.org/debian bookworm InRelease

@@ -287,3 +287,12 @@ def test_an_sbom_blob_that_is_not_the_named_one_is_an_error(make_release) -> Non
     fake.blobs[f"sha256:{named}"] = b"something else"
     with pytest.raises(RegistryError, match="served another SBOM"):
         ledger.read_sbom(fake, rel, rel.cells[0], record(sbom={"x": named}))  # type: ignore[arg-type]
+
+
+def test_the_syft_that_writes_the_sbom_shapes_the_media_stamp() -> None:
+    plain = ledger.media_stamp(KEY, ledger.media_inputs(("iso",)))
+    syft = [ledger.media_stamp(KEY, ledger.media_inputs(("iso",), "", None, s)) for s in "ab"]
+    assert syft[0] != syft[1]
+    assert plain not in syft
+    assert ledger.media_inputs(("iso",), "", None, "") == ledger.media_inputs(("iso",))
+    assert ledger.media_inputs(("raw",), "", None, "syft:v1")["syft"] == "syft:v1"

@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import static_http
 from package_helpers import ROOT, run_invoke
 
 from kairos_distro import config, pins
@@ -524,6 +525,7 @@ def test_renovate_finds_the_image_pins_of_this_release_file() -> None:
         if ref is None or not ref.tag:
             assert field not in images  # no tag to follow: Renovate leaves it alone
             continue
+        assert field in images, f"renovate.json follows no {field}: line ({value})"
         found = images[field]
         assert (found["depName"], found["currentValue"]) == (ref.name, ref.tag), value
         assert found.get("currentDigest", "") == ref.digest
@@ -666,3 +668,147 @@ def test_bump_without_to_takes_the_newest_patch_of_the_minor(release_file) -> No
     original = release_file.read_text(encoding="utf-8")
     assert change.text == pins.rewrite_provider(original, "v1.35.1+k3s1", "v1.35.2+k3s2")
     assert change.text.count('provider_version: "v1.35.2+k3s2"') == 2  # both cells of the line
+
+
+# -- syft, grype and the vulnerability database ------------------------------------------------
+
+SYFT, GRYPE = "docker.io/anchore/syft:v1.57.0", "docker.io/anchore/grype:v0.121.2"
+DB_URL = (
+    "https://grype.anchore.io/databases/v6/vulnerability-db_v6.1.10_2026-05-01T03:21:47Z.tar.zst"
+)
+PIN = f"{DB_URL}?checksum=sha256:{'5' * 64}"
+TOOLS = RELEASE.replace(
+    "registry: ",
+    f'# SBOMs and vulnerability reports.\nsyft: "{SYFT}"\ngrype: {GRYPE}  # the scanner\n'
+    'vulndb: ""\nvulnerabilities:\n  fail_on: high\n  max_age: 7\nregistry: ',
+    1,
+)
+
+
+@pytest.fixture
+def tools_file(release_file: Path) -> Path:
+    release_file.write_text(TOOLS, encoding="utf-8")
+    return release_file
+
+
+@pytest.mark.parametrize(
+    "what, to, line",
+    [
+        # Written as Docker names them: docker.io/ is the default registry, left out.
+        ("syft", "v1.58.0", f'syft: "anchore/syft:v1.58.0@{A}"\n'),
+        ("syft", "", f'syft: "anchore/syft:v1.57.0@{A}"\n'),
+        ("grype", "v0.122.0", f"grype: anchore/grype:v0.122.0@{A}  # the scanner\n"),
+        (
+            "grype",
+            f"ghcr.io/anchore/grype:v0.122.0@{B}",
+            f"grype: ghcr.io/anchore/grype:v0.122.0@{B}  # the scanner\n",
+        ),
+    ],
+    ids=["syft-tag", "syft-digest", "grype-tag", "grype-reference"],
+)
+def test_bump_syft_and_grype_like_any_image(tools_file, what, to, line) -> None:
+    change = pins.plan(tools_file, what, to=to, resolver=fake_resolver)
+    assert change.field == what
+    pins.apply(change)
+    ((old, now),) = changed_lines(TOOLS, tools_file.read_text(encoding="utf-8"))
+    assert old.startswith(f"{what}: ")
+    assert now == line
+    assert getattr(config.load(tools_file), what) == change.new
+    assert ImageRef.parse(change.new) == ImageRef.parse(line.split()[1].strip('"'))
+
+
+def test_bump_vulndb_to_a_pin_rewrites_the_vulndb_line_only(tools_file) -> None:
+    change = pins.plan(tools_file, "vulndb", to=PIN)
+    assert (change.what, change.field, change.old, change.new) == ("vulndb", "vulndb", "", PIN)
+    pins.apply(change)
+    after = tools_file.read_text(encoding="utf-8")
+    assert changed_lines(TOOLS, after) == [('vulndb: ""\n', f'vulndb: "{PIN}"\n')]
+    assert config.load(tools_file).vulndb == PIN
+    # And on from one pin to the next.
+    newer = PIN.replace("2026-05-01", "2026-05-02").replace("5" * 64, "6" * 64)
+    pins.apply(pins.plan(tools_file, "vulndb", to=newer))
+    assert changed_lines(after, tools_file.read_text(encoding="utf-8")) == [
+        (f'vulndb: "{PIN}"\n', f'vulndb: "{newer}"\n')
+    ]
+    again = pins.plan(tools_file, "vulndb", to=newer)
+    assert not again.changed and again.text == tools_file.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "to",
+    [
+        DB_URL,  # no checksum: nothing to check the download against
+        f"{DB_URL}?checksum=sha256:{'5' * 63}",
+        f"{DB_URL}?checksum=sha256:{'A' * 64}",
+        f"{DB_URL}?checksum=md5:{'5' * 32}",
+        f"ftp://example.com/db.tar.zst?checksum=sha256:{'5' * 64}",
+        f"{PIN}\n",
+        "latest",
+    ],
+    ids=["no-checksum", "short", "uppercase", "md5", "ftp", "newline", "word"],
+)
+def test_bump_vulndb_refuses_what_is_not_a_pin(tools_file, to) -> None:
+    with pytest.raises(pins.PinError) as caught:
+        pins.plan(tools_file, "vulndb", to=to)
+    message = str(caught.value)
+    assert message.startswith("vulndb: ") and message.endswith(
+        " is not URL?checksum=sha256:<64 hex>"
+    )
+    assert "\n" not in message
+    assert tools_file.read_text(encoding="utf-8") == TOOLS
+
+
+def test_bump_vulndb_without_a_vulndb_line_is_one_line(release_file) -> None:
+    # A release file from before the scan: nothing to rewrite, nothing written.
+    with pytest.raises(
+        pins.PinError, match=r"^vulndb: found no line reading `vulndb: ` to rewrite$"
+    ):
+        pins.plan(release_file, "vulndb", to=PIN)
+    assert release_file.read_text(encoding="utf-8") == RELEASE
+
+
+@pytest.fixture
+def listing(monkeypatch) -> Iterator[static_http.Site]:
+    """grype's listing (latest.json) on 127.0.0.1, named by GRYPE_DB_UPDATE_URL."""
+    name = "vulnerability-db_v6.1.10_2026-05-01T03:21:47Z_1777600000.tar.zst"
+    latest = {
+        "status": "active",
+        "schemaVersion": "v6.1.10",
+        "built": "2026-05-01T03:21:47Z",
+        "path": name,  # relative to the listing
+        "checksum": f"sha256:{'7' * 64}",
+    }
+    with static_http.serve({"/databases/v6/latest.json": json.dumps(latest).encode()}) as site:
+        monkeypatch.setenv("GRYPE_DB_UPDATE_URL", f"{site.url}/databases/v6/latest.json")
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        yield site
+
+
+def test_bump_vulndb_without_to_takes_the_listings_newest(tools_file, listing) -> None:
+    change = pins.plan(tools_file, "vulndb")
+    name = "vulnerability-db_v6.1.10_2026-05-01T03:21:47Z_1777600000.tar.zst"
+    assert change.new == f"{listing.url}/databases/v6/{name}?checksum=sha256:{'7' * 64}"
+    assert listing.asked == ["/databases/v6/latest.json"]
+    pins.apply(change)
+    assert config.load(tools_file).vulndb == change.new
+
+
+def test_bump_vulndb_with_the_listing_gone_is_a_resolve_error(tools_file, listing) -> None:
+    listing.bodies.clear()
+    with pytest.raises(pins.ResolveError) as caught:
+        pins.plan(tools_file, "vulndb")
+    assert str(caught.value) == (
+        f"vulndb: cannot read the listing {listing.url}/databases/v6/latest.json (HTTP 404)"
+    )
+
+
+def test_invoke_bump_vulndb_and_a_bad_pin(tools_file) -> None:
+    run = invoke("bump", "vulndb", "--to", PIN, "--release-file", str(tools_file))
+    assert (run.returncode, run.stderr) == (0, "")
+    assert run.stdout == f"bumped vulndb: (none) -> {PIN}\n"
+    bad = invoke("bump", "vulndb", "--to", DB_URL, "--release-file", str(tools_file))
+    assert bad.returncode == 2
+    (error,) = bad.stderr.splitlines()  # the URL as typed, cut short
+    assert error.startswith("bump: vulndb: https://grype.anchore.io/databases/v6/")
+    assert error.endswith("... is not URL?checksum=sha256:<64 hex>")
+    assert config.load(tools_file).vulndb == PIN

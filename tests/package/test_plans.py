@@ -270,8 +270,9 @@ def test_dry_artifacts_print_and_write_nothing(
         f"[{cell_id}] would run quay.io/kairos/auroraboot:v0.26.2 --debug build-iso "
         f"--output /output/ --arch amd64 docker:{ref} "
         f"(/nonexistent.sock:/var/run/docker.sock, {target / cell_id}:/output)\n"
-        f"[{cell_id}] would write {target / cell_id / name}.cdx.json "
-        "from the image's package database\n"
+        f"[{cell_id}] would run {rel.syft} scan docker:IMAGE --output cyclonedx-json@1.6 "
+        "--source-name NAME --source-version TAG --quiet "
+        f"(/nonexistent.sock:/var/run/docker.sock) > {target / cell_id / name}.cdx.json\n"
     )
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from kairos_distro import managers, probes
-from kairos_distro.pkgdb import Package
 from kairos_distro.probes import Answer, Candidate, ProbeError, Update
+from kairos_distro.sbom import Package
 
 OUTPUTS = Path(__file__).parent / "probe_outputs"
 

@@ -20,10 +20,12 @@ import shlex
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import syft_bom
 import yaml
 from docker.errors import APIError, DockerException
 from package_helpers import ROOT, run_invoke
@@ -37,8 +39,11 @@ from kairos_distro import (
     naming,
     publish,
     release,
+    scan,
     sign,
     summary,
+    vulndb,
+    vulns,
 )
 from kairos_distro.build import Built
 from kairos_distro.config import SEMVER, Cell, Release
@@ -338,6 +343,36 @@ def test_key_follows_the_fingerprint(make_release) -> None:
     other = plan_of(rel, digests={**DIGESTS, "base": "sha256:" + "0" * 64})
     assert plan.stamp(rel.cells[0]) != other.stamp(rel.cells[0])
     assert plan.key(rel.cells[0]) != other.key(rel.cells[0])
+
+
+def test_a_syft_bump_remakes_the_artifacts_and_releases_again(make_release) -> None:
+    # syft writes the SBOM, one of the artifacts: a new syft is new artifacts.
+    rel = make_release({"arch": "amd64"})
+    bumped = make_release({"arch": "amd64"}, syft=f"docker.io/anchore/syft:v1.58.0@{DIGEST}")
+    cell = rel.cells[0]
+    assert stamp_of(bumped) == stamp_of(rel)  # the image stays: its build is reused
+    assert media_stamp_of(bumped) != media_stamp_of(rel)
+    assert key_of(bumped) != key_of(rel)
+    moved = ledger.changed(plan_of(rel).inputs(cell), plan_of(bumped).inputs(cell))
+    assert moved == "boot media kinds, UKI key, tag formats or syft"
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("grype", f"docker.io/anchore/grype:v0.122.0@{DIGEST}"),
+        ("vulndb", f"https://grype.anchore.io/v6/db.tar.zst?checksum=sha256:{'5' * 64}"),
+        ("vulnerabilities", {"fail_on": "high", "max_age": 1}),
+    ],
+    ids=["grype", "vulndb", "policy"],
+)
+def test_the_scanner_its_database_and_the_policy_release_nothing_again(
+    make_release, field, value
+) -> None:
+    # They judge a release when it is made; a published cell is not remade for them.
+    rel = make_release({"arch": "amd64"})
+    moved = make_release({"arch": "amd64"}, **{field: value})
+    assert (media_stamp_of(moved), key_of(moved)) == (media_stamp_of(rel), key_of(rel))
 
 
 def test_key_ignores_machine_settings_other_than_the_marker(make_release) -> None:
@@ -681,6 +716,10 @@ def write_artifacts(directory: Path, cell: Cell, stamp: str) -> artifacts.Artifa
 
 
 EMPTY_SBOM = '{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": []}'
+VULNDB_URL = "http://127.0.0.1:9/vulnerability-db_v6.1.10.tar.zst"
+VULNDB_SUM = "sha256:" + "5" * 64
+VULNDB_BUILT = datetime.now(UTC) - timedelta(days=1)
+CLEAN = vulns.Report((), vulns.Database(VULNDB_BUILT, "v6.1.10", VULNDB_SUM))
 
 
 @dataclass
@@ -705,6 +744,9 @@ class Recorder(Stages):
     found: dict[str, freshness.Found] = field(default_factory=dict)  # cell id -> probe's
     fresh: set[str] = field(default_factory=set)  # cells built without the build cache
     extras: dict[str, Any] = field(default_factory=dict)  # cell id -> what publish adds
+    scans: dict[str, Any] = field(default_factory=dict)  # cell id -> vulns.Report or error
+    databases: int = 0  # how often the run asked for its vulnerability database
+    database_error: Exception | None = None
 
     def hit(self, stage: str, cell: str, *args: Any) -> None:
         self.calls.append((stage, cell))
@@ -788,6 +830,19 @@ class Recorder(Stages):
             return self.media[cell.id](plan.artifacts, cell, stamp)
         return None if runner.dry else write_artifacts(plan.artifacts, cell, stamp)
 
+    def vulndb(self, runner: Runner, rel: Release) -> scan.Database:
+        self.databases += 1
+        if self.database_error:
+            raise self.database_error
+        return scan.Database(self.tmp / "vulndb", vulndb.Pin(VULNDB_URL, VULNDB_SUM), False)
+
+    def scan(self, runner: Runner, rel: Release, built: Built, db: Any, out: Path) -> vulns.Report:
+        self.hit("scan", built.cell.id, runner, rel, db, out)
+        found = self.scans.get(built.cell.id, CLEAN)
+        if isinstance(found, Exception):
+            raise found
+        return found
+
     def boot(self, runner: Runner, rel: Release, cell: Cell, iso: Path, plan: Any) -> boot.BootPlan:
         self.hit("test-boot", cell.id, runner, rel, iso, plan.boot, plan.user_data)
         results = [boot.Result("ssh echo ping", True, 3.2), boot.Result("boot state", True, 41.6)]
@@ -847,9 +902,18 @@ def output(plan: Plan) -> str:
     return plan.runner.out.getvalue()  # type: ignore[attr-defined]
 
 
-FRESH = ["read_record", "local_label", "build", "earlier_media", "iso", "test-boot", "publish"]
+FRESH = [
+    "read_record",
+    "local_label",
+    "build",
+    "earlier_media",
+    "iso",
+    "test-boot",
+    "scan",
+    "publish",
+]
 # A cell with a record reads the SBOM it names: to probe a skip, for the changelog of a redo.
-REDONE = [*FRESH[:-1], "read_sbom", "publish"]
+REDONE = [*FRESH[:-2], "read_sbom", "scan", "publish"]
 
 
 @pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
@@ -1138,7 +1202,15 @@ def test_force_redoes_every_step_of_a_cell_that_is_up_to_date(stages, make_relea
     (report,) = release.run_release(plan, [cell])
     # No build reuse, no ISO reuse, no boot stamp reuse; the record and its SBOM are
     # read for the package changelog only.
-    assert stages.of(cell) == ["read_record", "build", "iso", "test-boot", "read_sbom", "publish"]
+    assert stages.of(cell) == [
+        "read_record",
+        "build",
+        "iso",
+        "test-boot",
+        "read_sbom",
+        "scan",
+        "publish",
+    ]
     assert report.steps == dict.fromkeys(STEPS, "done")
     assert (report.status, report.error) == ("published", "")
     assert report.boot == "passed (tcg, 2 checks, 42 s)"
@@ -1169,11 +1241,19 @@ def test_matching_build_iso_and_boot_are_reused(stages, make_release) -> None:
     made = write_artifacts(plan.artifacts, cell, plan.media_stamp(cell))
     (made.directory / ledger.BOOT_STAMP).write_text(f"{key}\npassed (kvm, 2 checks, 30 s)\n")
     (report,) = release.run_release(plan, [cell])
-    assert stages.of(cell) == ["read_record", "local_label", "adopt", "earlier_media", "publish"]
+    assert stages.of(cell) == [
+        "read_record",
+        "local_label",
+        "adopt",
+        "earlier_media",
+        "scan",
+        "publish",
+    ]
     assert report.steps == {
         "build": "reused",
         "iso": "reused",
         "test-boot": "reused",
+        "scan": "done",
         "publish": "done",
     }
     assert report.boot == "passed (kvm, 2 checks, 30 s)"
@@ -1200,6 +1280,7 @@ def test_boot_stamp_holding_the_fingerprint_is_not_reused(stages, make_release) 
         "adopt",
         "earlier_media",
         "test-boot",
+        "scan",
         "publish",
     ]
     assert report.steps["test-boot"] == "done"
@@ -1243,12 +1324,14 @@ def test_new_boot_inputs_rerun_test_boot_and_publish_only(stages, make_release, 
         "earlier_media",
         "test-boot",
         "read_sbom",
+        "scan",
         "publish",
     ]
     assert reports[0].steps == {
         "build": "reused",
         "iso": "reused",
         "test-boot": "done",
+        "scan": "done",
         "publish": "done",
     }
     media = (plan.artifacts / first.id / ledger.MEDIA_STAMP).read_text()
@@ -1293,12 +1376,14 @@ def test_reused_iso_with_a_stale_boot_stamp_is_booted_again(stages, make_release
         "build",
         "earlier_media",
         "test-boot",
+        "scan",
         "publish",
     ]
     assert report.steps == {
         "build": "done",
         "iso": "reused",
         "test-boot": "done",
+        "scan": "done",
         "publish": "done",
     }
     iso = next(p for p in made.files if p.suffix == ".iso")
@@ -1320,7 +1405,14 @@ def test_boot_stamp_without_a_result_line_reads_as_passed(stages, make_release, 
     made = write_artifacts(plan.artifacts, cell, plan.media_stamp(cell))
     (made.directory / ledger.BOOT_STAMP).write_text(key_of(rel) + after_key, newline="")
     (report,) = release.run_release(plan, [cell])
-    assert stages.of(cell) == ["read_record", "local_label", "adopt", "earlier_media", "publish"]
+    assert stages.of(cell) == [
+        "read_record",
+        "local_label",
+        "adopt",
+        "earlier_media",
+        "scan",
+        "publish",
+    ]
     assert (report.steps["test-boot"], report.boot) == ("reused", "passed")
     assert (report.status, report.error) == ("published", "")
 
@@ -1382,9 +1474,10 @@ def test_artifacts_without_an_iso_fail_the_boot_test(stages, make_release) -> No
 
 
 LATER = {
-    "build": ["earlier_media", "iso", "test-boot", "publish"],
-    "iso": ["test-boot", "publish"],
-    "test-boot": ["publish"],
+    "build": ["earlier_media", "iso", "test-boot", "scan", "publish"],
+    "iso": ["test-boot", "scan", "publish"],
+    "test-boot": ["scan", "publish"],
+    "scan": ["publish"],
     "publish": [],
 }
 
@@ -1405,7 +1498,7 @@ def test_step_error_fails_only_its_cell(stages, make_release, step) -> None:
     assert (failed.image, failed.signature) == ("", "")
     # A failing boot (or anything before it) leaves no boot stamp behind.
     boot_stamp = plan.artifacts / first.id / ledger.BOOT_STAMP
-    assert boot_stamp.exists() == (step == "publish")
+    assert boot_stamp.exists() == (step in ("scan", "publish"))
     text = output(plan)
     assert f"[{first.id}] FAILED {step}: it broke\n" in text
     assert f"[{first.id}]   | line 3\n" in text and f"[{first.id}]   | line 7\n" in text
@@ -1531,6 +1624,7 @@ def test_board_gets_its_raw_image_and_is_published_without_a_boot(stages, make_r
         "build",
         "earlier_media",
         "iso",
+        "scan",
         "publish",
     ]
     why = "boards boot from their raw disk image, which is not boot-tested here"
@@ -1538,6 +1632,7 @@ def test_board_gets_its_raw_image_and_is_published_without_a_boot(stages, make_r
         "build": "done",
         "iso": "done",
         "test-boot": f"skipped: {why}",
+        "scan": "done",
         "publish": "done",
     }
     directory = plan.artifacts / cell.id
@@ -1567,6 +1662,7 @@ def test_cell_whose_media_are_skipped_keeps_its_sbom_and_is_published(stages, ma
         "build": "done",
         "iso": f"skipped: {why}",
         "test-boot": f"skipped: {why}",
+        "scan": "done",
         "publish": "done",
     }
     assert (report.media, report.status) == ("sbom", "published")
@@ -1628,11 +1724,16 @@ def test_dry_run_calls_each_stage_dry(stages, make_release) -> None:
         "",
     )
     skip = release.DRY_SKIP["packages"].format(base="ubuntu:24.04")
+    # The scan is said, not asked for: no database is fetched, no SBOM read.
+    scan_line = f"would scan its SBOM with {rel.grype} against the listing's latest database"
     assert output(plan).splitlines() == [
         f"[{generic.id}] would {skip}",
+        f"[{generic.id}] {scan_line}",
         f"[{board.id}] would {skip}",
         f"[{board.id}] SKIPPED test-boot: {why}",
+        f"[{board.id}] {scan_line}",
     ]
+    assert stages.databases == 0
     assert not plan.artifacts.exists()
 
 
@@ -2215,14 +2316,8 @@ def test_reason_names_the_input_that_moved_since_the_published_release(
 
 # -- refresh: the freshness probe and the package changelog ----------------------------
 def sbom_of(*packages: tuple[str, str]) -> str:
-    """A CycloneDX SBOM as sbom.py writes it, of deb packages (name, version)."""
-    from kairos_distro import sbom
-    from kairos_distro.pkgdb import Package
-
-    listed = [Package(name, version, "amd64", "deb") for name, version in packages]
-    return sbom.bom_json(
-        listed, name="x", version="v0.1.0", distro="ubuntu", distro_release="24.04", created=None
-    )
+    """A CycloneDX SBOM as syft writes it, of deb packages (name, version)."""
+    return syft_bom.debs(*packages)
 
 
 def update(name: str, installed: str, candidate: str) -> Any:
@@ -2269,7 +2364,7 @@ def test_newer_packages_rebuild_the_cell_from_scratch_and_record_them(stages, ma
     )
     # No local build, media or boot test of the same inputs is reused: the image is new.
     assert stages.of(cell) == [
-        "read_record", "read_sbom", "build", "iso", "test-boot", "publish"
+        "read_record", "read_sbom", "build", "iso", "test-boot", "scan", "publish"
     ]  # fmt: skip
     assert stages.fresh == {cell.id}
     assert report.steps == dict.fromkeys(STEPS, "done")
@@ -2392,3 +2487,186 @@ def test_a_probe_that_cannot_start_fails_the_cells_it_was_for(stages, make_relea
     (report,) = release.run_release(plan_for(stages, rel), [cell])
     assert (report.status, report.error) == ("failed", "resolve: cannot resolve ubuntu:24.04")
     assert "publish" not in stages.of(cell)
+
+
+# -- scan: each cell's vulnerability report, judged before anything is pushed ----------------
+
+OPENSSL_CVE = vulns.Finding("CVE-2026-0001", "openssl", "3.0.11", "critical", "3.0.13", "deb")
+ZLIB_CVE = vulns.Finding("CVE-2026-0002", "zlib1g", "1.2.13", "high", "", "deb")
+NET_CVE = vulns.Finding("GHSA-qppj-fm5r-hxr3", "golang.org/x/net", "v0.23.0", "medium", "0.33.0")
+NO_SOCKET = "grype needs a local Docker socket (DOCKER_HOST is tcp://docker:2376)"
+
+
+def found(*findings: vulns.Finding, days: int = 1) -> vulns.Report:
+    built = datetime.now(UTC) - timedelta(days=days)
+    return vulns.Report(findings, vulns.Database(built, "v6.1.10", VULNDB_SUM))
+
+
+def test_each_cell_is_scanned_against_the_runs_database_and_its_report_recorded(
+    stages, make_release
+) -> None:
+    rel = make_release({"arch": "amd64"}, {"arch": "arm64"}, {"arch": "amd64", **K3S})
+    first = rel.cells[0]
+    stages.scans[first.id] = found(OPENSSL_CVE, ZLIB_CVE)
+    plan = plan_for(stages, rel)
+    reports = release.run_release(plan, list(rel.cells))
+    assert [r.status for r in reports] == ["published"] * 3
+    assert stages.databases == 1  # fetched and imported once for every cell
+    database = scan.Database(stages.tmp / "vulndb", vulndb.Pin(VULNDB_URL, VULNDB_SUM), False)
+    for cell in rel.cells:
+        assert stages.args[("scan", cell.id)] == (plan.runner, rel, database, plan.artifacts)
+    assert [r.vulnerabilities for r in reports] == ["1 critical, 1 high", "none", "none"]
+    assert [r.steps["scan"] for r in reports] == ["done"] * 3
+    # The record keeps the whole report: the next release says what it fixed.
+    assert stages.extras[first.id]["vulnerabilities"] == vulns.to_record(stages.scans[first.id])
+    assert reports[0].vulnerability_changes == {}  # a first release has nothing to compare
+    assert summary.rows(reports)[0]["vulnerabilities"] == "1 critical, 1 high"
+
+
+def test_a_policy_refusal_fails_only_that_cell_at_scan_and_publishes_nothing(
+    stages, make_release
+) -> None:
+    rel = make_release({"arch": "amd64"}, {"arch": "arm64"}, vulnerabilities={"fail_on": "high"})
+    first, second = rel.cells
+    stages.scans[first.id] = found(ZLIB_CVE, NET_CVE)
+    stages.scans[second.id] = found(NET_CVE)  # below the line
+    plan = plan_for(stages, rel, sigstore=SIGSTORE)
+    failed, other = release.run_release(plan, list(rel.cells))
+    line = "CVE-2026-0002 (high) in zlib1g 1.2.13, no fix yet: at or above fail_on: high"
+    assert (failed.status, failed.error) == ("failed", f"scan: {line}")
+    assert failed.steps == {"build": "done", "iso": "done", "test-boot": "done", "scan": "failed"}
+    assert "publish" not in stages.of(first) and first.id not in stages.extras
+    assert (failed.image, failed.signature) == ("", "")
+    assert failed.vulnerabilities == "1 high, 1 medium"  # the summary still has the counts
+    assert f"[{first.id}] FAILED scan: {line}\n" in output(plan)
+    assert (other.status, other.vulnerabilities) == ("published", "1 medium")
+
+
+def test_an_allow_listed_finding_is_published(stages, make_release) -> None:
+    allow = [{"id": ZLIB_CVE.id, "reason": "not built in", "expires": "2999-01-01"}]
+    rel = make_release({"arch": "amd64"}, vulnerabilities={"fail_on": "high", "allow": allow})
+    stages.scans[rel.cells[0].id] = found(ZLIB_CVE)
+    (report,) = release.run_release(plan_for(stages, rel), list(rel.cells))
+    assert (report.status, report.vulnerabilities) == ("published", "1 high")
+
+
+def test_an_expired_allow_list_entry_fails_every_cell_it_releases(stages, make_release) -> None:
+    allow = [{"id": ZLIB_CVE.id, "reason": "not built in", "expires": "2020-01-31"}]
+    rel = make_release({"arch": "amd64"}, {"arch": "arm64"}, vulnerabilities={"allow": allow})
+    reports = release.run_release(plan_for(stages, rel), list(rel.cells))  # clean reports
+    assert {r.error for r in reports} == {
+        "scan: vulnerabilities.allow[0]: CVE-2026-0002 expired on 2020-01-31 "
+        "(reason was: not built in); remove it or give a new date"
+    }
+    assert [s for s, _ in stages.calls].count("publish") == 0
+
+
+def test_vulnerability_changes_compare_the_records_previous_report(stages, make_release) -> None:
+    rel = make_release({"arch": "amd64"})
+    (cell,) = rel.cells
+    stages.records[cell.id] = {
+        **record_for(rel, cell, "another key"),  # inputs moved: released again
+        "vulnerabilities": vulns.to_record(found(OPENSSL_CVE, ZLIB_CVE)),
+    }
+    stages.scans[cell.id] = found(ZLIB_CVE, NET_CVE)
+    (report,) = release.run_release(plan_for(stages, rel), [cell])
+    assert report.status == "published"
+    assert report.vulnerability_changes == {
+        "fixed": [["CVE-2026-0001", "openssl", "3.0.11", "critical", "3.0.13", "deb"]],
+        "new": [["GHSA-qppj-fm5r-hxr3", "golang.org/x/net", "v0.23.0", "medium", "0.33.0", ""]],
+    }
+    assert summary.vulnerability_lines([report], "fixed") == [
+        "CVE-2026-0001 (critical) in openssl 3.0.11, fixed in 3.0.13: amd64-generic"
+    ]
+    assert stages.extras[cell.id]["vulnerabilities"] == vulns.to_record(stages.scans[cell.id])
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [None, {"findings": [["CVE-2026-0001", "openssl", "3.0.11", "catastrophic", "", "deb"]]}],
+    ids=["record-before-the-scan", "unreadable"],
+)
+def test_a_record_without_a_readable_report_compares_nothing(stages, make_release, kept) -> None:
+    rel = make_release({"arch": "amd64"})
+    (cell,) = rel.cells
+    stages.records[cell.id] = {**record_for(rel, cell, "another key"), "vulnerabilities": kept}
+    stages.scans[cell.id] = found(NET_CVE)
+    (report,) = release.run_release(plan_for(stages, rel), [cell])
+    assert (report.status, report.vulnerabilities) == ("published", "1 medium")
+    assert report.vulnerability_changes == {}
+
+
+def test_without_a_local_docker_socket_the_scan_is_skipped_and_publish_goes_on(
+    stages, make_release
+) -> None:
+    rel = make_release({"arch": "amd64"}, {"arch": "arm64"})
+    stages.database_error = Skip(NO_SOCKET)
+    plan = plan_for(stages, rel)
+    reports = release.run_release(plan, list(rel.cells))
+    assert [r.status for r in reports] == ["published"] * 2
+    assert [r.steps["scan"] for r in reports] == [f"skipped: {NO_SOCKET}"] * 2
+    assert [r.vulnerabilities for r in reports] == [f"skipped: {NO_SOCKET}"] * 2
+    assert stages.databases == 1  # the refusal is asked for once too
+    assert "scan" not in [s for s, _ in stages.calls]
+    assert all("vulnerabilities" not in extra for extra in stages.extras.values())
+
+
+def test_with_fail_on_set_a_skipped_scan_fails_the_cell(stages, make_release) -> None:
+    rel = make_release(
+        {"arch": "amd64"}, {"arch": "arm64"}, vulnerabilities={"fail_on": "critical"}
+    )
+    stages.database_error = Skip(NO_SOCKET)
+    plan = plan_for(stages, rel)
+    reports = release.run_release(plan, list(rel.cells))
+    assert [(r.status, r.error) for r in reports] == [
+        ("failed", f"scan: vulnerabilities.fail_on is set, but the scan cannot run: {NO_SOCKET}")
+    ] * 2
+    assert [r.steps["scan"] for r in reports] == ["failed"] * 2
+    assert [s for s, _ in stages.calls].count("publish") == 0
+
+
+def test_a_database_that_cannot_be_had_fails_every_cell_at_scan(stages, make_release) -> None:
+    rel = make_release({"arch": "amd64"}, {"arch": "arm64"})
+    listing = "https://grype.anchore.io/databases/v6/latest.json"
+    why = f"vulndb: cannot read the listing {listing} (HTTP 503)"
+    stages.database_error = StepError("vulndb", "scan", why)
+    plan = plan_for(stages, rel)
+    reports = release.run_release(plan, list(rel.cells))
+    assert [(r.status, r.error) for r in reports] == [("failed", f"scan: {why}")] * 2
+    assert [r.steps.get("scan") for r in reports] == ["failed"] * 2
+    assert stages.databases == 1
+    assert [s for s, _ in stages.calls].count("publish") == 0
+
+
+def test_a_report_from_an_old_database_says_so_in_the_summary(stages, make_release) -> None:
+    rel = make_release({"arch": "amd64"}, vulnerabilities={"max_age": 7})
+    (cell,) = rel.cells
+    stages.scans[cell.id] = found(days=30)
+    plan = plan_for(stages, rel)
+    (report,) = release.run_release(plan, [cell])
+    assert report.status == "published"  # loud, not fatal
+    assert report.vulnerabilities == "none (vulnerability database is 30 days old)"
+    assert (
+        f"[{cell.id}] WARNING: vulnerability database is 30 days old (max_age 7): "
+        "run `invoke bump vulndb`\n"
+    ) in output(plan)
+
+
+def test_up_to_date_cells_show_the_counts_the_record_kept(stages, make_release) -> None:
+    rel = make_release({"arch": "amd64"}, {"arch": "arm64"}, {"arch": "amd64", **K3S})
+    first, second, third = rel.cells
+    stages.records[first.id] = {
+        **record_for(rel, first, key_of(rel, first)),
+        "vulnerabilities": vulns.to_record(found(OPENSSL_CVE, ZLIB_CVE)),
+    }
+    stages.records[second.id] = record_for(rel, second, key_of(rel, second))  # before the scan
+    stages.records[third.id] = {  # a record this version cannot count: no crash, no counts
+        **record_for(rel, third, key_of(rel, third)),
+        "vulnerabilities": {"findings": [["CVE-1-2", "x", "1", "catastrophic", "", "deb"]]},
+    }
+    reports = release.run_release(plan_for(stages, rel), list(rel.cells))
+    assert [r.status for r in reports] == ["up to date"] * 3
+    assert [r.vulnerabilities for r in reports] == ["1 critical, 1 high (when released)", "", ""]
+    assert [r.steps["scan"] for r in reports] == ["up to date"] * 3
+    assert stages.databases == 0  # nothing to scan: nothing fetched
+    assert [r.vulnerability_changes for r in reports] == [{}, {}, {}]

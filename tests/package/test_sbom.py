@@ -1,20 +1,17 @@
-"""SBOM: package databases as the package managers write them, and the CycloneDX document.
+"""SBOM stage: syft's command, the engine socket it reads, and the settled document.
 
-The rpm databases are real ones written by rpm (see rpm_fixtures.py for how),
-and what the parsers read is compared with what `rpm -qa` printed for them.
-dpkg and apk databases are text; their samples follow what dpkg and apk write.
-No Docker here: reading out of an image is exercised against a stand-in
-container serving tar archives the way the engine's archive API does.
+No Docker here: syft's output is scripted bytes (shaped as syft prints it,
+syft_bom.py) returned by a fake runner's `container(..., capture=True)`, and the
+image's creation time comes from a stand-in docker-py client. The real syft, on
+real images, is tests/test_sbom_real.py.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import random
-import sqlite3
-import struct
-import tarfile
+import stat
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,490 +19,208 @@ from typing import Any
 
 import docker
 import pytest
-import rpm_fixtures
+import syft_bom
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
-from packageurl import PackageURL
+from fake_runner import FakeRunner
+from package_helpers import UBUNTU_CORE
 
-from kairos_distro import pkgdb, sbom
-from kairos_distro.pkgdb import DatabaseError, Package
-from kairos_distro.sbom import SbomError
+from kairos_distro import artifacts, naming, sbom
+from kairos_distro.build import Built
+from kairos_distro.runner import Runner, StepError
+from kairos_distro.sbom import Package, SbomError
 
-# A dpkg status file: real paragraphs from Debian 12 (some fields trimmed), plus
-# the states dpkg leaves behind for removed and half-done packages.
-DPKG_STATUS = """\
-Package: base-files
-Essential: yes
-Status: install ok installed
-Priority: required
-Section: admin
-Installed-Size: 341
-Maintainer: Santiago Vila <sanvila@debian.org>
-Architecture: amd64
-Multi-Arch: foreign
-Version: 12.4+deb12u15
-Replaces: base, dpkg (<= 1.15.0), miscutils
-Provides: base
-Conffiles:
- /etc/debian_version 8df6b10bbd4b4ac4b8e2e7fbbb1bb6a4
- /etc/host.conf 4eb63731c9f5e30903ac4fc07a7fe3d6
-Description: Debian base system miscellaneous files
- This package contains the basic filesystem hierarchy of a Debian system, and
- several important miscellaneous files, such as /etc/debian_version,
- /etc/host.conf, /etc/issue, /etc/motd, /etc/profile, and others,
- and the text of several common licenses in use on Debian systems.
-
-Package: bash
-Essential: yes
-Status: install ok installed
-Priority: required
-Section: shells
-Installed-Size: 7164
-Maintainer: Matthias Klose <doko@debian.org>
-Architecture: amd64
-Multi-Arch: foreign
-Source: bash (5.2.15-2)
-Version: 5.2.15-2+b7
-Depends: base-files (>= 2.1.12), debianutils (>= 5.6-0.1)
-Pre-Depends: libc6 (>= 2.36), libtinfo6 (>= 6)
-Description: GNU Bourne Again SHell
- Bash is an sh-compatible command language interpreter that executes
- commands read from the standard input or from a file.
- .
- Version: 99 and Package: fake are description text, not fields.
-Homepage: http://tiswww.case.edu/php/chet/bash/bashtop.html
-
-Package: nano
-Status: deinstall ok config-files
-Priority: optional
-Section: editors
-Installed-Size: 2715
-Maintainer: Jordi Mallach <jordi@debian.org>
-Architecture: amd64
-Version: 7.2-1+deb12u1
-Conffiles:
- /etc/nanorc a0ef3ae5ba4be7b4d0ca4fbbf8ba2ac0
-Description: small, friendly text editor inspired by Pico
-
-Package: vim-tiny
-Status: install ok unpacked
-Priority: important
-Section: editors
-Architecture: amd64
-Source: vim
-Version: 2:9.0.1378-2
-Description: Vi IMproved - enhanced vi editor - compact version
-
-Package: libc6
-Status: install ok installed
-Priority: optional
-Section: libs
-Installed-Size: 13001
-Maintainer: GNU Libc Maintainers <debian-glibc@lists.debian.org>
-Architecture: amd64
-Multi-Arch: same
-Source: glibc
-Version: 2.36-9+deb12u4
-Depends: libgcc-s1
-Description: GNU C Library: Shared libraries
- Contains the standard libraries that are used by nearly all programs on
- the system.
-Homepage: https://www.gnu.org/software/libc/libc.html
-
-Package: tzdata
-Status: install ok installed
-Priority: required
-Section: localization
-Installed-Size: 2573
-Maintainer: GNU Libc Maintainers <debian-glibc@lists.debian.org>
-Architecture: all
-Multi-Arch: foreign
-Version: 2024a-0+deb12u1
-Provides: tzdata-bookworm
-Description: time zone and daylight-saving time data
- This package contains data required for the implementation of
- standard local time for many representative locations around the globe.
-"""
-
-DPKG_INSTALLED = [
-    Package("base-files", "12.4+deb12u15", "amd64", "deb"),
-    Package("bash", "5.2.15-2+b7", "amd64", "deb", source="bash"),
-    Package("libc6", "2.36-9+deb12u4", "amd64", "deb", source="glibc"),
+IMAGE_ID = "sha256:" + "ab" * 32
+SYFT = "docker.io/anchore/syft:v1.57.0@sha256:" + "5" * 64
+CREATED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+PACKAGES = [
+    Package("libc6", "2.36-9+deb12u14", "amd64", "deb", "", "glibc"),
+    Package("bsdutils", "1:2.38.1-5+deb12u1", "amd64", "deb", "GPL-2.0-only", "util-linux"),
     Package("tzdata", "2024a-0+deb12u1", "all", "deb"),
 ]
-
-# /lib/apk/db/installed as apk writes it (format: wiki.alpinelinux.org "Apk spec").
-APK_INSTALLED = """\
-C:Q1+n9+FLBpErgdUpBAt3RVDzoKm3M=
-P:musl
-V:1.2.5-r0
-A:x86_64
-S:407849
-I:667648
-T:the musl c library (libc) implementation
-U:https://musl.libc.org/
-L:MIT
-o:musl
-m:Natanael Copa <ncopa@alpinelinux.org>
-t:1711725480
-c:f93af038c3ee86e23a3a6e4e3b4cc2b8cd8e3c6c
-p:so:libc.musl-x86_64.so.1=1
-F:lib
-R:ld-musl-x86_64.so.1
-a:0:0:755
-Z:Q1vrdc3HmQ1Pn6ETA71FfQnhvTqXU=
-R:libc.musl-x86_64.so.1
-a:0:0:777
-Z:Q17yJ3JFNypA4mxhJJr0ou6CzsJVI=
-
-C:Q1bgoMDD1bVxRcwbzOlRX0t3ziz0c=
-P:busybox
-V:1.36.1-r29
-A:x86_64
-S:508446
-I:946176
-T:Size optimized toolbox of many common UNIX utilities
-U:https://busybox.net/
-L:GPL-2.0-only
-o:busybox
-m:Sören Tempel <soeren+alpine@soeren-tempel.net>
-t:1716815218
-c:4c2ad6e2c4a7dbb3fbfb2c6b8e8c5c4b3d3c7c5e
-D:so:libc.musl-x86_64.so.1
-F:bin
-R:busybox
-a:0:0:755
-Z:Q1WUwBY0eOGgzhOZJY0e2NxKrh8FY=
-
-C:Q1lUcOTWeTBGuy0PY3dP40VIUMajY=
-P:ca-certificates-bundle
-V:20240226-r0
-A:x86_64
-S:128297
-I:238592
-T:Pre generated bundle of Mozilla certificates
-U:https://www.mozilla.org/en-US/about/governance/policies/security-group/certs/
-L:MPL-2.0 AND MIT
-o:ca-certificates
-m:Natanael Copa <ncopa@alpinelinux.org>
-t:1709024110
-c:32f1d4a84ce1b3f1ae4ef3c7a4e2e2e6e0a8a6ab
-p:ca-certificates-cacert=20240226-r0
-F:etc
-F:etc/ssl
-F:etc/ssl/certs
-R:ca-certificates.crt
-Z:Q1JXNhvz3RwTRXnzYxBpOMQm2w5Nk=
-"""
-
-APK_PACKAGES = [
-    Package("musl", "1.2.5-r0", "x86_64", "apk", "MIT", "musl"),
-    Package("busybox", "1.36.1-r29", "x86_64", "apk", "GPL-2.0-only", "busybox"),
-    Package(
-        "ca-certificates-bundle",
-        "20240226-r0",
-        "x86_64",
-        "apk",
-        "MPL-2.0 AND MIT",
-        "ca-certificates",
-    ),
-]
-
-CREATED = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-DIGEST = "sha256:" + "ab" * 32
+AGENT = syft_bom.go_module("github.com/kairos-io/kairos-agent/v2", "v2.20.0")
 
 
-# --- helpers -------------------------------------------------------------------
-
-
-def from_qa(line: str) -> Package:
-    """A Package from one line of `rpm -qa --qf QA_FORMAT`."""
-    name, evr, arch, lic, source = line.split("|")
-    return Package(name, evr, arch, "rpm", lic, source)
-
-
-def qa_packages(lines: tuple[str, ...]) -> list[Package]:
-    """The software packages rpm listed; signing keys are not software and are left out."""
-    return [from_qa(line) for line in lines if not line.startswith("gpg-pubkey|")]
-
-
-def sqlite_rpmdb(directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "rpmdb.sqlite"
-    path.write_bytes(rpm_fixtures.unpack(rpm_fixtures.SQLITE_RPMDB_B64))
-    return path
-
-
-def ndb_packages() -> bytes:
-    return rpm_fixtures.unpack(rpm_fixtures.NDB_PACKAGES_B64)
-
-
-def bom(packages: list[Package], **kw: Any) -> str:
-    args: dict[str, Any] = {
-        "name": "my-distro",
-        "version": "v1.2.0",
-        "distro": "debian",
-        "distro_release": "12",
-        "image_digest": DIGEST,
-        "created": CREATED,
-    }
-    return sbom.bom_json(packages, **{**args, **kw})
+def syft_output(packages: list[Package] = PACKAGES, **changes: Any) -> bytes:
+    """What syft prints: its own timestamp and a random serial number each run."""
+    doc = syft_bom.document(packages, others=[AGENT])
+    doc["serialNumber"] = changes.pop("serial", f"urn:uuid:{uuid.uuid4()}")
+    doc["metadata"]["timestamp"] = changes.pop("timestamp", "2026-05-01T12:00:07Z")
+    assert not changes, changes
+    return json.dumps(doc, indent=2).encode()
 
 
 def schema_errors(text: str) -> object:
     return JsonStrictValidator(SchemaVersion.V1_6).validate_str(text)
 
 
-# --- dpkg and apk ----------------------------------------------------------------
+# --- syft's command and the socket it reads ------------------------------------------
 
 
-def test_dpkg_status_lists_installed_packages_only():
-    # nano was removed (its config kept) and vim-tiny is only unpacked: neither is installed.
-    assert pkgdb.parse_dpkg_status(DPKG_STATUS) == DPKG_INSTALLED
+def test_command_scans_the_local_image_by_id_under_its_published_name() -> None:
+    argv = sbom.command(IMAGE_ID, "ghcr.io/my-org/ubuntu", "24.04-core-amd64-generic-v0.1.0")
+    assert argv == [
+        "scan",
+        f"docker:{IMAGE_ID}",  # the engine's image, never a registry pull
+        "--output",
+        "cyclonedx-json@1.6",
+        "--source-name",
+        "ghcr.io/my-org/ubuntu",
+        "--source-version",
+        "24.04-core-amd64-generic-v0.1.0",
+        "--quiet",
+    ]
+    assert sbom.FORMAT == "cyclonedx-json@1.6"
 
 
-def test_dpkg_status_empty_and_without_trailing_blank_line():
-    assert pkgdb.parse_dpkg_status("") == []
-    one = "Package: dash\nStatus: install ok installed\nArchitecture: arm64\nVersion: 0.5.12-2"
-    assert pkgdb.parse_dpkg_status(one) == [Package("dash", "0.5.12-2", "arm64", "deb")]
-
-
-def test_apk_installed_reads_name_version_arch_license_origin():
-    assert pkgdb.parse_apk_installed(APK_INSTALLED) == APK_PACKAGES
-
-
-# --- rpm ------------------------------------------------------------------------
-
-
-def test_rpm_fixtures_unpack_to_the_recorded_sizes():
-    assert len(rpm_fixtures.unpack(rpm_fixtures.SQLITE_RPMDB_B64)) == rpm_fixtures.SQLITE_RPMDB_SIZE
-    assert len(ndb_packages()) == rpm_fixtures.NDB_PACKAGES_SIZE
-
-
-def test_parse_rpm_header_reads_each_header_as_rpm_does(tmp_path):
-    # The blobs come straight out of the rpmdb with sqlite3, not through sbom.
-    db = sqlite3.connect(sqlite_rpmdb(tmp_path))
-    blobs = [b for (b,) in db.execute("SELECT blob FROM Packages ORDER BY hnum")]
-    db.close()
-    got = [pkgdb.parse_rpm_header(bytes(b)) for b in blobs]
-    *software, key = got
-    assert software == qa_packages(rpm_fixtures.SQLITE_RPMDB_QA)
-    assert software[1].version == "2:1.2.3+git20240101-1.kdt"  # the epoch comes first, as in EVR
-    # The imported key: rpm printed "(none)" for its ARCH because the header has no ARCH
-    # tag, while its SOURCERPM really is the string "(none)" (rpm stores it so for keys).
-    assert rpm_fixtures.SQLITE_RPMDB_QA[-1] == "gpg-pubkey|8cb1d4d1-6b098be1|(none)|pubkey|(none)"
-    assert key == Package("gpg-pubkey", "8cb1d4d1-6b098be1", "", "rpm", "pubkey", "(none)")
-
-
-def test_parse_rpm_header_rejects_truncated_and_foreign_blobs(tmp_path):
-    db = sqlite3.connect(sqlite_rpmdb(tmp_path))
-    (blob,) = db.execute("SELECT blob FROM Packages LIMIT 1").fetchone()
-    db.close()
-    for bad in (b"", blob[:6], blob[: len(blob) // 2], struct.pack(">ii", 0, 0)):
-        with pytest.raises(DatabaseError, match="rpm header"):
-            pkgdb.parse_rpm_header(bytes(bad))
-
-
-def test_rpm_sqlite_lists_packages_but_not_signing_keys(tmp_path):
-    path = sqlite_rpmdb(tmp_path / "usr/lib/sysimage/rpm")
-    assert rpm_fixtures.SQLITE_RPMDB_QA[-1].startswith("gpg-pubkey|")  # it really holds a key
-    assert pkgdb.rpm_sqlite(path) == qa_packages(rpm_fixtures.SQLITE_RPMDB_QA)
-    # A snapshot is read as immutable: nothing (-shm, -wal, journal) appears next to it.
-    assert sorted(p.name for p in path.parent.iterdir()) == ["rpmdb.sqlite"]
-
-
-def test_rpm_sqlite_sees_writes_still_in_the_wal(tmp_path):
-    path = sqlite_rpmdb(tmp_path)
-    writer = sqlite3.connect(path)
-    try:
-        writer.execute("PRAGMA wal_autocheckpoint = 0")  # keep the write in rpmdb.sqlite-wal
-        writer.execute("INSERT INTO Packages (blob) SELECT blob FROM Packages WHERE hnum = 1")
-        writer.commit()
-        assert path.with_name("rpmdb.sqlite-wal").stat().st_size > 0
-        names = [p.name for p in pkgdb.rpm_sqlite(path)]
-    finally:
-        writer.close()
-    assert names == ["kdt-tool", "kdt-hello", "kdt-data", "kdt-tool"]
-
-
-def test_rpm_sqlite_reports_a_file_that_is_not_an_rpmdb(tmp_path):
-    path = tmp_path / "rpmdb.sqlite"
-    path.write_bytes(b"not a database" * 100)
-    with pytest.raises(DatabaseError, match="unreadable rpm sqlite database"):
-        pkgdb.rpm_sqlite(path)
-
-
-def test_rpm_ndb_lists_packages_as_rpm_does():
-    assert pkgdb.rpm_ndb(ndb_packages()) == qa_packages(rpm_fixtures.NDB_PACKAGES_QA)
-
-
-def test_rpm_ndb_rejects_a_damaged_file():
-    data = ndb_packages()
-    with pytest.raises(DatabaseError, match="bad magic"):
-        pkgdb.rpm_ndb(b"XXXX" + data[4:])
-    # One flipped byte inside the last package's header fails that blob's adler32.
-    damaged = bytearray(data)
-    damaged[len(data) - 100] ^= 0xFF
-    with pytest.raises(DatabaseError, match="checksum"):
-        pkgdb.rpm_ndb(bytes(damaged))
-    with pytest.raises(DatabaseError, match="ndb"):
-        pkgdb.rpm_ndb(data[: len(data) - 64])  # a slot points past the end
-
-
-# --- which database ---------------------------------------------------------------
-
-
-def write(root: Path, rel: str, content: str | bytes) -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(content, bytes):
-        path.write_bytes(content)
+@pytest.mark.parametrize(
+    "host, socket",
+    [
+        (None, "/var/run/docker.sock"),
+        ("", "/var/run/docker.sock"),
+        ("unix:///var/run/docker.sock", "/var/run/docker.sock"),
+        ("unix:///run/user/1000/docker.sock", "/run/user/1000/docker.sock"),  # rootless
+        ("tcp://docker:2376", "/var/run/docker.sock"),  # docker-in-docker keeps its own
+        ("ssh://me@builder", "/var/run/docker.sock"),
+    ],
+    ids=["unset", "empty", "unix-default", "unix-rootless", "tcp", "ssh"],
+)
+def test_engine_socket_is_the_engines_own_path(monkeypatch, host, socket) -> None:
+    if host is None:
+        monkeypatch.delenv("DOCKER_HOST", raising=False)
     else:
-        path.write_text(content)
-    return path
+        monkeypatch.setenv("DOCKER_HOST", host)
+    assert sbom.engine_socket() == socket
+    # Mounted where syft (and the docker CLI inside it) looks for an engine.
+    assert sbom.volumes() == {socket: {"bind": "/var/run/docker.sock", "mode": "rw"}}
 
 
-def test_packages_from_root_finds_each_database(tmp_path):
-    deb, rpm, ndb, apk = (tmp_path / n for n in ("deb", "rpm", "ndb", "apk"))
-    write(deb, "var/lib/dpkg/status", DPKG_STATUS)
-    sqlite_rpmdb(rpm / "usr/lib/sysimage/rpm")
-    write(ndb, "var/lib/rpm/Packages.db", ndb_packages())
-    write(apk, "lib/apk/db/installed", APK_INSTALLED)
-    assert pkgdb.packages_from_root(deb) == ("deb", DPKG_INSTALLED)
-    manager, packages = pkgdb.packages_from_root(rpm)
-    assert (manager, [p.name for p in packages]) == ("rpm", ["kdt-tool", "kdt-hello", "kdt-data"])
-    manager, packages = pkgdb.packages_from_root(ndb)
-    assert (manager, [p.name for p in packages]) == ("rpm", ["kdt-tool", "kdt-hello", "kdt-data"])
-    assert pkgdb.packages_from_root(apk) == ("apk", APK_PACKAGES)
+# --- the image's creation time -----------------------------------------------------
 
 
-def test_packages_from_root_prefers_dpkg_and_reports_nothing_found(tmp_path):
-    write(tmp_path, "var/lib/dpkg/status", DPKG_STATUS)
-    write(tmp_path, "lib/apk/db/installed", APK_INSTALLED)  # e.g. apk-tools installed on Debian
-    assert pkgdb.packages_from_root(tmp_path)[0] == "deb"
-    assert pkgdb.packages_from_root(tmp_path / "empty") == ("", [])
+@dataclass
+class FakeImage:
+    attrs: dict[str, Any]
 
 
-def test_packages_from_root_refuses_berkeley_db(tmp_path):
-    write(tmp_path, "var/lib/rpm/Packages", b"\0" * 4096)
-    berkeley = r"/var/lib/rpm/Packages is a Berkeley DB .* not supported"
-    with pytest.raises(DatabaseError, match=berkeley):
-        pkgdb.packages_from_root(tmp_path)
-    sqlite_rpmdb(tmp_path / "usr/lib/sysimage/rpm")  # converted: the leftover is ignored
-    assert pkgdb.packages_from_root(tmp_path)[0] == "rpm"
+@dataclass
+class FakeClient:
+    """images.get of a docker-py client, for the images it knows."""
 
-
-def test_db_paths_cover_what_packages_from_root_reads():
-    assert set(pkgdb.DB_PATHS) == {
-        "/var/lib/dpkg/status",
-        "/usr/lib/sysimage/rpm",
-        "/var/lib/rpm",
-        "/lib/apk/db/installed",
-    }
-
-
-# --- CycloneDX ------------------------------------------------------------------
-
-
-def test_bom_is_valid_cyclonedx_1_6_and_describes_the_image():
-    text = bom(DPKG_INSTALLED)
-    assert schema_errors(text) is None
-    doc = json.loads(text)
-    assert (doc["bomFormat"], doc["specVersion"]) == ("CycloneDX", "1.6")
-    image = doc["metadata"]["component"]
-    assert (image["type"], image["name"], image["version"]) == ("container", "my-distro", "v1.2.0")
-    assert image["hashes"] == [{"alg": "SHA-256", "content": "ab" * 32}]
-    assert doc["metadata"]["timestamp"] == "2024-05-01T12:00:00+00:00"
-    # The image depends on every package.
-    (edge,) = [d for d in doc["dependencies"] if d["ref"] == image["bom-ref"]]
-    assert sorted(edge["dependsOn"]) == sorted(c["bom-ref"] for c in doc["components"])
-
-
-def test_bom_purls_follow_the_purl_spec():
-    doc = json.loads(bom(DPKG_INSTALLED))
-    by_name = {c["name"]: c for c in doc["components"]}
-    bash = by_name["bash"]
-    assert bash["type"] == "library"
-    assert bash["version"] == "5.2.15-2+b7"
-    assert (
-        bash["purl"]
-        == "pkg:deb/debian/bash@5.2.15-2%2Bb7?arch=amd64&distro=debian-12&upstream=bash"
+    created: dict[str, str] = field(
+        default_factory=lambda: {IMAGE_ID: "2024-05-01T12:00:00.123456789Z"}  # as the engine says
     )
-    assert (
-        by_name["tzdata"]["purl"]
-        == "pkg:deb/debian/tzdata@2024a-0%2Bdeb12u1?arch=all&distro=debian-12"
-    )
-    for c in doc["components"]:
-        assert c["bom-ref"] == c["purl"]
-        parsed = PackageURL.from_string(c["purl"])
-        assert (parsed.type, parsed.namespace, parsed.name) == ("deb", "debian", c["name"])
-        assert parsed.version == c["version"]  # "+" is %2B on the wire, "+" once decoded
+
+    @property
+    def images(self) -> FakeClient:
+        return self
+
+    def get(self, image: str) -> FakeImage:
+        if image not in self.created:
+            raise docker.errors.ImageNotFound(f"No such image: {image}")
+        return FakeImage({"Id": image, "Created": self.created[image]})
 
 
-def test_bom_of_real_rpm_packages_puts_the_epoch_in_a_qualifier(tmp_path):
-    packages = pkgdb.rpm_sqlite(sqlite_rpmdb(tmp_path))
-    text = bom(packages, distro="fedora", distro_release="40")
-    assert schema_errors(text) is None
-    purls = {PackageURL.from_string(p).name: p for p in sbom.component_purls(text)}
-    assert purls["kdt-hello"] == (
-        "pkg:rpm/fedora/kdt-hello@1.2.3%2Bgit20240101-1.kdt?arch=noarch&distro=fedora-40"
-        "&epoch=2&upstream=kdt-hello-1.2.3%2Bgit20240101-1.kdt.src.rpm"
-    )
-    assert PackageURL.from_string(purls["kdt-tool"]).version == "5.0~rc1-0.1"
+@pytest.mark.parametrize(
+    "text",
+    ["2024-05-01T12:00:00.123456789Z", "2024-05-01T12:00:00Z", "2024-05-01T12:00:00+00:00"],
+)
+def test_image_created_keeps_the_seconds_of_the_engines_time(text) -> None:
+    client = FakeClient({IMAGE_ID: text})
+    assert sbom.image_created(client, IMAGE_ID) == CREATED
 
 
-def test_bom_licenses_are_spdx_ids_expressions_or_names(tmp_path):
-    packages = [*pkgdb.rpm_sqlite(sqlite_rpmdb(tmp_path)), *APK_PACKAGES]
-    doc = json.loads(bom(packages, distro="mixed", distro_release="1"))
-    licenses = {c["name"]: c.get("licenses") for c in doc["components"]}
-    assert licenses["kdt-tool"] == [{"license": {"id": "Apache-2.0"}}]
-    assert licenses["kdt-hello"] == [{"expression": "MIT AND BSD-3-Clause"}]
-    assert licenses["kdt-data"] == [{"license": {"name": "GPLv2+"}}]  # not SPDX: kept as said
-    assert licenses["ca-certificates-bundle"] == [{"expression": "MPL-2.0 AND MIT"}]
-    assert licenses["musl"] == [{"license": {"id": "MIT"}}]
-    assert "licenses" not in json.loads(bom(DPKG_INSTALLED))["components"][0]
+def test_image_created_of_a_missing_image_is_one_line() -> None:
+    with pytest.raises(SbomError) as caught:
+        sbom.image_created(FakeClient(), "sha256:gone")
+    assert str(caught.value) == "sha256:gone: image not found in the local engine"
 
 
-def test_bom_is_deterministic_and_sorted():
-    packages = [
-        *DPKG_INSTALLED,
-        Package("libc6", "2.36-9+deb12u4", "i386", "deb", source="glibc"),  # multiarch twin
-        Package("zlib1g", "1:1.2.13.dfsg-1", "amd64", "deb", source="zlib"),
-        Package("adduser", "3.134", "all", "deb"),
-    ]
-    shuffled = packages[:]
-    random.Random(7).shuffle(shuffled)
-    first = bom(packages)
-    assert bom(shuffled) == first  # same image, same bytes
-    assert bom(packages + packages[:2]) == first  # a repeated package is listed once
-    comps = json.loads(first)["components"]
-    keys = [
-        (c["name"], c["version"], PackageURL.from_string(c["purl"]).qualifiers["arch"])
-        for c in comps
-    ]
-    assert keys == sorted((p.name, p.version, p.arch) for p in packages)
-    assert len(keys) == len(packages)
+@pytest.mark.parametrize("text", ["", "yesterday", "2024-13-01T00:00:00Z"])
+def test_image_created_refuses_a_time_it_cannot_read(text) -> None:
+    with pytest.raises(SbomError) as caught:
+        sbom.image_created(FakeClient({IMAGE_ID: text}), IMAGE_ID)
+    assert str(caught.value).startswith(f"{IMAGE_ID}: unreadable creation time")
+    assert "\n" not in str(caught.value)
 
 
-def test_bom_serial_number_follows_its_inputs():
-    serial = json.loads(bom(DPKG_INSTALLED))["serialNumber"]
-    assert serial.startswith("urn:uuid:")
-    assert json.loads(bom(DPKG_INSTALLED, created=datetime(2030, 1, 1)))["serialNumber"] == serial
-    others = [
-        bom(DPKG_INSTALLED[:-1]),
-        bom(DPKG_INSTALLED, image_digest="sha256:" + "cd" * 32),
-        bom(DPKG_INSTALLED, version="v1.2.1"),
-    ]
-    assert all(json.loads(o)["serialNumber"] != serial for o in others)
+# --- settle: syft's document made deterministic --------------------------------------
 
 
-def test_bom_of_no_packages_is_still_valid():
-    text = bom([], image_digest="")
-    assert schema_errors(text) is None
-    assert sbom.component_purls(text) == []
+def test_settle_gives_the_same_bytes_for_the_same_image() -> None:
+    # Two syft runs of one image differ in their timestamp and serial number only.
+    first = sbom.settle(syft_output(timestamp="2026-05-01T12:00:07Z"), CREATED)
+    again = sbom.settle(syft_output(timestamp="2026-06-30T23:59:59Z"), CREATED)
+    assert first == again
+    doc = json.loads(first)
+    assert doc["metadata"]["timestamp"] == "2024-05-01T12:00:00Z"  # the image's, not syft's
+    assert doc["serialNumber"].startswith("urn:uuid:")
+    assert uuid.UUID(doc["serialNumber"].removeprefix("urn:uuid:")).version == 5
+    assert first.endswith("}\n")
 
 
-def test_component_purls_reads_str_and_dict_and_nested_components():
+def test_settle_keeps_everything_syft_wrote() -> None:
+    raw = syft_output()
+    settled = json.loads(sbom.settle(raw, CREATED))
+    original = json.loads(raw)
+    for doc in (settled, original):
+        del doc["serialNumber"], doc["metadata"]["timestamp"]
+    assert settled == original
+    assert schema_errors(sbom.settle(raw, CREATED)) is None  # still CycloneDX 1.6
+
+
+def test_settle_is_idempotent() -> None:
+    once = sbom.settle(syft_output(), CREATED)
+    assert sbom.settle(once.encode(), CREATED) == once
+
+
+def test_the_serial_number_follows_the_content() -> None:
+    def serial(raw: bytes, created: datetime = CREATED) -> str:
+        return json.loads(sbom.settle(raw, created))["serialNumber"]
+
+    same = serial(syft_output())
+    assert serial(syft_output(serial="urn:uuid:" + "0" * 8 + "-0000-4000-8000-" + "0" * 12)) == same
+    newer = [PACKAGES[0], PACKAGES[1], Package("tzdata", "2025a-0+deb12u1", "all", "deb")]
+    assert serial(syft_output(newer)) != same  # one package moved
+    assert serial(syft_output(PACKAGES[:2])) != same  # one package gone
+    assert serial(syft_output(), datetime(2024, 5, 2, tzinfo=UTC)) != same  # another image
+
+
+def test_settle_writes_text_as_is() -> None:
+    doc = json.loads(syft_output())
+    doc["components"][0]["licenses"] = [{"license": {"name": "Licence libre (é)"}}]
+    text = sbom.settle(json.dumps(doc).encode(), CREATED)
+    assert "Licence libre (é)" in text
+
+
+def test_settle_gives_a_document_without_metadata_its_time() -> None:
+    raw = b'{"bomFormat": "CycloneDX", "specVersion": "1.6", "components": []}'
+    doc = json.loads(sbom.settle(raw, CREATED))
+    assert doc["metadata"] == {"timestamp": "2024-05-01T12:00:00Z"}
+    assert sbom.component_purls(doc) == []
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b"", "syft wrote no JSON document ("),
+        (b"not json\n", "syft wrote no JSON document ("),
+        (b'{"bomFormat": "CycloneDX",', "syft wrote no JSON document ("),
+        (b"[]", "syft wrote no CycloneDX document"),
+        (b'"CycloneDX"', "syft wrote no CycloneDX document"),
+        (b'{"spdxVersion": "SPDX-2.3"}', "syft wrote no CycloneDX document"),
+        (b'{"bomFormat": "SPDX"}', "syft wrote no CycloneDX document"),
+    ],
+    ids=["empty", "text", "cut-short", "list", "string", "spdx", "other-format"],
+)
+def test_settle_refuses_what_is_not_a_cyclonedx_document(raw, message) -> None:
+    with pytest.raises(SbomError) as caught:
+        sbom.settle(raw, CREATED)
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+
+
+def test_component_purls_reads_str_and_dict_and_nested_components() -> None:
     doc = {
         "components": [
             {"name": "a", "purl": "pkg:deb/debian/a@1"},
@@ -518,196 +233,218 @@ def test_component_purls_reads_str_and_dict_and_nested_components():
     assert sbom.component_purls(json.dumps(doc)) == expected
 
 
-# --- reading out of an image, against a stand-in for the engine's archive API ------
+def test_component_purls_of_syft_output_are_its_packages_and_modules() -> None:
+    found = sbom.component_purls(syft_output().decode())
+    assert found == [
+        "pkg:deb/debian/libc6@2.36-9%2Bdeb12u14?arch=amd64&distro=debian-12&upstream=glibc",
+        "pkg:deb/debian/bsdutils@1%3A2.38.1-5%2Bdeb12u1?arch=amd64&distro=debian-12"
+        "&upstream=util-linux",
+        "pkg:deb/debian/tzdata@2024a-0%2Bdeb12u1?arch=all&distro=debian-12",
+        "pkg:golang/github.com/kairos-io/kairos-agent/v2@v2.20.0",
+    ]  # the operating-system component has no purl: not counted
 
 
-def tar_of(*entries: tuple[str, str, bytes | str]) -> bytes:
-    """A tar as `GET /containers/{id}/archive` returns it: the top entry is the path's base name."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, kind, payload in entries:
-            info = tarfile.TarInfo(name)
-            if kind == "dir":
-                info.type = tarfile.DIRTYPE
-                tar.addfile(info)
-            elif kind == "link":
-                info.type, info.linkname = tarfile.SYMTYPE, str(payload)
-                tar.addfile(info)
-            else:
-                data = payload if isinstance(payload, bytes) else payload.encode()
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+# --- write_sbom: syft as a container, the document settled into place ------------------
+
+
+def syft_runner(*outputs: bytes | Exception, client: Any = None) -> FakeRunner:
+    """A runner whose syft prints `outputs`, one per run, in turn."""
+    left = list(outputs)
+
+    def printed(call: dict[str, Any]) -> bytes:
+        out = left.pop(0)
+        if isinstance(out, Exception):
+            raise out
+        return out
+
+    return FakeRunner(out=io.StringIO(), outputs={"syft": printed}, client=client or FakeClient())
+
+
+def write(runner: FakeRunner, dest: Path, image: str = IMAGE_ID) -> tuple[Path, int]:
+    return sbom.write_sbom(
+        runner,
+        "amd64-generic",
+        SYFT,
+        image,
+        dest,
+        name="ghcr.io/my-org/ubuntu",
+        version="24.04-core-amd64-generic-v0.1.0",
+    )
+
+
+def test_write_sbom_runs_syft_offline_against_the_engine_socket(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///run/user/1000/docker.sock")
+    runner = syft_runner(syft_output())
+    write(runner, tmp_path / "sbom.cdx.json")
+    (call,) = runner.containers
+    assert call == {
+        "cell": "amd64-generic",
+        "step": "sbom",
+        "image": SYFT,  # the pinned syft, as release.yaml names it
+        "command": sbom.command(
+            IMAGE_ID, "ghcr.io/my-org/ubuntu", "24.04-core-amd64-generic-v0.1.0"
+        ),
+        "volumes": {"/run/user/1000/docker.sock": {"bind": "/var/run/docker.sock", "mode": "rw"}},
+        "label": "syft",
+        "network": "none",  # nothing leaves the machine
+        "privileged": False,
+        "user": "",
+        "env": {"SYFT_CHECK_FOR_APP_UPDATE": "false"},
+        "capture": True,  # stdout is the document
+    }
+
+
+def test_write_sbom_writes_the_settled_document_in_place(tmp_path) -> None:
+    dest = tmp_path / "artifacts" / "cell" / "sbom.cdx.json"
+    raw = syft_output()
+    assert write(syft_runner(raw), dest) == (dest, 4)  # three packages and one Go module
+    assert [p.name for p in dest.parent.iterdir()] == ["sbom.cdx.json"]  # no temp file left
+    assert dest.read_text(encoding="utf-8") == sbom.settle(raw, CREATED)
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o644  # an artifact, not a private file
+    assert schema_errors(dest.read_text()) is None
+
+
+def test_write_sbom_of_the_same_image_twice_is_the_same_bytes(tmp_path) -> None:
+    runner = syft_runner(
+        syft_output(timestamp="2026-05-01T12:00:07Z"), syft_output(timestamp="2026-05-02T08:00:00Z")
+    )
+    first, again = tmp_path / "first.json", tmp_path / "again.json"
+    write(runner, first)
+    write(runner, again)
+    assert again.read_bytes() == first.read_bytes()
+
+
+def test_write_sbom_of_an_image_without_packages_lists_its_modules(tmp_path) -> None:
+    # Hadron: no package manager, but syft still finds the Go modules of its binaries.
+    dest = tmp_path / "sbom.json"
+    assert write(syft_runner(syft_output([])), dest) == (dest, 1)
+
+
+def test_write_sbom_of_a_missing_image_fails_before_syft_runs(tmp_path) -> None:
+    runner = syft_runner(syft_output())
+    with pytest.raises(SbomError, match="image not found in the local engine"):
+        write(runner, tmp_path / "sbom.json", image="sha256:gone")
+    assert runner.containers == []
+    assert not (tmp_path / "sbom.json").exists()
+
+
+@pytest.mark.parametrize(
+    "printed, error",
+    [
+        (StepError("amd64-generic", "sbom", "syft exited 1: could not fetch image"), StepError),
+        (b"[0000] ERROR something went wrong\n", SbomError),
+    ],
+    ids=["syft-fails", "not-a-document"],
+)
+def test_a_failed_syft_run_keeps_the_sbom_there_was(tmp_path, printed, error) -> None:
+    dest = tmp_path / "sbom.json"
+    dest.write_text("the last good SBOM")
+    with pytest.raises(error) as caught:
+        write(syft_runner(printed), dest)
+    assert "\n" not in str(caught.value)
+    assert dest.read_text() == "the last good SBOM"
+    assert [p.name for p in tmp_path.iterdir()] == ["sbom.json"]
+
+
+def test_the_iso_stage_names_the_sbom_and_counts_its_packages(tmp_path, make_release) -> None:
+    rel = make_release({"arch": "amd64"})
+    cell = rel.cells[0]
+    built = Built(cell, IMAGE_ID, "kairos-local/x:amd64-generic", UBUNTU_CORE)
+    runner = syft_runner(syft_output())
+    path = artifacts.write_sbom(runner, rel, built, tmp_path)
+    assert path == tmp_path / naming.sbom_file(UBUNTU_CORE)
+    (call,) = runner.containers
+    assert call["image"] == rel.syft == sbom.SYFT_IMAGE  # the default when release.yaml names none
+    name, version = naming.repository(rel, UBUNTU_CORE), naming.image_tag(UBUNTU_CORE, rel.tags)
+    assert call["command"] == sbom.command(IMAGE_ID, name, version)
+    assert runner.out.getvalue() == f"[{cell.id}] SBOM: 4 packages in {path.name}\n"
+
+
+def test_the_iso_stage_files_an_sbom_error_under_sbom(tmp_path, make_release) -> None:
+    rel = make_release({"arch": "amd64"})
+    built = Built(rel.cells[0], IMAGE_ID, "kairos-local/x:amd64-generic", UBUNTU_CORE)
+    with pytest.raises(StepError) as caught:
+        artifacts.write_sbom(syft_runner(b"{}"), rel, built, tmp_path)
+    error = caught.value
+    assert (error.cell, error.step, error.reason) == (
+        "amd64-generic",
+        "sbom",
+        "syft wrote no CycloneDX document",
+    )
+
+
+# --- Runner.container: stdout captured, the log streamed -------------------------------
 
 
 @dataclass
-class FakeContainer:
-    archives: dict[str, bytes]
-    fetched: list[str] = field(default_factory=list)
+class FakeBox:
+    stdout: bytes
+    stderr: bytes
+    status: int = 0
+    asked: list[dict[str, Any]] = field(default_factory=list)
     removed: bool = False
 
-    def get_archive(self, path: str) -> tuple[Any, dict[str, Any]]:
-        self.fetched.append(path)
-        if path not in self.archives:
-            raise docker.errors.NotFound(f"Could not find the file {path} in container")
-        data = self.archives[path]
-        return iter([data[:100], data[100:]]), {"name": path.rsplit("/", 1)[-1]}
+    def start(self) -> None:
+        pass
+
+    def logs(self, **kw: Any) -> Any:
+        self.asked.append(kw)
+        if kw.get("stream"):  # the log as it runs: stderr, and stdout unless captured
+            both = self.stderr + (self.stdout if kw.get("stdout", True) else b"")
+            return iter([both])
+        return self.stdout if kw.get("stdout") and not kw.get("stderr", True) else b""
+
+    def wait(self) -> dict[str, int]:
+        return {"StatusCode": self.status}
 
     def remove(self, force: bool = False) -> None:
         self.removed = force
 
 
 @dataclass
-class FakeImage:
-    attrs: dict[str, Any]
-
-
-@dataclass
-class FakeClient:
-    """containers.create and images.get of a docker-py client, for one local image."""
-
-    container: FakeContainer
-    image_created: str = "2024-05-01T12:00:00.123456789Z"  # as the engine reports it
-    created: list[tuple[str, list[str]]] = field(default_factory=list)
+class BoxClient:
+    box: FakeBox
+    created: list[tuple[str, list[str], dict[str, Any]]] = field(default_factory=list)
 
     @property
-    def containers(self) -> FakeClient:
+    def containers(self) -> BoxClient:
         return self
 
-    @property
-    def images(self) -> FakeClient:
-        return self
-
-    def create(self, image: str, command: list[str]) -> FakeContainer:
-        self.created.append((image, command))
-        return self.container
-
-    def get(self, image: str) -> FakeImage:
-        if image != "img":
-            raise docker.errors.ImageNotFound(f"No such image: {image}")
-        return FakeImage({"Id": DIGEST, "Created": self.image_created})
+    def create(self, image: str, command: list[str], **options: Any) -> FakeBox:
+        self.created.append((image, command, options))
+        return self.box
 
 
-def opensuse_like() -> FakeContainer:
-    """/var/lib/rpm is a relative link to /usr/lib/sysimage/rpm, as on openSUSE."""
-    return FakeContainer(
-        {
-            "/var/lib/rpm": tar_of(("rpm", "link", "../../usr/lib/sysimage/rpm")),
-            "/usr/lib/sysimage/rpm": tar_of(
-                ("rpm", "dir", b""),
-                ("rpm/Packages.db", "file", ndb_packages()),
-                ("rpm/Index.db", "file", b"\0" * 64),
-            ),
-        }
+def test_container_capture_returns_stdout_and_streams_the_rest() -> None:
+    box = FakeBox(stdout=b'{"bomFormat": "CycloneDX"}', stderr=b"cataloging\ndone\n")
+    client = BoxClient(box)
+    out = io.StringIO()
+    runner = Runner(out=out, _client=client)
+    got = runner.container(
+        "c", "sbom", SYFT, ["scan"], {}, label="syft", network="none", env={"A": "1"}, capture=True
     )
+    assert got == b'{"bomFormat": "CycloneDX"}'
+    assert out.getvalue() == "[c] cataloging\n[c] done\n"  # the document is not logged
+    ((_, _, options),) = client.created
+    assert (options["environment"], options["network_mode"]) == ({"A": "1"}, "none")
+    assert box.asked[0]["stdout"] is False and box.removed
 
 
-def test_export_db_copies_databases_and_follows_links(tmp_path):
-    container = opensuse_like()
-    client = FakeClient(container)
-    sbom.export_db(client, "registry.example/distro:tag", tmp_path)
-    assert client.created == [("registry.example/distro:tag", ["/kairos-sbom-never-runs"])]
-    assert container.removed
-    # The link's target is fetched and written where the link is, too.
-    assert container.fetched.count("/usr/lib/sysimage/rpm") == 2
-    for d in ("usr/lib/sysimage/rpm", "var/lib/rpm"):
-        assert (tmp_path / d / "Packages.db").read_bytes() == ndb_packages()
-    manager, packages = pkgdb.packages_from_root(tmp_path)
-    assert (manager, len(packages)) == ("rpm", 3)
+def test_container_without_capture_streams_everything_and_returns_nothing() -> None:
+    box = FakeBox(stdout=b"made it\n", stderr=b"")
+    client, out = BoxClient(box), io.StringIO()
+    got = Runner(out=out, _client=client).container("c", "iso", "img", [], {}, label="x")
+    assert got == b""
+    assert out.getvalue() == "[c] made it\n"
+    ((_, _, options),) = client.created
+    assert (options["environment"], options["network_mode"]) == (None, None)
+    assert [kw.get("stdout", True) for kw in box.asked] == [True]  # one read: the stream
 
 
-def test_export_db_writes_nothing_outside_dest(tmp_path):
-    dest = tmp_path / "dest"
-    evil = tar_of(
-        ("status", "file", "Package: x\nStatus: install ok installed\nVersion: 1\n"),
-        ("../../escaped", "file", "no"),
-        ("/abs-escaped", "file", "no"),
-        ("shadow", "file", "not under the fetched path: must not replace status"),
-        ("status-link", "link", "/etc/shadow"),
-    )
-    container = FakeContainer({"/var/lib/dpkg/status": evil})
-    sbom.export_db(FakeClient(container), "img", dest)
-    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
-    assert written == ["dest/var/lib/dpkg/status"]
-    assert pkgdb.packages_from_root(dest) == ("deb", [Package("x", "1", "", "deb")])
-
-
-def test_export_db_gives_up_on_link_loops_and_still_removes_the_container(tmp_path):
-    container = FakeContainer({"/var/lib/dpkg/status": tar_of(("status", "link", "status"))})
-    with pytest.raises(SbomError, match="symlinks"):
-        sbom.export_db(FakeClient(container), "img", tmp_path)
-    assert container.removed
-
-
-@dataclass
-class FakeRunner:
-    client: FakeClient
-
-    def docker(self) -> FakeClient:
-        return self.client
-
-
-def write_opensuse_sbom(dest: Path) -> tuple[Path, int]:
-    return sbom.write_sbom(
-        FakeRunner(FakeClient(opensuse_like())),
-        "img",
-        dest,
-        name="my-distro",
-        version="v1",
-        distro="opensuse",
-        distro_release="leap-15.6",
-        image_digest=DIGEST,
-    )
-
-
-def test_write_sbom_writes_the_document_in_place(tmp_path):
-    dest = tmp_path / "artifacts" / "cell" / "sbom.cdx.json"
-    assert write_opensuse_sbom(dest) == (dest, 3)
-    assert [p.name for p in dest.parent.iterdir()] == ["sbom.cdx.json"]  # no temp file left
-    text = dest.read_text()
-    assert schema_errors(text) is None
-    assert all(p.startswith("pkg:rpm/opensuse/") for p in sbom.component_purls(text))
-    properties = json.loads(text)["metadata"]["properties"]
-    assert properties == [{"name": "kairos:package-database", "value": "rpm"}]
-    # Stamped with the image's creation time, so the same image gives the same bytes.
-    assert json.loads(text)["metadata"]["timestamp"] == "2024-05-01T12:00:00+00:00"
-    again = tmp_path / "again.json"
-    write_opensuse_sbom(again)
-    assert again.read_bytes() == dest.read_bytes()
-
-
-def test_write_sbom_reports_a_missing_image(tmp_path):
-    runner = FakeRunner(FakeClient(opensuse_like()))
-    with pytest.raises(SbomError, match="not found"):
-        sbom.write_sbom(
-            runner,
-            "gone",
-            tmp_path / "s.json",
-            name="n",
-            version="v",
-            distro="d",
-            distro_release="1",
-        )
-
-
-def test_write_sbom_of_an_image_without_a_database_lists_nothing_and_says_why(tmp_path):
-    # Hadron has no dpkg, rpm or apk: its release goes on, with an SBOM that says so.
-    dest = tmp_path / "sbom.json"
-    runner = FakeRunner(FakeClient(FakeContainer({})))
-    path, count = sbom.write_sbom(
-        runner, "img", dest, name="n", version="v", distro="d", distro_release="1"
-    )
-    bom = json.loads(path.read_text())
-    assert (count, bom.get("components", [])) == (0, [])
-    assert {"name": "kairos:package-database", "value": "none"} in bom["metadata"]["properties"]
-
-
-def test_write_sbom_of_an_unreadable_database_is_one_sbom_error(tmp_path):
-    # The parser's DatabaseError reaches the stage as the SbomError it reports.
-    berkeley = tar_of(("rpm", "dir", b""), ("rpm/Packages", "file", b"\0" * 4096))
-    runner = FakeRunner(FakeClient(FakeContainer({"/var/lib/rpm": berkeley})))
-    dest = tmp_path / "sbom.json"
-    with pytest.raises(SbomError, match=r"^/var/lib/rpm/Packages is a Berkeley DB") as caught:
-        sbom.write_sbom(runner, "img", dest, name="n", version="v", distro="d", distro_release="1")
-    assert "\n" not in str(caught.value)
-    assert not dest.exists()
+def test_a_failing_captured_container_is_one_line_and_its_stdout_unread() -> None:
+    box = FakeBox(stdout=b"half a document", stderr=b"ERROR cannot read image\n", status=1)
+    runner = Runner(out=io.StringIO(), _client=BoxClient(box))
+    with pytest.raises(StepError) as caught:
+        runner.container("c", "sbom", SYFT, [], {}, label="syft", capture=True)
+    assert caught.value.reason == "syft exited 1: ERROR cannot read image"
+    assert len(box.asked) == 1 and box.removed  # the stream only: no document read

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import grype_report
 import pytest
 import sigstore.dsse
 import sigstore.models
@@ -41,7 +42,7 @@ from package_helpers import run_invoke
 from sigstore.errors import VerificationError
 from sigstore.verify.policy import Identity
 
-from kairos_distro import artifacts, config, naming, publish, sign
+from kairos_distro import artifacts, config, naming, publish, scan, sign
 from kairos_distro import signing as per_cell
 from kairos_distro.build import Built
 from kairos_distro.registry import OCI_INDEX, OCI_MANIFEST, Descriptor, Registry, RegistryError
@@ -1082,6 +1083,65 @@ def test_verify_cell_refuses_an_attested_sbom_that_is_not_the_local_one(
     assert one_line(caught) == f"the SBOM attested for {NAME}@{DIGEST} is not a.cdx.json"
 
 
+def with_report(directory: Path, monkeypatch, attested_report: Any = None) -> Path:
+    """An SBOM and grype's report in `directory`; verify_attestation answers per type."""
+    directory.mkdir()
+    (directory / "a.cdx.json").write_text(json.dumps(ATTESTED))
+    report = directory / "a.grype.json"
+    report.write_bytes(grype_report.text(grype_report.match("CVE-2026-0001", "bash", "5.2")))
+    local = scan.predicate(report)
+
+    def attested(sigstore_: Any, registry: Any, repo: str, digest: str, kind: str) -> Any:
+        return ATTESTED if kind == sign.CYCLONEDX else attested_report or local
+
+    monkeypatch.setattr(sign, "verify_attestation", attested)
+    return report
+
+
+def test_sign_cell_attests_the_vulnerability_report_too(
+    make_release, recorded, monkeypatch, tmp_path
+) -> None:
+    rel = make_release({"arch": "amd64"})
+    cell = rel.cells[0]
+    report = with_report(tmp_path / cell.id, monkeypatch)
+    out = io.StringIO()
+    per_cell.sign_cell(
+        Runner(out=out), fake_sigstore(), MemoryRegistry(), REPO, DIGEST, cell, tmp_path
+    )
+    predicate = json.dumps(scan.predicate(report))
+    assert recorded == [
+        ("sign_image", DIGEST),
+        ("attest_image", f"{sign.CYCLONEDX} {json.dumps(ATTESTED)} for {DIGEST}"),
+        ("attest_image", f"{scan.PREDICATE} {predicate} for {DIGEST}"),
+        ("verify_image", DIGEST),
+    ]
+    assert out.getvalue().splitlines() == [
+        f"[{cell.id}] verified signature of {NAME}@{DIGEST}",
+        f"[{cell.id}] verified SBOM attestation (1 packages)",
+        f"[{cell.id}] verified vulnerability report attestation",
+    ]
+
+
+def test_verify_cell_refuses_an_attested_report_that_is_not_the_local_one(
+    make_release, recorded, monkeypatch, tmp_path
+) -> None:
+    rel = make_release({"arch": "amd64"})
+    cell = rel.cells[0]
+    other = {"scanner": {"result": {"matches": []}}}
+    with_report(tmp_path / cell.id, monkeypatch, attested_report=other)
+    with pytest.raises(sign.SignError) as caught:
+        per_cell.verify_cell(
+            Runner(out=io.StringIO()),
+            fake_sigstore(),
+            MemoryRegistry(),
+            REPO,
+            DIGEST,
+            cell,
+            tmp_path,
+        )
+    assert one_line(caught) == f"the report attested for {NAME}@{DIGEST} is not a.grype.json"
+
+
 def test_sign_cell_stops_at_the_first_failure(make_release, monkeypatch, tmp_path) -> None:
     rel = make_release({"arch": "amd64"})
     cell = rel.cells[0]
@@ -1221,14 +1281,15 @@ def test_dry_publish_signs_between_push_and_tag(task_runs) -> None:
     assert run.returncode == 0, report(run)
     for cell in CELLS:
         lines = [x for x in run.stdout.splitlines() if x.startswith(f"[{cell}] ")]
-        assert len(lines) == 3, report(run)
-        assert " would push " in lines[0]
+        assert len(lines) == 4, report(run)
+        assert " would scan its SBOM with " in lines[0]  # the policy first, then any push
+        assert " would push " in lines[1]
         assert (
-            lines[1]
+            lines[2]
             == f"[{cell}] would sign those digests, attest the SBOM, sign the artifact checksums, "
             "then verify"
         )
-        assert lines[2].startswith(f"[{cell}] would then tag it ")
+        assert lines[3].startswith(f"[{cell}] would then tag it ")
 
 
 def test_dry_signing_tasks_touch_nothing(task_runs) -> None:

@@ -1,7 +1,9 @@
 """`invoke summary`: one table for a release sharded over CI jobs, from the cells' JSON.
 
 And the package changes in each format: a headline per cell, then each distinct
-change once with the cells that have it, however the cells were sharded.
+change once with the cells that have it, however the cells were sharded; the
+vulnerabilities likewise: counts per cell, then what the release fixed and what
+is new, each once.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from pathlib import Path
 import pytest
 from package_helpers import ROOT, run_invoke
 
-from kairos_distro import changelog, config, summary
+from kairos_distro import changelog, config, summary, vulns
 from kairos_distro.changelog import Change
+from kairos_distro.vulns import Finding
 
 REASON = "skipped: inputs unchanged since v0.1.0 (sha256:dddddddddddd…)"
 
@@ -253,3 +256,187 @@ def test_invoke_summary_prints_the_package_changes_once(tmp_path) -> None:
     assert run.stdout.endswith(
         f"\npackage changes\n  upgraded openssl {OLD} -> {NEW} (all 2 cells)\n"
     )
+
+
+# -- vulnerabilities ----------------------------------------------------------------------------
+
+FIXED = Finding("CVE-2026-0001", "openssl", OLD, "critical", NEW, "deb")
+STILL = Finding("CVE-2026-0002", "zlib1g", "1:1.2.13.dfsg-1", "high", "", "deb")
+CAME = Finding(
+    "GHSA-qppj-fm5r-hxr3", "golang.org/x/net", "v0.23.0", "medium", "0.33.0", "go-module"
+)
+
+
+def scanned(cell: str, headline: str, fixed=(), new=()) -> summary.Report:
+    changes = vulns.changes_json({"fixed": list(fixed), "new": list(new)})
+    return summary.Report(
+        cell, "published", vulnerabilities=headline, vulnerability_changes=changes
+    )
+
+
+def scanned_release() -> list[summary.Report]:
+    return [
+        scanned("amd64-generic", "1 high, 1 medium", fixed=[FIXED], new=[CAME]),
+        scanned("arm64-generic", "1 high", fixed=[FIXED]),
+        summary.Report("arm64-rpi4", "up to date", vulnerabilities="1 high (when released)"),
+        summary.Report("riscv64-generic", "failed", error="build: it broke"),  # never scanned
+    ]
+
+
+def test_terminal_table_has_a_vulnerabilities_column_then_what_was_fixed_and_found() -> None:
+    lines = summary.render("table", scanned_release(), "v0.2.0").splitlines()
+    assert lines[2].split()[:5] == ["CELL", "RESULT", "REASON", "VULNERABILITIES", "IMAGE"]
+    column = lines[2].index("VULNERABILITIES")
+    assert [line[column:].split("  ")[0] for line in lines[3:7]] == [
+        "1 high, 1 medium",
+        "1 high",
+        "1 high (when released)",
+        "-",
+    ]
+    assert lines[7:] == [
+        "",
+        "vulnerabilities fixed",
+        f"  CVE-2026-0001 (critical) in openssl {OLD}, fixed in {NEW}: amd64-generic, "
+        "arm64-generic",
+        "",
+        "new vulnerabilities",
+        "  GHSA-qppj-fm5r-hxr3 (medium) in golang.org/x/net v0.23.0, fixed in 0.33.0: "
+        "amd64-generic",
+    ]
+
+
+def test_the_vulnerability_sections_follow_the_package_changes() -> None:
+    reports = [published("a", BUMP)]
+    reports[0].vulnerabilities = "none"
+    reports[0].vulnerability_changes = vulns.changes_json({"fixed": [FIXED]})
+    text = summary.render("table", reports, "v0.2.0")
+    assert text.index("\npackage changes\n") < text.index("\nvulnerabilities fixed\n")
+    assert "new vulnerabilities" not in text  # an empty section is left out
+    row = summary.rows(reports)[0]
+    assert list(row)[3:5] == ["packages", "vulnerabilities"]
+    assert (row["packages"], row["vulnerabilities"]) == ("1 upgraded", "none")
+
+
+def test_without_a_scan_there_is_no_vulnerabilities_column_or_section() -> None:
+    reports = release()  # package changes, no scan
+    assert all("vulnerabilities" not in row for row in summary.rows(reports))
+    text = summary.render("table", reports, "v0.2.0")
+    assert "VULNERABILITIES" not in text and "vulnerabilities" not in text
+    assert "ulnerabilit" not in summary.markdown(reports, "v0.2.0")
+    data = json.loads(summary.as_json(reports, "v0.2.0"))
+    assert data["vulnerability_changes"] == {"fixed": [], "new": []}
+    assert all(
+        "vulnerabilities" not in c and "vulnerability_changes" not in c for c in data["cells"]
+    )
+
+
+def test_markdown_lists_what_was_fixed_and_what_is_new_under_the_table() -> None:
+    lines = summary.markdown(scanned_release(), "v0.2.0").splitlines()
+    assert lines[2] == (
+        "| cell | result | reason | vulnerabilities | image | artifacts | boot | signature "
+        "| seconds | error |"
+    )
+    assert lines[4].startswith("| amd64-generic | published | - | 1 high, 1 medium | - |")
+    assert lines[8:] == [
+        "",
+        "### Vulnerabilities fixed",
+        "",
+        f"- CVE-2026-0001 (critical) in openssl {OLD}, fixed in {NEW}: amd64-generic, "
+        "arm64-generic",
+        "",
+        "### New vulnerabilities",
+        "",
+        "- GHSA-qppj-fm5r-hxr3 (medium) in golang.org/x/net v0.23.0, fixed in 0.33.0: "
+        "amd64-generic",
+    ]
+
+
+def test_json_keeps_each_cells_vulnerabilities_and_the_grouped_changes() -> None:
+    data = json.loads(summary.as_json(scanned_release(), "v0.2.0"))
+    cells = {c["cell"]: c for c in data["cells"]}
+    assert cells["amd64-generic"]["vulnerabilities"] == "1 high, 1 medium"
+    assert cells["amd64-generic"]["vulnerability_changes"] == {
+        "fixed": [["CVE-2026-0001", "openssl", OLD, "critical", NEW, "deb"]],
+        "new": [
+            ["GHSA-qppj-fm5r-hxr3", "golang.org/x/net", "v0.23.0", "medium", "0.33.0", "go-module"]
+        ],
+    }
+    assert "vulnerability_changes" not in cells["arm64-rpi4"]  # up to date: nothing compared
+    assert "vulnerabilities" not in cells["riscv64-generic"]
+    assert data["vulnerability_changes"] == {
+        "fixed": [
+            {
+                "id": "CVE-2026-0001",
+                "package": "openssl",
+                "version": OLD,
+                "severity": "critical",
+                "fix": NEW,
+                "kind": "deb",
+                "cells": ["amd64-generic", "arm64-generic"],
+            }
+        ],
+        "new": [
+            {
+                "id": "GHSA-qppj-fm5r-hxr3",
+                "package": "golang.org/x/net",
+                "version": "v0.23.0",
+                "severity": "medium",
+                "fix": "0.33.0",
+                "kind": "go-module",
+                "cells": ["amd64-generic"],
+            }
+        ],
+    }
+    assert [summary.Report.from_json(c) for c in data["cells"]] == scanned_release()
+
+
+def test_collect_regroups_the_vulnerability_changes_of_two_shards(tmp_path) -> None:
+    write_shard(tmp_path / "summary-1", [scanned("a", "1 high", fixed=[FIXED], new=[CAME])])
+    write_shard(tmp_path / "summary-2", [scanned("b", "1 high", fixed=[FIXED])])
+    version, reports = summary.collect(tmp_path, ["a", "b"])
+    assert [r.vulnerabilities for r in reports] == ["1 high", "1 high"]
+    assert summary.vulnerability_changes(reports, "fixed") == [(FIXED, ["a", "b"])]
+    assert summary.vulnerability_changes(reports, "new") == [(CAME, ["a"])]
+    markdown = summary.render("markdown", reports, version, "all cells")
+    assert markdown.count("CVE-2026-0001") == 1  # one line, though from two shards
+    assert markdown.endswith(": a\n")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        ["CVE-2026-0001"],
+        {"fixed": [["CVE-2026-0001"]]},
+        {"new": [["CVE-2026-0002", "zlib1g", "1", "bad", "", "deb"]]},
+    ],
+    ids=["list", "short-row", "unknown-severity"],
+)
+def test_collect_refuses_garbage_vulnerability_changes_naming_the_file(tmp_path, changes) -> None:
+    path = tmp_path / summary.JSON
+    cell = {"cell": "a", "vulnerability_changes": changes}
+    path.write_text(json.dumps({"version": "v1", "cells": [cell]}))
+    with pytest.raises(summary.SummaryError) as err:
+        summary.collect(tmp_path, ["a"])
+    assert str(err.value).startswith(
+        f"{path}: not a release summary (not a list of vulnerability changes ("
+    )
+    assert "\n" not in str(err.value)
+
+
+def test_collect_reads_summaries_from_before_the_scan(tmp_path) -> None:
+    write_cell(tmp_path / "summary-a", "a", "published", "released: never released")
+    path = tmp_path / "summary-a" / summary.JSON
+    data = json.loads(path.read_text())
+    del data["vulnerability_changes"]  # as summaries before the scan were written
+    path.write_text(json.dumps(data))
+    _, (report,) = summary.collect(tmp_path, ["a"])
+    assert (report.vulnerabilities, report.vulnerability_changes) == ("", {})
+
+
+def test_invoke_summary_prints_the_vulnerability_changes_once(tmp_path) -> None:
+    cell = config.load(ROOT / "release.yaml").cells[0].id
+    write_shard(tmp_path / "summary-1", [scanned(cell, "none", fixed=[FIXED])])
+    write_shard(tmp_path / "summary-2", [scanned("other-cell", "none", fixed=[FIXED])])
+    run = run_invoke("summary", "--from", str(tmp_path), "--cell", cell)
+    assert (run.returncode, run.stderr) == (0, "")
+    assert run.stdout.endswith(f"\nvulnerabilities fixed\n  {FIXED.line()}: {cell}, other-cell\n")

@@ -21,6 +21,7 @@ from package_helpers import RISCV64_KAIROS_INIT, ROOT, run_invoke
 from kairos_distro import ci, config, naming, qemu
 
 NO_ENGINE = "unix:///nonexistent.sock"
+VULNDB_PIN = f"https://grype.anchore.io/databases/v6/db.tar.zst?checksum=sha256:{'5' * 64}"
 Runs = dict[str, subprocess.CompletedProcess[str]]
 
 
@@ -57,6 +58,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
         tmp / "mixed.yaml",
         [{"arch": "amd64"}, {"arch": "arm64", "model": "rpi4"}, {"arch": "arm64"}],
     )
+    pinned = tmp / "pinned.yaml"
+    data = yaml.safe_load((ROOT / "release.yaml").read_text())
+    pinned.write_text(yaml.safe_dump({**data, "vulndb": VULNDB_PIN}, sort_keys=False))
     calls = {
         "list": ["--list"],
         "json": ["matrix", "--format", "json"],
@@ -67,6 +71,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
         "unknown-cell": ["--dry", "build", "--cell", "s390x-generic"],
         "broken": ["matrix", "--release-file", str(broken)],
         "mixed-iso": ["--dry", "iso", "--release-file", str(mixed)],
+        "scan": ["--dry", "scan"],
+        "scan-pinned": ["--dry", "scan", "--release-file", str(pinned)],
     }
     with ThreadPoolExecutor(max_workers=len(calls)) as pool:
         futures = {name: pool.submit(invoke, *args) for name, args in calls.items()}
@@ -80,7 +86,7 @@ def lines_of(text: str, cell: config.Cell) -> list[str]:
 def test_list_shows_every_task_with_a_description(runs) -> None:
     run = runs["list"]
     assert run.returncode == 0, report(run)
-    for name in ("build", "iso", "keys", "matrix", "publish", "release", "verify"):
+    for name in ("build", "iso", "keys", "matrix", "publish", "release", "scan", "verify"):
         assert re.search(rf"^\s+{name}\s+\w", run.stdout, re.MULTILINE), report(run)
 
 
@@ -169,11 +175,11 @@ def test_matrix_over_the_limit_ends_the_ci_step_in_one_line(tmp_path, format, co
 def stages(
     run: subprocess.CompletedProcess[str], cell: config.Cell, rel: config.Release
 ) -> dict[str, list[str]]:
-    """A cell's lines of `--dry build publish iso`: build 2; publish 2 (+1 raw image,
+    """A cell's lines of `--dry build publish iso`: build 2; publish 3 (+1 raw image,
     +1 signing); iso one per boot medium and one for the SBOM."""
     lines = lines_of(run.stdout, cell)
     raw = "raw" in cell.media and rel.publish_raw
-    publish = 2 + raw + rel.signing.enabled
+    publish = 3 + raw + rel.signing.enabled  # the scan, the push and the tags (+1, +1)
     assert len(lines) == 2 + publish + len(cell.media) + 1, report(run)
     return {"build": lines[:2], "publish": lines[2 : 2 + publish], "iso": lines[2 + publish :]}
 
@@ -194,8 +200,12 @@ def test_dry_publish_needs_no_engine(runs, rel) -> None:
     run = runs["pipeline"]
     for cell in rel.cells:
         ident = naming.Identity.expected(rel, cell)
-        push, *middle, tag = stages(run, cell, rel)["publish"]
+        scan, push, *middle, tag = stages(run, cell, rel)["publish"]
         local, repository = naming.local_tag(rel, cell), naming.repository(rel, ident)
+        # The policy decides before anything is pushed: scan first (unless `invoke scan` ran).
+        assert scan == (
+            f"[{cell.id}] would scan its SBOM with {rel.grype} unless scanned; apply the policy"
+        )
         assert push == f"[{cell.id}] would push {local} to {repository} by digest"
         if "raw" in cell.media and rel.publish_raw:  # boards: the raw image beside it
             raw = middle.pop(0)
@@ -226,8 +236,24 @@ def test_dry_iso_needs_no_engine(runs, rel) -> None:
             assert ("build-uki" in line) == (kind == "uki")
             assert line.endswith(", keys:/keys:ro)" if kind == "uki" else ")")
         name = naming.artifact_name(naming.Identity.expected(rel, cell))
-        assert sbom.startswith(f"[{cell.id}] would write artifacts/{cell.id}/{name}.cdx.json")
+        # syft catalogues the built image through the engine's socket (no engine asked:
+        # IMAGE, NAME and TAG stand for its ID, published name and tag).
+        assert sbom == (
+            f"[{cell.id}] would run {rel.syft} scan docker:IMAGE --output cyclonedx-json@1.6 "
+            "--source-name NAME --source-version TAG --quiet "
+            f"(/nonexistent.sock:/var/run/docker.sock) > artifacts/{cell.id}/{name}.cdx.json"
+        )
     assert run.stderr == ""
+
+
+def test_dry_scan_names_the_scanner_and_the_database_and_fetches_nothing(runs, rel) -> None:
+    for name, against in [("scan", "the listing's latest database"), ("scan-pinned", VULNDB_PIN)]:
+        run = runs[name]
+        assert (run.returncode, run.stderr) == (0, ""), report(run)
+        assert run.stdout.splitlines() == [
+            f"[{cell.id}] would scan its SBOM with {rel.grype} against {against}"
+            for cell in rel.cells
+        ]
 
 
 def test_unknown_cell_is_refused_before_any_work(runs, rel) -> None:

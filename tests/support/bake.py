@@ -62,6 +62,18 @@ def set_signing(repo: Path, **fields: Any) -> None:
     path.write_text(new)
 
 
+def set_vulnerabilities(repo: Path, **fields: Any) -> None:
+    """Replace release.yaml's vulnerabilities block (the policy)."""
+    path = repo / "release.yaml"
+    block = yaml.safe_dump({"vulnerabilities": fields}, sort_keys=False)
+    new, count = re.subn(
+        r"^vulnerabilities:\n(?:  .*\n)+", block, path.read_text(), count=1, flags=re.M
+    )
+    if count != 1:
+        raise KeyError("release.yaml has no vulnerabilities block")
+    path.write_text(new)
+
+
 def set_cells(repo: Path, cells: list[dict[str, Any]]) -> None:
     """Replace the cells list (the last block of release.yaml)."""
     path = repo / "release.yaml"

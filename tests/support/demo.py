@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 import docker
@@ -25,12 +26,16 @@ from tests.support.bake import bake, retarget, set_signing
 from tests.support.registry import LocalRegistry
 from tests.support.sigstore_local import IDENTITY, ISSUER, LocalSigstore
 from tests.support.standins import all_standins, docker_cli
+from tests.support.tools import tool_images
+from tests.support.vulnserver import with_nobody
 
 BANNER = """\
 ==============================================================================
  OFFLINE DEMO: kairos-init, AuroraBoot and the debian:12 base are local
  STAND-INS (kdt-standin/*) built from Debian packages, not upstream images.
  The pipeline code is the real one; the images it converts are test doubles.
+ syft and grype are the real tools (kdt-tools/*, built from the Go module
+ proxy); grype scans against a small LOCAL TEST DATABASE on 127.0.0.1.
 =============================================================================="""
 
 
@@ -45,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    with LocalRegistry(out / "registry") as registry, LocalSigstore(out / "sigstore") as sig:
+    with (
+        LocalRegistry(out / "registry") as registry,
+        LocalSigstore(out / "sigstore") as sig,
+        ExitStack() as stack,
+    ):
         print(f"local registry: {registry.host}")
         print(f"local Sigstore TEST instance: {sig.url} (signing identity {IDENTITY})")
         repo = bake(out, base_image="debian:12", registry=f"{registry.host}/demo")
@@ -55,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"baked: {repo}")
         if args.offline:
             print(BANNER)
-            retarget(repo, **all_standins(docker.from_env(timeout=600)))
+            client = docker.from_env(timeout=600)
+            db = stack.enter_context(with_nobody(out / "vulndb"))
+            retarget(repo, **all_standins(client), **tool_images(client), vulndb=db.pin)
         env = {
             **os.environ,
             "INVOKE_KAIROS_NETWORK": args.network,

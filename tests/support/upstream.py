@@ -56,7 +56,7 @@ def cosign(*args: str) -> None:
 
 
 def check_with_cosign(repo: Path, identity_regexp: str) -> int:
-    """Every published image, its SBOM attestation and every checksum, by cosign."""
+    """Every published image, its SBOM and vulnerability attestations and every checksum."""
     who = ["--certificate-identity-regexp", identity_regexp]
     who += ["--certificate-oidc-issuer", GITHUB_ISSUER]
     summary = json.loads((repo / "artifacts" / "release-summary.json").read_text())
@@ -64,6 +64,7 @@ def check_with_cosign(repo: Path, identity_regexp: str) -> int:
     for image in images:
         cosign("verify", *who, image)
         cosign("verify-attestation", "--type", "cyclonedx", *who, image)
+        cosign("verify-attestation", "--type", "vuln", *who, image)
     sums = sorted((repo / "artifacts").rglob("*.sha256"))
     for checksum in sums:
         bundle = checksum.with_name(checksum.name + ".sigstore.json")
