@@ -112,8 +112,20 @@ def scan_cell(
         raise StepError(cell.id, "scan", str(err)) from None
     dest = out / cell.id / (naming.artifact_name(built.identity) + REPORT_SUFFIX)
     write_atomically(dest, raw.decode("utf-8", errors="replace"))
-    runner.say(cell.id, f"vulnerabilities: {report.headline()} ({dest.name})")
+    runner.say(cell.id, f"vulnerabilities: {shown(release, report)} ({dest.name})")
     return report
+
+
+def shown(release: Release, report: vulns.Report, now: datetime | None = None) -> str:
+    """The counts and the database's age, as every summary shows them."""
+    age = report.database.age_days(now or datetime.now(UTC))
+    if age is None:
+        return f"{report.headline()}; database of unknown age"
+    days = f"{age} day{'' if age == 1 else 's'} old"
+    limit = release.vulnerabilities.max_age
+    return f"{report.headline()}; database {days}" + (
+        f", over max_age {limit}" if age > limit else ""
+    )
 
 
 def age_warning(release: Release, report: vulns.Report, now: datetime | None = None) -> str:
@@ -164,11 +176,10 @@ def for_release(
             raise StepError(cell.id, "scan", why) from None
         return {}
     found = plan.stages.scan(plan.runner, plan.release, built, db, plan.artifacts)
-    report.vulnerabilities = found.headline()
+    report.vulnerabilities = shown(plan.release, found)
     warning = age_warning(plan.release, found)
     if warning:
         plan.runner.say(cell.id, warning)
-        report.vulnerabilities += f" ({warning.removeprefix('WARNING: ').split(' (')[0]})"
     before = vulns.from_record((record or {}).get("vulnerabilities"))
     if before is not None:
         report.vulnerability_changes = vulns.changes_json(vulns.diff(before, found))

@@ -101,6 +101,6 @@ def scan(c, cell=None, release_file=""):
         if not found:  # fetched and imported once, for the first cell that needs it
             found.append(scan_stage.database(runner, rel))
         report = scan_stage.checked(runner, rel, build.local(runner, rel, one), found[0], out)
-        return f"vulnerabilities: {report.headline()}"
+        return f"vulnerabilities: {scan_stage.shown(rel, report)}"
 
     invocation.each(runner, rel, cell, "scan", act)

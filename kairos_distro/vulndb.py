@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlunsplit
 
 from .hosts import redact, split, url_host
+from .registry import sha256_file
 from .runner import Runner, StepError
 from .words import clip
 
@@ -123,18 +124,10 @@ def _download(pin: Pin, dest: Path) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def archive(runner: Runner, pin: Pin) -> Path:
     """The pinned archive in the cache, checked on every use (CI restores the cache)."""
     path = cache_root() / "archives" / f"{pin.hex}.tar.zst"
-    if path.is_file() and _sha256(path) == pin.hex:
+    if path.is_file() and sha256_file(path) == pin.checksum:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     runner.say("vulndb", f"downloading {redact(pin.url)}")

@@ -41,6 +41,7 @@ EARLY, LATE = "amd64-generic", "amd64-generic-k3s-v1.35.1-k3s1"
 RUN = uuid.uuid4().hex[:8]
 CVE = "CVE-2026-4242"
 FINDING = f"{CVE} (critical) in kdt-hello 1.0-1, fixed in 1.1-1"
+FRESH_DB = "database 0 days old"  # built by the module's fixture, minutes ago
 PROJECT = f"kdt-fresh-e2e-{RUN}"
 
 
@@ -153,7 +154,7 @@ def test_the_policy_refuses_the_critical_finding_and_publishes_nothing(repo, env
     cell = release(repo, env, "--cell", EARLY, ok=False)["by_cell"][EARLY]
     assert cell["status"] == "failed"
     assert cell["error"] == f"scan: {FINDING}: at or above fail_on: critical"
-    assert cell["vulnerabilities"] == "1 critical"
+    assert cell["vulnerabilities"] == f"1 critical; {FRESH_DB}"
     assert cell["steps"]["scan"] == "failed" and "publish" not in cell["steps"]
     assert published(registry) == {}
     # An exception past its date fails too, in one line naming it.
@@ -174,7 +175,7 @@ def test_first_cell_is_released_with_the_mirrors_package(repo, env, registry) ->
     cell = summary["by_cell"][EARLY]
     assert cell["status"] == "published"
     assert cell["packages"] == {"since": ""}  # a first release has nothing to compare
-    assert cell["vulnerabilities"] == "1 critical"
+    assert cell["vulnerabilities"] == f"1 critical; {FRESH_DB}"
     assert "vulnerability_changes" not in cell  # nothing earlier to compare with
     (report,) = (repo / "artifacts" / EARLY).glob("*.grype.json")
     (match,) = json.loads(report.read_text())["matches"]  # grype's own report, kept whole
@@ -207,7 +208,7 @@ def test_the_mirror_update_rebuilds_exactly_the_cell_that_lacks_it(repo, env, re
     ), early["reason"]
     assert early["steps"] == dict.fromkeys(["build", "iso", "test-boot", "scan", "publish"], "done")
     # What the rebuild fixed: in the cell, grouped in every summary, in the terminal.
-    assert early["vulnerabilities"] == "none"
+    assert early["vulnerabilities"] == f"none; {FRESH_DB}"
     assert early["vulnerability_changes"]["fixed"] == [
         [CVE, "kdt-hello", "1.0-1", "critical", "1.1-1", "deb"]
     ]

@@ -2515,12 +2515,12 @@ def test_each_cell_is_scanned_against_the_runs_database_and_its_report_recorded(
     database = scan.Database(stages.tmp / "vulndb", vulndb.Pin(VULNDB_URL, VULNDB_SUM), False)
     for cell in rel.cells:
         assert stages.args[("scan", cell.id)] == (plan.runner, rel, database, plan.artifacts)
-    assert [r.vulnerabilities for r in reports] == ["1 critical, 1 high", "none", "none"]
+    assert [r.vulnerabilities for r in reports] == ["1 critical, 1 high; database 1 day old", "none; database 1 day old", "none; database 1 day old"]
     assert [r.steps["scan"] for r in reports] == ["done"] * 3
     # The record keeps the whole report: the next release says what it fixed.
     assert stages.extras[first.id]["vulnerabilities"] == vulns.to_record(stages.scans[first.id])
     assert reports[0].vulnerability_changes == {}  # a first release has nothing to compare
-    assert summary.rows(reports)[0]["vulnerabilities"] == "1 critical, 1 high"
+    assert summary.rows(reports)[0]["vulnerabilities"] == "1 critical, 1 high; database 1 day old"
 
 
 def test_a_policy_refusal_fails_only_that_cell_at_scan_and_publishes_nothing(
@@ -2537,9 +2537,9 @@ def test_a_policy_refusal_fails_only_that_cell_at_scan_and_publishes_nothing(
     assert failed.steps == {"build": "done", "iso": "done", "test-boot": "done", "scan": "failed"}
     assert "publish" not in stages.of(first) and first.id not in stages.extras
     assert (failed.image, failed.signature) == ("", "")
-    assert failed.vulnerabilities == "1 high, 1 medium"  # the summary still has the counts
+    assert failed.vulnerabilities == "1 high, 1 medium; database 1 day old"  # the summary still has the counts
     assert f"[{first.id}] FAILED scan: {line}\n" in output(plan)
-    assert (other.status, other.vulnerabilities) == ("published", "1 medium")
+    assert (other.status, other.vulnerabilities) == ("published", "1 medium; database 1 day old")
 
 
 def test_an_allow_listed_finding_is_published(stages, make_release) -> None:
@@ -2547,7 +2547,7 @@ def test_an_allow_listed_finding_is_published(stages, make_release) -> None:
     rel = make_release({"arch": "amd64"}, vulnerabilities={"fail_on": "high", "allow": allow})
     stages.scans[rel.cells[0].id] = found(ZLIB_CVE)
     (report,) = release.run_release(plan_for(stages, rel), list(rel.cells))
-    assert (report.status, report.vulnerabilities) == ("published", "1 high")
+    assert (report.status, report.vulnerabilities) == ("published", "1 high; database 1 day old")
 
 
 def test_an_expired_allow_list_entry_fails_every_cell_it_releases(stages, make_release) -> None:
@@ -2592,7 +2592,7 @@ def test_a_record_without_a_readable_report_compares_nothing(stages, make_releas
     stages.records[cell.id] = {**record_for(rel, cell, "another key"), "vulnerabilities": kept}
     stages.scans[cell.id] = found(NET_CVE)
     (report,) = release.run_release(plan_for(stages, rel), [cell])
-    assert (report.status, report.vulnerabilities) == ("published", "1 medium")
+    assert (report.status, report.vulnerabilities) == ("published", "1 medium; database 1 day old")
     assert report.vulnerability_changes == {}
 
 
@@ -2645,7 +2645,7 @@ def test_a_report_from_an_old_database_says_so_in_the_summary(stages, make_relea
     plan = plan_for(stages, rel)
     (report,) = release.run_release(plan, [cell])
     assert report.status == "published"  # loud, not fatal
-    assert report.vulnerabilities == "none (vulnerability database is 30 days old)"
+    assert report.vulnerabilities == "none; database 30 days old, over max_age 7"
     assert (
         f"[{cell.id}] WARNING: vulnerability database is 30 days old (max_age 7): "
         "run `invoke bump vulndb`\n"

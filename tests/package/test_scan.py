@@ -75,8 +75,11 @@ def test_scan_cell_keeps_grypes_whole_report_beside_the_sbom(tmp_path, make_rele
     dest = out / rel.cells[0].id / REPORT_NAME
     assert dest.read_bytes() == grype.text(MEDIUM, CRITICAL)  # as grype wrote it
     assert scan.report_file(out, rel.cells[0]) == dest
+    assert report.database.built is not None  # the fixture's database is months old
+    age = (datetime.now(UTC) - report.database.built).days
     assert runner.out.getvalue() == (
-        f"[{rel.cells[0].id}] vulnerabilities: 1 critical, 1 medium ({REPORT_NAME})\n"
+        f"[{rel.cells[0].id}] vulnerabilities: 1 critical, 1 medium; database {age} days old, "
+        f"over max_age 7 ({REPORT_NAME})\n"
     )
 
 

@@ -10,26 +10,18 @@ These are the real tools, not stand-ins: only their packaging is ours.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import tarfile
 from pathlib import Path
 
 import docker
 
+from kairos_distro.registry import sha256_file
 from tests.support.clients import pins, tool
 
 PREFIX = "kdt-tools"
 CA = Path("/etc/ssl/certs/ca-certificates.crt")
 LABEL = "kdt.binary.sha256"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _context(name: str, binary: Path, sha: str) -> io.BytesIO:
@@ -68,7 +60,7 @@ def tool_image(client: docker.DockerClient, name: str) -> str:
     """kdt-tools/NAME:VERSION holding the pinned binary; built once per binary."""
     binary, version = tool(name), pins()[name].version
     ref = f"{PREFIX}/{name}:{version}"
-    sha = _sha256(binary)
+    sha = sha256_file(binary)
     try:
         if client.images.get(ref).labels.get(LABEL) == sha:
             return ref
