@@ -155,7 +155,8 @@ def test_sbom_lists_what_dpkg_lists_in_the_image(repo, docker_client) -> None:
     listed = {(p.name, p.version, p.qualifiers["arch"]) for p in purls}
     assert [(c["name"], c["version"]) for c in debs] == [(p.name, p.version) for p in purls]
     systems = [c for c in bom["components"] if c["type"] == "operating-system"]
-    assert [(c["name"], c["version"]) for c in systems] == [("debian", "12")]  # grype reads it
+    # The distro grype matches advisories against: Debian 12 (the point release, 12.x, too)
+    assert [(c["name"], c["version"].split(".")[0]) for c in systems] == [("debian", "12")]
     expected = installed_packages(docker_client, f"kairos-local/{PROJECT}:{CELL}")
     assert len(expected) > 50  # a real package database, not a toy
     assert listed == expected
