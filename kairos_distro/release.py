@@ -229,9 +229,9 @@ def _release_cell(plan: Plan, cell: Cell, report: Report, verdicts: dict[str, Ve
         report.steps["build"] = "reused"
     made = _artifacts(plan, cell, built, report, fresh)
     _boot(plan, cell, made, key, report, fresh)
-    report.packages = _changelog(plan, cell, verdict)
-    extra = {"packages": report.packages, "updates": _updates(verdict)}
-    extra |= scan.for_release(plan, cell, built, report, verdict.record)
+    scanned = scan.for_release(plan, cell, built, report, verdict.record)
+    report.packages = _changelog(plan, cell, verdict)  # reads the registry: publish's part
+    extra = {"packages": report.packages, "updates": _updates(verdict), **scanned}
     done = stages.publish(runner, rel, cell, built, plan, key, extra)
     report.steps["publish"] = "done"
     report.status, report.image = "published", done.ref if done else ""

@@ -14,6 +14,7 @@ issuer in release.yaml.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -71,7 +72,7 @@ def referrer_manifest(
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "artifactType": BUNDLE_TYPE,
-        "config": Descriptor(EMPTY_TYPE, _digest(EMPTY), len(EMPTY)).as_json(),
+        "config": Descriptor(EMPTY_TYPE, sha256_of(EMPTY), len(EMPTY)).as_json(),
         "layers": [bundle.as_json()],
         "subject": subject.as_json(),
         "annotations": annotations(created, predicate_type),
@@ -103,9 +104,7 @@ def with_referrer(index: dict[str, Any] | None, descriptor: dict[str, Any]) -> d
     return {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [*manifests, descriptor]}
 
 
-def _digest(data: bytes) -> str:
-    import hashlib
-
+def sha256_of(data: bytes) -> str:
     return f"sha256:{hashlib.sha256(data).hexdigest()}"
 
 
@@ -283,7 +282,7 @@ def attach(
     layer = registry.push_bytes(repo, bundle, BUNDLE_TYPE)
     created = now()
     body = manifest_bytes(referrer_manifest(layer, subject, created, predicate_type))
-    digest = _digest(body)
+    digest = sha256_of(body)
     registry.put_manifest(repo, digest, body, OCI_MANIFEST)
     descriptor = {
         **Descriptor(OCI_MANIFEST, digest, len(body)).as_json(),
@@ -325,35 +324,36 @@ def verify_image(sigstore: Sigstore, registry: Registry, repo: str, digest: str)
 
 
 def verify_attestation(
-    sigstore: Sigstore, registry: Registry, repo: str, digest: str, predicate_type: str
+    sigstore: Sigstore, registry: Registry, repo: str, digest: str, kind: str, want: Any = None
 ) -> Any:
-    """The predicate of an attached statement of this type that verifies for `digest`."""
+    """The predicate of an attached statement of this type that verifies for `digest`;
+    with `want`, one equal to it (a digest released twice carries both reports)."""
     from sigstore.models import Bundle
 
-    what = "signature" if predicate_type == COSIGN_SIGN else f"{predicate_type} attestation"
-    candidates = referrers(registry, repo, digest, predicate_type)
+    what = "signature" if kind == COSIGN_SIGN else f"{kind} attestation"
+    candidates = referrers(registry, repo, digest, kind)
     if not candidates:
         raise SignError(f"no {what} attached to {registry.host}/{repo}@{digest}")
     verifier, pol, reasons = sigstore.verifier(), policy(sigstore.signing), []
     for candidate in candidates:
         try:
-            manifest = json.loads(_must(registry.get_manifest(repo, candidate["digest"]))[0])
+            found = registry.get_manifest(repo, candidate["digest"])
+            if found is None:
+                raise SignError("referrer manifest is missing")
+            manifest = json.loads(found[0])
             if manifest.get("subject", {}).get("digest") != digest:
                 raise SignError("referrer names another subject")
             blob = registry.get_blob(repo, manifest["layers"][0]["digest"])
             payload_type, payload = verifier.verify_dsse(Bundle.from_json(blob), pol)
-            return check_statement(payload_type, payload, digest, predicate_type)
+            predicate = check_statement(payload_type, payload, digest, kind)
+            if want is None or predicate == want:
+                return predicate
+            reasons.append("it attests another document")
         except (SignError, RegistryError, KeyError, ValueError) as err:
             reasons.append(one_line(err))
         except Exception as err:  # sigstore's VerificationError and friends
             reasons.append(one_line(err))
     raise SignError(f"no valid {what} for {registry.host}/{repo}@{digest}: {reasons[0]}")
-
-
-def _must(found: tuple[bytes, str, str] | None) -> tuple[bytes, str, str]:
-    if found is None:
-        raise SignError("referrer manifest is missing")
-    return found
 
 
 def check_statement(

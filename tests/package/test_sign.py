@@ -749,6 +749,29 @@ def test_verify_image_refuses_a_bad_signature(bundles, answer, reason) -> None:
     assert message.startswith(f"no valid signature for {NAME}@{subject.digest}: {reason}"), message
 
 
+def test_verify_attestation_with_want_finds_the_equal_one_of_several(bundles) -> None:
+    # A digest released twice carries two reports (grype's carry their time): ours must be one.
+    registry, subject, _ = signed_registry()
+    sign.attach(registry, REPO, subject, b'{"bundle": 2}', scan.PREDICATE)
+    sign.attach(registry, REPO, subject, b'{"bundle": 3}', scan.PREDICATE)
+    statements = [
+        (sign.INTOTO_PAYLOAD, sign.statement(NAME, subject.digest, scan.PREDICATE, {"run": n}))
+        for n in (1, 2)
+    ]
+    fake = fake_sigstore(verifier_=FakeVerifier(list(statements)))
+    found = sign.verify_attestation(
+        fake, registry, REPO, subject.digest, scan.PREDICATE, {"run": 2}
+    )
+    assert found == {"run": 2}
+    fake = fake_sigstore(verifier_=FakeVerifier(list(statements)))
+    with pytest.raises(sign.SignError) as caught:
+        sign.verify_attestation(fake, registry, REPO, subject.digest, scan.PREDICATE, {"run": 3})
+    assert one_line(caught) == (
+        f"no valid {scan.PREDICATE} attestation for {NAME}@{subject.digest}: "
+        "it attests another document"
+    )
+
+
 def test_verify_image_needs_one_good_signature_of_several(bundles) -> None:
     registry, subject, _ = signed_registry()
     sign.attach(registry, REPO, subject, b'{"bundle": 2}')
@@ -1010,9 +1033,11 @@ def recorded(monkeypatch) -> list[tuple[str, str]]:
     def attest(sigstore_: Any, registry: Any, repo: str, digest: str, kind: str, doc: Any) -> None:
         calls.append(("attest_image", f"{kind} {json.dumps(doc)} for {digest}"))
 
-    def attested(sigstore_: Any, registry: Any, repo: str, digest: str, kind: str) -> Any:
+    def attested(
+        sigstore_: Any, registry: Any, repo: str, digest: str, kind: str, want: Any = None
+    ) -> Any:
         calls.append(("verify_attestation", f"{kind} for {digest}"))
-        return ATTESTED
+        return refuse_other(ATTESTED, kind, want)
 
     monkeypatch.setattr(sign, "attest_image", attest)
     monkeypatch.setattr(sign, "verify_attestation", attested)
@@ -1020,6 +1045,15 @@ def recorded(monkeypatch) -> list[tuple[str, str]]:
 
 
 ATTESTED = {"bomFormat": "CycloneDX", "components": [{"purl": "pkg:deb/debian/bash@5.2"}]}
+
+
+def refuse_other(attested: Any, kind: str, want: Any) -> Any:
+    """What sign.verify_attestation does when the one attested document is not `want`."""
+    if want is not None and attested != want:
+        raise sign.SignError(
+            f"no valid {kind} attestation for {NAME}@{DIGEST}: it attests another document"
+        )
+    return attested
 
 
 def test_sign_cell_signs_everything_then_verifies_everything(make_release, recorded, tmp_path):
@@ -1080,7 +1114,9 @@ def test_verify_cell_refuses_an_attested_sbom_that_is_not_the_local_one(
         per_cell.verify_cell(
             runner, fake_sigstore(), MemoryRegistry(), REPO, DIGEST, cell, tmp_path
         )
-    assert one_line(caught) == f"the SBOM attested for {NAME}@{DIGEST} is not a.cdx.json"
+    assert one_line(caught) == (
+        f"no valid {sign.CYCLONEDX} attestation for {NAME}@{DIGEST}: it attests another document"
+    )
 
 
 def with_report(directory: Path, monkeypatch, attested_report: Any = None) -> Path:
@@ -1091,8 +1127,11 @@ def with_report(directory: Path, monkeypatch, attested_report: Any = None) -> Pa
     report.write_bytes(grype_report.text(grype_report.match("CVE-2026-0001", "bash", "5.2")))
     local = scan.predicate(report)
 
-    def attested(sigstore_: Any, registry: Any, repo: str, digest: str, kind: str) -> Any:
-        return ATTESTED if kind == sign.CYCLONEDX else attested_report or local
+    def attested(
+        sigstore_: Any, registry: Any, repo: str, digest: str, kind: str, want: Any = None
+    ) -> Any:
+        found = ATTESTED if kind == sign.CYCLONEDX else attested_report or local
+        return refuse_other(found, kind, want)
 
     monkeypatch.setattr(sign, "verify_attestation", attested)
     return report
@@ -1118,7 +1157,7 @@ def test_sign_cell_attests_the_vulnerability_report_too(
     assert out.getvalue().splitlines() == [
         f"[{cell.id}] verified signature of {NAME}@{DIGEST}",
         f"[{cell.id}] verified SBOM attestation (1 packages)",
-        f"[{cell.id}] verified vulnerability report attestation",
+        f"[{cell.id}] verified vulnerability report attestation (a.grype.json)",
     ]
 
 
@@ -1139,7 +1178,9 @@ def test_verify_cell_refuses_an_attested_report_that_is_not_the_local_one(
             cell,
             tmp_path,
         )
-    assert one_line(caught) == f"the report attested for {NAME}@{DIGEST} is not a.grype.json"
+    assert one_line(caught) == (
+        f"no valid {scan.PREDICATE} attestation for {NAME}@{DIGEST}: it attests another document"
+    )
 
 
 def test_sign_cell_stops_at_the_first_failure(make_release, monkeypatch, tmp_path) -> None:
