@@ -131,7 +131,7 @@ def keys_(c, name="", days="", export=False, release_file=""):
     help={**CELL_HELP, "token": TOKEN_HELP, "release-file": FILE_HELP},
 )
 def publish_(c, cell=None, token="", release_file=""):
-    """Push each built cell by digest, sign and verify it (signing on), then move its tag."""
+    """Apply the vulnerability policy, push each built cell by digest, sign and verify, tag."""
     runner, rel = invocation.setup(c, release_file)
     sigstore = invocation.sigstore(rel, required=False, token=token)
     out = Path(c.config.kairos.artifacts)
@@ -168,7 +168,7 @@ def publish_(c, cell=None, token="", release_file=""):
     },
 )
 def release_(c, cell=None, force=False, refresh="", token="", accel="", release_file=""):
-    """Build, ISO, boot-test, sign and publish each cell; skips what is published and current."""
+    """Build, ISO, boot-test, scan, sign, publish each cell; skips what is published and current."""
     runner, rel = invocation.setup(c, release_file)
     invocation.choice("release", "--refresh", refresh, config.REFRESH_MODES)
     settings, user_data = invocation.boot_settings(c, "release", accel)
@@ -263,7 +263,7 @@ def test_boot(c, cell=None, iso="", accel="", memory="", cpus="", timeout="", re
     }
 )
 def bump(c, what, to="", from_="", release_file=""):
-    """Move one pin of release.yaml in place: an image's tag/digest, or a k3s/k0s version."""
+    """Move one pin of release.yaml in place: an image, a k3s/k0s version, the vulnerability db."""
     path = Path(release_file or c.config.kairos.release_file)
     dry = bool(c.config.run.dry)
     try:

@@ -44,7 +44,7 @@ def sign_(c, cell=None, token="", release_file=""):
     },
 )
 def verify(c, cell=None, image="", release_file=""):
-    """Verify offline: image signature, SBOM attestation, raw image, checksums vs release.yaml."""
+    """Verify offline: signature, SBOM and vulnerability attestations, raw image, checksums."""
     runner, rel = invocation.setup(c, release_file)
     sigstore = invocation.sigstore(rel, required=True)
     out = Path(c.config.kairos.artifacts)
