@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import keys as keyset
-from . import ledger, naming
+from . import ledger, naming, sbom
 from .build import Built
 from .config import Cell, Release
 from .hosts import redact
@@ -155,10 +155,11 @@ def uki_command(source: str) -> list[str]:
     ]
 
 
-def docker_socket() -> str:
+def docker_socket(tool: str = "AuroraBoot") -> str:
+    """The local engine's socket, for a tool that bind-mounts local paths; else Skip."""
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     if not host.startswith("unix://"):  # e.g. GitLab's docker-in-docker over TCP
-        raise Skip(f"AuroraBoot needs a local Docker socket (DOCKER_HOST is {redact(host)})")
+        raise Skip(f"{tool} needs a local Docker socket (DOCKER_HOST is {redact(host)})")
     return host.removeprefix("unix://")
 
 
@@ -242,8 +243,6 @@ def _make_media(runner: Runner, plan: MediaPlan, staging: Path, network: str) ->
 
 def write_sbom(runner: Runner, release: Release, built: Built, directory: Path) -> Path:
     """The image's CycloneDX SBOM, catalogued by syft, into `directory`."""
-    from . import sbom
-
     ident, cell = built.identity, built.cell
     try:
         path, count = sbom.write_sbom(
@@ -317,8 +316,6 @@ def _shown(
         lines.append(
             runner.container_plan(plan.image, plan.command, mounts, privileged=plan.privileged)
         )
-    from . import sbom
-
     name, version = "NAME", "TAG"  # the published name and tag, known once built
     syft = runner.container_plan(release.syft, sbom.command("IMAGE", name, version), sbom.volumes())
     return [*lines, f"{syft} > {final / sbom_name}"]

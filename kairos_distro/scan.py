@@ -9,7 +9,6 @@ before anything is pushed.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from typing import Any
 from . import artifacts, naming, policy, vulndb, vulns
 from .build import Built
 from .config import Cell, Release
-from .hosts import redact
 from .runner import Runner, Skip, StepError
 from .sbom import write_atomically
 from .summary import Report
@@ -69,9 +67,7 @@ def report_file(artifacts_dir: Path | None, cell: Cell) -> Path | None:
 
 def database(runner: Runner, release: Release) -> Database:
     """The pinned database, fetched and imported once; refused when missing or empty."""
-    host = os.environ.get("DOCKER_HOST", "unix://")
-    if not host.startswith("unix://"):  # grype reads the SBOM and database through bind mounts
-        raise Skip(f"grype needs a local Docker socket (DOCKER_HOST is {redact(host)})")
+    artifacts.docker_socket("grype")  # it reads the SBOM and the database through bind mounts
     try:
         pin = vulndb.parse_pin(release.vulndb) if release.vulndb else vulndb.latest()
         path = vulndb.installed(runner, release.grype, pin)
@@ -82,6 +78,23 @@ def database(runner: Runner, release: Release) -> Database:
         today = f"vulndb is not pinned: scanning against today's {pin.url}"
         runner.say("vulndb", f"{today} (`invoke bump vulndb` pins it)")
     return Database(path, pin, not release.vulndb)
+
+
+def once(fetch: Callable[[], Database]) -> Callable[[], Database]:
+    """`fetch`, asked at most once: its database, or its refusal, serves every cell of a run."""
+    kept: list[Database | StepError | Skip] = []
+
+    def get() -> Database:
+        if not kept:
+            try:
+                kept.append(fetch())
+            except (StepError, Skip) as err:
+                kept.append(err)
+        if isinstance(kept[0], Exception):
+            raise kept[0]
+        return kept[0]
+
+    return get
 
 
 def _not_empty(db: Path) -> None:
@@ -147,15 +160,27 @@ def judge(release: Release, cell: Cell, report: vulns.Report) -> None:
         raise StepError(cell.id, "scan", why)
 
 
+def warned_and_judged(runner: Runner, release: Release, cell: Cell, report: vulns.Report) -> None:
+    """The database's age said loudly when too old, then the policy's verdict."""
+    warning = age_warning(release, report)
+    if warning:
+        runner.say(cell.id, warning)
+    judge(release, cell, report)
+
+
+def unjudged(release: Release, cell: Cell, why: Skip) -> None:
+    """A scan that cannot run: a refusal when the policy has something to judge."""
+    if release.vulnerabilities.fail_on:
+        reason = f"vulnerabilities.fail_on is set, but the scan cannot run: {why}"
+        raise StepError(cell.id, "scan", reason) from None
+
+
 def checked(
     runner: Runner, release: Release, built: Built, db: Database, out: Path
 ) -> vulns.Report:
-    """scan_cell, its database's age said loudly when too old, then the policy's verdict."""
+    """scan_cell, then warned_and_judged."""
     report = scan_cell(runner, release, built, db, out)
-    warning = age_warning(release, report)
-    if warning:
-        runner.say(built.cell.id, warning)
-    judge(release, built.cell, report)
+    warned_and_judged(runner, release, built.cell, report)
     return report
 
 
@@ -171,19 +196,14 @@ def for_release(
         db = plan.vulndb()
     except Skip as why:
         report.steps["scan"] = report.vulnerabilities = f"skipped: {why}"
-        if plan.release.vulnerabilities.fail_on:
-            why = f"vulnerabilities.fail_on is set, but the scan cannot run: {why}"
-            raise StepError(cell.id, "scan", why) from None
+        unjudged(plan.release, cell, why)
         return {}
     found = plan.stages.scan(plan.runner, plan.release, built, db, plan.artifacts)
     report.vulnerabilities = shown(plan.release, found)
-    warning = age_warning(plan.release, found)
-    if warning:
-        plan.runner.say(cell.id, warning)
     before = vulns.from_record((record or {}).get("vulnerabilities"))
     if before is not None:
         report.vulnerability_changes = vulns.changes_json(vulns.diff(before, found))
-    judge(plan.release, cell, found)
+    warned_and_judged(plan.runner, plan.release, cell, found)
     report.steps["scan"] = "done"
     return {"vulnerabilities": vulns.to_record(found)}
 
@@ -197,9 +217,7 @@ def before_publish(
         try:
             db = database()
         except Skip as why:
-            if release.vulnerabilities.fail_on:
-                why = f"vulnerabilities.fail_on is set, but the scan cannot run: {why}"
-                raise StepError(built.cell.id, "scan", why) from None
+            unjudged(release, built.cell, why)
             runner.say(built.cell.id, f"SKIPPED scan: {why}")
             return None
         return checked(runner, release, built, db, out)

@@ -17,6 +17,7 @@ from .config import Cell, Release
 from .ref import ImageRef
 from .registry import Registry, RegistryError
 from .runner import Runner, StepError
+from .sbom import component_purls
 
 
 def sign_cell(
@@ -66,8 +67,6 @@ def verify_cell(
     local = json.loads(bom.read_text()) if bom else None
     # A digest released twice (after a syft bump, say) carries both SBOMs: one must be ours.
     document = sign.verify_attestation(sigstore, registry, repo, digest, sign.CYCLONEDX, local)
-    from .sbom import component_purls
-
     count = len(component_purls(document))
     runner.say(cell.id, f"verified SBOM attestation ({count} packages)")
     report = scan.report_file(out, cell)

@@ -16,7 +16,7 @@ from . import artifacts, boot, build, freshness, keys, ledger, publish, scan, si
 from .config import Cell, Release
 from .ref import ImageRef
 from .registry import Registry
-from .runner import Runner, Skip, StepError
+from .runner import Runner
 
 
 class Stages:
@@ -121,18 +121,13 @@ class Plan:
     keys: Path = Path(keys.DEFAULT_DIR)
     stages: Stages = field(default_factory=Stages)
     _inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _vulndb: Any = None  # scan.Database, or the error that refused it, once per run
+    _vulndb: Any = None  # scan.once of the stages' database, made on first use
 
     def vulndb(self) -> Any:
         """The run's vulnerability database, fetched once; a refusal is said once too."""
         if self._vulndb is None:
-            try:
-                self._vulndb = self.stages.vulndb(self.runner, self.release)
-            except (StepError, Skip) as err:
-                self._vulndb = err
-        if isinstance(self._vulndb, Exception):
-            raise self._vulndb
-        return self._vulndb
+            self._vulndb = scan.once(lambda: self.stages.vulndb(self.runner, self.release))
+        return self._vulndb()
 
     @property
     def mode(self) -> str:

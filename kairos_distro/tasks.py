@@ -37,13 +37,11 @@ from kairos_distro import (
     stages,
     summary,
 )
-from kairos_distro import (
-    scan as scan_stage,
-)
+from kairos_distro import scan as scan_stage
+from kairos_distro.invocation import CELL_HELP, FILE_HELP, TOKEN_HELP
 from kairos_distro.runner import StepError
 from kairos_distro.tasks_trust import scan, sign_, trusted_root, verify
 
-CELL_HELP, FILE_HELP, TOKEN_HELP = invocation.CELL_HELP, invocation.FILE_HELP, invocation.TOKEN_HELP
 # kairos.boot.*, numbers as text: invoke casts INVOKE_KAIROS_* to its default's type, and
 # int("abc") would fail inside invoke; invocation.boot_settings reads them (numbers.py).
 BOOT = {"accel": "auto", "memory": "2048", "cpus": "2", "timeout": "900", "marker": "login:"}
@@ -136,11 +134,7 @@ def publish_(c, cell=None, token="", release_file=""):
     sigstore = invocation.sigstore(rel, required=False, token=token)
     out = Path(c.config.kairos.artifacts)
 
-    databases: list[scan_stage.Database] = []
-
-    def database() -> scan_stage.Database:  # fetched once, for the first cell to scan
-        databases[:] = databases or [scan_stage.database(runner, rel)]
-        return databases[0]
+    database = scan_stage.once(lambda: scan_stage.database(runner, rel))  # for the first scan
 
     def act(one: config.Cell) -> str:
         built = build.local(runner, rel, one)

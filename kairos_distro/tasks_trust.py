@@ -91,16 +91,14 @@ def scan(c, cell=None, release_file=""):
     """Scan each cell's SBOM for known vulnerabilities (grype); apply release.yaml's policy."""
     runner, rel = invocation.setup(c, release_file)
     out = Path(c.config.kairos.artifacts)
-    found: list[scan_stage.Database] = []
+    database = scan_stage.once(lambda: scan_stage.database(runner, rel))  # for the first cell
 
     def act(one: config.Cell) -> str:
         if runner.dry:
             against = rel.vulndb or "the listing's latest database"
             runner.would(one.id, f"scan its SBOM with {rel.grype} against {against}")
             return "dry run"
-        if not found:  # fetched and imported once, for the first cell that needs it
-            found.append(scan_stage.database(runner, rel))
-        report = scan_stage.checked(runner, rel, build.local(runner, rel, one), found[0], out)
+        report = scan_stage.checked(runner, rel, build.local(runner, rel, one), database(), out)
         return f"vulnerabilities: {scan_stage.shown(rel, report)}"
 
     invocation.each(runner, rel, cell, "scan", act)

@@ -85,15 +85,18 @@ def latest(listing: str = "") -> Pin:
         doc = resp.json()
         path, checksum = str(doc["path"]), str(doc["checksum"])
     except (requests.RequestException, ValueError, KeyError, TypeError) as err:
-        why = (
-            f"HTTP {err.response.status_code}"
-            if getattr(err, "response", None) is not None
-            else type(err).__name__
-        )
-        raise VulnDbError(f"vulndb: cannot read the listing {redact(listing)} ({why})") from None
+        raise VulnDbError(
+            f"vulndb: cannot read the listing {redact(listing)} ({_why(err)})"
+        ) from None
     archive = split(urljoin(listing, path))  # the pin goes into release.yaml: no login in it
     bare = urlunsplit(archive._replace(netloc=url_host(archive.geturl()), query="", fragment=""))
     return parse_pin(f"{bare}?checksum={checksum}")
+
+
+def _why(err: Exception) -> str:
+    """An HTTP error's status; any other failure's kind (its text may carry the URL's login)."""
+    response = getattr(err, "response", None)
+    return f"HTTP {response.status_code}" if response is not None else type(err).__name__
 
 
 def cache_root() -> Path:
@@ -118,8 +121,7 @@ def _download(pin: Pin, dest: Path) -> None:
             raise VulnDbError(f"vulndb: {redact(pin.url)} is not the pinned archive ({got})")
         os.replace(tmp, dest)
     except requests.RequestException as err:
-        why = f"HTTP {err.response.status_code}" if err.response is not None else type(err).__name__
-        raise VulnDbError(f"vulndb: cannot download {redact(pin.url)} ({why})") from None
+        raise VulnDbError(f"vulndb: cannot download {redact(pin.url)} ({_why(err)})") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
 
