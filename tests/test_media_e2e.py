@@ -17,7 +17,6 @@ import json
 import shutil
 import subprocess
 import tarfile
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,8 +44,11 @@ NO_PRIVILEGE = {"INVOKE_KAIROS_PRIVILEGED": "false"}
 
 
 @pytest.fixture(scope="module")
-def env(env) -> dict[str, str]:
-    return {**env, **NO_PRIVILEGE}
+def env(env, tmp_path_factory) -> dict[str, str]:
+    # The boots' work directories go under a TMPDIR of this module's own, so the
+    # leak checks see only what these runs made, not another run on the machine.
+    tmp = tmp_path_factory.mktemp("tmp")
+    return {**env, **NO_PRIVILEGE, "TMPDIR": str(tmp)}
 
 
 def baked(tmp: Path, registry: LocalRegistry, sigstore: LocalSigstore, **answers: str) -> Path:
@@ -308,10 +310,15 @@ def test_uki_iso_is_signed_with_the_owners_key_only(trusted, env, tmp_path) -> N
 TCG = {"INVOKE_KAIROS_BOOT_ACCEL": "tcg"}
 
 
-def left_behind() -> list[str]:
-    """QEMU or swtpm processes, or boot work directories, still there after a boot."""
-    procs = subprocess.run(["pgrep", "-a", "qemu-system|swtpm"], capture_output=True, text=True)
-    work = [str(p) for p in Path(tempfile.gettempdir()).glob("kairos-boot-*")]
+def left_behind(env: dict[str, str]) -> list[str]:
+    """QEMU or swtpm processes, or boot work directories, still there after a boot.
+
+    Both are the runs' own: the work directories live in env's TMPDIR, and the
+    processes' command lines name their files there.
+    """
+    tmp = env["TMPDIR"]
+    procs = subprocess.run(["pgrep", "-af", tmp], capture_output=True, text=True)
+    work = [str(p) for p in Path(tmp).glob("kairos-boot-*")]
     return procs.stdout.splitlines() + work
 
 
@@ -330,7 +337,7 @@ def test_trusted_release_enrolls_the_keys_and_boots_under_secure_boot(trusted, e
     # systemd-boot's and the kernel's own words, not our checks'.
     assert "Enrolling secure boot keys from directory: \\loader\\keys\\auto" in log
     assert "secureboot: Secure boot enabled" in log
-    assert not left_behind()
+    assert not left_behind(env)
 
 
 def test_missing_key_file_is_named_and_keeps_the_uki(trusted, env) -> None:
@@ -389,7 +396,7 @@ def test_uki_of_other_keys_is_refused_by_firmware_enrolled_with_the_owners(
     (line,) = proc.stderr.strip().splitlines()
     assert f"{UKI}: test-boot: Secure Boot refused to run it" in line, line
     assert "Access Denied" in line and "serial log:" in line, line
-    assert not left_behind()
+    assert not left_behind(env)
 
 
 def test_keys_never_reach_an_image_layer_or_a_log(trusted, docker_client) -> None:
@@ -427,4 +434,4 @@ def test_arm64_generic_iso_boots_and_passes_its_checks(
     assert proc.returncode == 1, proc.stdout + proc.stderr
     (line,) = proc.stderr.strip().splitlines()
     assert f"{ARM64}: test-boot: the kernel panicked: Kernel panic - not syncing" in line, line
-    assert not left_behind()
+    assert not left_behind(env)
