@@ -2,7 +2,7 @@
 
 An owner takes a base-OS CVE rebuild (same tag, new digest) without a newer
 Kubernetes, or a k3s patch without touching the base. Planning is pure: the
-rewrite functions change exactly one value on its own line(s) and leave every
+rewrite (yamledit) changes exactly one value on its own line(s) and leaves every
 other byte (comments, quoting, line endings) as it was. Effects are apart:
 `resolve` asks the image's registry for a tag's digest, and `apply` writes the
 file atomically only after release.yaml's own validation accepts the result.
@@ -27,6 +27,7 @@ from .hosts import hostname, is_loopback, private_channel, redact, split, url_ho
 from .ref import ImageRef, RefError
 from .registry import Registry, RegistryError
 from .words import clip, suggest
+from .yamledit import EditError, rewrite, rewrite_provider
 
 # `invoke bump WHAT` -> the release.yaml field it moves.
 IMAGES = {
@@ -40,7 +41,6 @@ IMAGES = {
 PROVIDERS = tuple(cells.PROVIDER_VERSION)
 WHATS = (*IMAGES, *PROVIDERS, "vulndb")
 DIGEST = re.compile(r"^sha256:[a-f0-9]{64}\Z")
-_KEY = r"[A-Za-z_][A-Za-z0-9_]*"
 
 
 class PinError(ValueError):
@@ -74,54 +74,6 @@ def target(current: str, to: str = "") -> ImageRef:
         return now.with_digest("").with_tag(to)
     except RefError:
         raise PinError(f"--to {clip(to)} is not a tag or an image reference") from None
-
-
-# -- pure rewriting ----------------------------------------------------------------------
-_LINE = re.compile(
-    r"^(?P<head>[ \t]*(?:-[ \t]+)?(?P<key>" + _KEY + r"):[ \t]*)"
-    r"(?P<value>\"[^\"\\]*\"|'[^']*'|[^\s#'\"][^#]*?)"
-    r"(?P<tail>[ \t]*(?:#.*)?)$"
-)
-
-
-def _swap(line: str, key: str, old: str, new: str, *, top: bool) -> str | None:
-    """`line` with `key`'s value `old` made `new`, same quoting; None if it is not that line."""
-    body = line.rstrip("\r\n")  # the line ending (LF, CRLF or none) stays as it was
-    end = line[len(body) :]
-    found = _LINE.match(body)
-    if not found or found["key"] != key or (top and found["head"][:1] in (" ", "\t", "-")):
-        return None
-    raw = found["value"]
-    quote = raw[0] if raw[0] in "\"'" else ""
-    value = raw[1:-1] if quote else raw
-    if value != old:
-        return None
-    return f"{found['head']}{quote}{new}{quote}{found['tail']}{end}"
-
-
-def rewrite(text: str, field: str, old: str, new: str) -> str:
-    """`text` with the top-level `field: old` line made `field: new`; nothing else changes."""
-    lines = text.splitlines(keepends=True)
-    hits = [i for i, line in enumerate(lines) if _swap(line, field, old, new, top=True)]
-    if len(hits) != 1:
-        where = "no line" if not hits else f"{len(hits)} lines"
-        raise PinError(f"{field}: found {where} reading `{field}: {old}` to rewrite")
-    lines[hits[0]] = _swap(lines[hits[0]], field, old, new, top=True) or ""
-    return "".join(lines)
-
-
-def rewrite_provider(text: str, old: str, new: str) -> str:
-    """`text` with every cell's `provider_version: old` made `new`; nothing else changes."""
-    lines = text.splitlines(keepends=True)
-    count = 0
-    for i, line in enumerate(lines):
-        swapped = _swap(line, "provider_version", old, new, top=False)
-        if swapped is not None:
-            lines[i] = swapped
-            count += 1
-    if not count:
-        raise PinError(f"provider_version: found no line reading `provider_version: {old}`")
-    return "".join(lines)
 
 
 def provider_versions(rel: config.Release, provider: str) -> list[str]:
@@ -374,12 +326,10 @@ def plan(
         new = resolver(target(old, to))
         if ImageRef.parse(new) == ImageRef.parse(old):
             new = old  # the same pin, however it is spelled
-        new_text = text if new == old else rewrite(text, field, old, new)
-        return Bump(what, field, old, new, path, new_text)
+        return Bump(what, field, old, new, path, _moved(text, field, old, new))
     old = provider_old(rel, what, to, from_)
     to = to or latest_patch(what, old, releases(what))  # no --to: newest patch, same minor
-    new_text = text if to == old else rewrite_provider(text, old, to)
-    return Bump(what, "provider_version", old, to, path, new_text)
+    return Bump(what, "provider_version", old, to, path, _moved(text, "provider_version", old, to))
 
 
 def _vulndb(path: Path, old: str, text: str, to: str) -> Bump:
@@ -388,11 +338,16 @@ def _vulndb(path: Path, old: str, text: str, to: str) -> Bump:
         new = str(vulndb.parse_pin(to) if to else vulndb.latest())
     except vulndb.VulnDbError as err:
         raise (PinError if to else ResolveError)(str(err)) from None
-    return Bump(
-        "vulndb",
-        "vulndb",
-        old,
-        new,
-        path,
-        text if new == old else rewrite(text, "vulndb", old, new),
-    )
+    return Bump("vulndb", "vulndb", old, new, path, _moved(text, "vulndb", old, new))
+
+
+def _moved(text: str, field: str, old: str, new: str) -> str:
+    """`text` with the pin moved (as it was when it stays), or a one-line PinError."""
+    if new == old:
+        return text
+    try:
+        if field == "provider_version":
+            return rewrite_provider(text, old, new)
+        return rewrite(text, field, old, new)
+    except EditError as err:
+        raise PinError(str(err)) from None

@@ -20,7 +20,7 @@ import pytest
 import static_http
 from package_helpers import ROOT, run_invoke
 
-from kairos_distro import config, pins
+from kairos_distro import config, pins, yamledit, yamlfile
 from kairos_distro.ref import ImageRef
 from kairos_distro.registry import ACCEPT, Registry
 
@@ -134,7 +134,7 @@ def test_target_refusals(current, to, reason) -> None:
     ],
 )
 def test_rewrite_changes_one_line_and_keeps_its_quoting(field, old, new, line) -> None:
-    after = pins.rewrite(RELEASE, field, old, new)
+    after = yamledit.rewrite(RELEASE, field, old, new)
     ((was, now),) = changed_lines(RELEASE, after)
     assert was.startswith(f"{field}:")
     assert now == line
@@ -142,18 +142,35 @@ def test_rewrite_changes_one_line_and_keeps_its_quoting(field, old, new, line) -
 
 def test_rewrite_keeps_crlf_line_endings() -> None:
     text = RELEASE.replace("\n", "\r\n")
-    after = pins.rewrite(text, "base_image", "ubuntu:24.04", "ubuntu:26.04")
+    after = yamledit.rewrite(text, "base_image", "ubuntu:24.04", "ubuntu:26.04")
     assert after == text.replace('"ubuntu:24.04"', '"ubuntu:26.04"')
     assert after.count("\r\n") == text.count("\r\n")
 
 
 def test_rewrite_refuses_a_value_it_cannot_find() -> None:
-    with pytest.raises(pins.PinError, match=r"^base_image: found no line reading"):
-        pins.rewrite(RELEASE, "base_image", "ubuntu:22.04", "ubuntu:26.04")
-    # An indented key is not the top-level field.
+    with pytest.raises(yamledit.EditError, match=r"^base_image: found no line reading"):
+        yamledit.rewrite(RELEASE, "base_image", "ubuntu:22.04", "ubuntu:26.04")
+
+
+def test_rewrite_adds_a_field_the_file_leaves_out() -> None:
+    # An indented key is not the top-level field: it stays, and the field is added.
     nested = "cells:\n  - base_image: ubuntu:24.04\n"
-    with pytest.raises(pins.PinError):
-        pins.rewrite(nested, "base_image", "ubuntu:24.04", "ubuntu:26.04")
+    after = yamledit.rewrite(nested, "base_image", "ubuntu:24.04", "ubuntu:26.04")
+    assert after == nested + "base_image: ubuntu:26.04\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "added"),
+    [
+        ("name: x\r\n", "a:b", "name: x\r\nsyft: a:b\r\n"),  # the file's line ending
+        ("name: x", "a:b", "name: x\nsyft: a:b\n"),  # no newline at the end
+        ("name: x\n", "a #b", 'name: x\nsyft: "a #b"\n'),  # plain would drop the comment
+        ("name: x\n", "", 'name: x\nsyft: ""\n'),
+    ],
+)
+def test_add_puts_one_line_at_the_end_that_reads_back(text, value, added) -> None:
+    assert yamledit.add(text, "syft", value) == added
+    assert yamlfile.loads(added)["syft"] == value
 
 
 def test_rewrite_of_the_repositorys_own_release_file() -> None:
@@ -168,13 +185,13 @@ def test_rewrite_of_the_repositorys_own_release_file() -> None:
     for field in present:
         old = getattr(rel, field)
         new = f"{old.split('@')[0]}@{B}"
-        ((was, now),) = changed_lines(text, pins.rewrite(text, field, old, new))
+        ((was, now),) = changed_lines(text, yamledit.rewrite(text, field, old, new))
         assert was.startswith(f"{field}: ")
         assert now == was.replace(old, new)
 
 
 def test_rewrite_provider_touches_only_that_version() -> None:
-    after = pins.rewrite_provider(RELEASE, "v1.35.1+k3s1", "v1.35.2+k3s1")
+    after = yamledit.rewrite_provider(RELEASE, "v1.35.1+k3s1", "v1.35.2+k3s1")
     assert (
         changed_lines(RELEASE, after)
         == [
@@ -544,7 +561,7 @@ def test_renovate_finds_the_provider_versions_of_this_release_file() -> None:
 
 
 def test_renovate_and_bump_read_the_same_lines() -> None:
-    after = pins.rewrite(RELEASE, "base_image", "ubuntu:24.04", f"ubuntu:24.04@{A}")
+    after = yamledit.rewrite(RELEASE, "base_image", "ubuntu:24.04", f"ubuntu:24.04@{A}")
     matches = renovate_matches(after)
     images = [
         (m["depType"], m["depName"], m["currentValue"], m.get("currentDigest"))
@@ -579,7 +596,7 @@ def test_renovate_replacement_writes_what_bump_writes(current) -> None:
     manager = renovate()["customManagers"][0]
     upgrade = {**found, "newValue": "24.04", "newDigest": A}
     replaced = text.replace(found["replace"], render(manager["autoReplaceStringTemplate"], upgrade))
-    assert replaced == pins.rewrite(text, "base_image", current, f"ubuntu:24.04@{A}")
+    assert replaced == yamledit.rewrite(text, "base_image", current, f"ubuntu:24.04@{A}")
 
 
 # -- provider versions from the upstream release list ---------------------------------------
@@ -666,7 +683,7 @@ def test_bump_without_to_takes_the_newest_patch_of_the_minor(release_file) -> No
     )
     assert (change.old, change.new) == ("v1.35.1+k3s1", "v1.35.2+k3s2")
     original = release_file.read_text(encoding="utf-8")
-    assert change.text == pins.rewrite_provider(original, "v1.35.1+k3s1", "v1.35.2+k3s2")
+    assert change.text == yamledit.rewrite_provider(original, "v1.35.1+k3s1", "v1.35.2+k3s2")
     assert change.text.count('provider_version: "v1.35.2+k3s2"') == 2  # both cells of the line
 
 
@@ -758,13 +775,22 @@ def test_bump_vulndb_refuses_what_is_not_a_pin(tools_file, to) -> None:
     assert tools_file.read_text(encoding="utf-8") == TOOLS
 
 
-def test_bump_vulndb_without_a_vulndb_line_is_one_line(release_file) -> None:
-    # A release file from before the scan: nothing to rewrite, nothing written.
-    with pytest.raises(
-        pins.PinError, match=r"^vulndb: found no line reading `vulndb: ` to rewrite$"
-    ):
-        pins.plan(release_file, "vulndb", to=PIN)
-    assert release_file.read_text(encoding="utf-8") == RELEASE
+def test_bump_vulndb_adds_the_pin_a_file_from_before_the_scan_lacks(release_file) -> None:
+    change = pins.plan(release_file, "vulndb", to=PIN)
+    assert (change.old, change.new) == ("", PIN)
+    pins.apply(change)
+    assert release_file.read_text(encoding="utf-8") == f"{RELEASE}vulndb: {PIN}\n"
+    assert config.load(release_file).vulndb == PIN
+
+
+def test_bump_syft_adds_the_pin_a_file_from_before_the_scan_lacks(release_file) -> None:
+    # Without a syft line the default applies; the bump pins that tag's digest.
+    change = pins.plan(release_file, "syft", resolver=fake_resolver)
+    assert change.old == config.SYFT_IMAGE
+    assert change.new == f"{config.SYFT_IMAGE}@{A}"
+    pins.apply(change)
+    assert release_file.read_text(encoding="utf-8") == f"{RELEASE}syft: {change.new}\n"
+    assert config.load(release_file).syft == change.new
 
 
 @pytest.fixture
