@@ -87,6 +87,11 @@ def _put_image(
     return digest
 
 
+# Our gzip of a layer is deterministic (mtime 0, level 6), so within a run a layer's
+# diff id names the blob it became: cells on one base compress that base once.
+_PACKED: dict[str, dict[str, Any]] = {}
+
+
 def push_image(runner: Runner, registry: Registry, repo: str, built: Built) -> str:
     """Upload the image's blobs and manifest by digest; return the digest."""
     image = runner.docker().images.get(built.image_id)
@@ -98,16 +103,32 @@ def push_image(runner: Runner, registry: Registry, repo: str, built: Built) -> s
         with tarfile.open(saved) as tar:
             entry = json.load(tar.extractfile("manifest.json"))[0]  # type: ignore[arg-type]
             config = tar.extractfile(entry["Config"]).read()  # type: ignore[union-attr]
+            diff_ids = json.loads(config)["rootfs"]["diff_ids"]
             layers = []
-            for i, name in enumerate(entry["Layers"]):
-                runner.say(built.cell.id, f"pushing layer {i + 1}/{len(entry['Layers'])}")
-                packed = Path(tmp) / f"layer{i}.tar.gz"
-                with _gzipped(packed) as gz:
-                    shutil.copyfileobj(tar.extractfile(name), gz, 1 << 20)
-                layers.append(registry.push_file(repo, packed, LAYER_TYPE).as_json())
-                packed.unlink()
+            for i, (name, diff_id) in enumerate(zip(entry["Layers"], diff_ids, strict=True)):
+                which = f"layer {i + 1}/{len(diff_ids)}"
+                known = _PACKED.get(diff_id)
+                if known is not None and registry.has_blob(repo, known["digest"]):
+                    runner.say(built.cell.id, f"{which} is in the registry already")
+                    layers.append(known)
+                    continue
+                runner.say(built.cell.id, f"pushing {which}")
+                layers.append(_push_layer(registry, repo, tar, name, Path(tmp) / "layer.tar.gz"))
+                _PACKED[diff_id] = layers[-1]
     labels = json.loads(config).get("config", {}).get("Labels") or {}
     return _put_image(registry, repo, config, layers, labels)
+
+
+def _push_layer(
+    registry: Registry, repo: str, tar: tarfile.TarFile, name: str, packed: Path
+) -> dict[str, Any]:
+    """Compress one layer of a `docker save` archive and push it; its descriptor."""
+    with _gzipped(packed) as gz:
+        shutil.copyfileobj(tar.extractfile(name), gz, 1 << 20)
+    try:
+        return registry.push_file(repo, packed, LAYER_TYPE).as_json()
+    finally:
+        packed.unlink()
 
 
 class _Hashing:
