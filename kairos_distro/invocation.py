@@ -7,6 +7,8 @@ Release and a Runner; a ConfigError, a bad setting or failed cells become an
 
 from __future__ import annotations
 
+import signal
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +31,15 @@ def load(c: Context, release_file: str) -> config.Release:
         raise Exit(str(err), code=2) from None
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    print(f"stopped by {signal.Signals(signum).name}", file=sys.stderr)
+    raise KeyboardInterrupt
+
+
 def setup(c: Context, release_file: str) -> tuple[Runner, config.Release]:
+    # SIGTERM (`timeout`, a service manager, a CI cancel) unwinds as Ctrl-C does:
+    # QEMU, swtpm, containers and work directories are stopped and removed.
+    signal.signal(signal.SIGTERM, _terminated)
     settings = c.config.kairos
     rel = load(c, release_file)
     runner = Runner(

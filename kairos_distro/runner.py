@@ -81,6 +81,16 @@ class Process:
                 self._popen.wait()
 
 
+@contextmanager
+def _stopped(popen: subprocess.Popen[Any]) -> Iterator[None]:
+    """Stop the child if the block is left by an exception (an interrupt): no orphaned build."""
+    try:
+        yield
+    except BaseException:
+        Process(popen).stop()
+        raise
+
+
 @dataclass
 class Runner:
     dry: bool = False
@@ -202,10 +212,11 @@ class Runner:
         except OSError as err:
             raise StepError(cell, step, f"cannot run {argv[0]}: {err.strerror}") from None
         assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip()
-            tail.append(line)
-            self.say(cell, line)
+        with _stopped(proc):
+            for line in proc.stdout:
+                line = line.rstrip()
+                tail.append(line)
+                self.say(cell, line)
         if proc.wait() != 0:
             last = next((x.strip() for x in reversed(tail) if x.strip()), "")
             reason = f"{Path(argv[0]).name} exited {proc.returncode}"

@@ -14,9 +14,11 @@ import io
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -177,6 +179,38 @@ def test_iso_boots_into_the_live_system(repo, env) -> None:
     assert not qemu_running(iso)
     log = iso.with_name(ISO.removesuffix(".iso") + ".serial.log").read_text()
     assert "kairos login:" in log
+
+
+def test_sigterm_stops_the_boot_and_leaves_nothing(repo, env, tmp_path) -> None:
+    """`timeout`, a service manager or a CI cancel: QEMU and the work files go too."""
+    tmp = tmp_path / "tmp"  # the boot's work directory lands here, and QEMU's argv names it
+    tmp.mkdir()
+    proc = subprocess.Popen(
+        ["invoke", "test-boot"],
+        cwd=repo,
+        env={**os.environ, **env, **BOOT_ENV, "TMPDIR": str(tmp)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert any("booting " in line for line in proc.stdout)  # reads up to QEMU's start
+    deadline = time.monotonic() + 30
+    while not named(tmp) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert named(tmp), "QEMU never started"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert err.strip().splitlines() == ["stopped by SIGTERM"]
+    assert not named(tmp)
+    assert not list(tmp.iterdir())
+
+
+def named(tmp: Path) -> list[str]:
+    """Processes whose command line names `tmp`."""
+    found = subprocess.run(["pgrep", "-af", str(tmp)], capture_output=True, text=True)
+    return found.stdout.splitlines()
 
 
 def boot_failure(repo: Path, env: dict, iso: Path, timeout: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -588,6 +589,25 @@ def test_runner_streams_output_with_the_cell_prefix() -> None:
     script = "import os; print('hello'); print(os.environ['EXTRA'])"
     Runner(out=out).run("cell-a", "build", [sys.executable, "-c", script], {"EXTRA": "from env"})
     assert out.getvalue() == "[cell-a] hello\n[cell-a] from env\n"
+
+
+class _InterruptOnWrite(io.StringIO):
+    """A terminal whose user presses Ctrl-C as the first line arrives."""
+
+    def write(self, text: str) -> int:
+        raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_stops_its_child(tmp_path) -> None:
+    pidfile = tmp_path / "pid"
+    script = (
+        f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
+        "print('working', flush=True); time.sleep(120)"
+    )
+    with pytest.raises(KeyboardInterrupt):
+        Runner(out=_InterruptOnWrite()).run("cell-a", "build", [sys.executable, "-c", script])
+    with pytest.raises(ProcessLookupError):  # stopped and reaped: no orphaned build
+        os.kill(int(pidfile.read_text()), 0)
 
 
 def test_runner_failure_keeps_the_output_tail() -> None:
