@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,7 +40,8 @@ def _terminated(signum: int, _frame: object) -> None:
 def setup(c: Context, release_file: str) -> tuple[Runner, config.Release]:
     # SIGTERM (`timeout`, a service manager, a CI cancel) unwinds as Ctrl-C does:
     # QEMU, swtpm, containers and work directories are stopped and removed.
-    signal.signal(signal.SIGTERM, _terminated)
+    if threading.current_thread() is threading.main_thread():  # the only one that may
+        signal.signal(signal.SIGTERM, _terminated)
     settings = c.config.kairos
     rel = load(c, release_file)
     runner = Runner(

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -452,3 +454,26 @@ def test_test_boot_without_qemu_skips_every_cell(boot_runs) -> None:
         ["arm64-rpi4", "skipped"],
         ["riscv64-generic", "skipped"],
     ]
+
+
+def test_setup_turns_sigterm_into_an_interrupt_on_the_main_thread_only() -> None:
+    from invoke import Config, Context
+
+    from kairos_distro import invocation, tasks
+
+    context = Context(Config(overrides=tasks.ns.configuration()))
+    release_file = str(ROOT / "release.yaml")
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        answers: list[object] = []
+        worker = threading.Thread(
+            target=lambda: answers.append(invocation.setup(context, release_file))
+        )
+        worker.start()
+        worker.join()
+        assert len(answers) == 1  # no ValueError: only the main thread may set a handler
+        assert signal.getsignal(signal.SIGTERM) == before
+        invocation.setup(context, release_file)
+        assert signal.getsignal(signal.SIGTERM) == invocation._terminated
+    finally:
+        signal.signal(signal.SIGTERM, before)
